@@ -1,0 +1,24 @@
+//! Request limits, checked by the API before anything is written. Documented
+//! in docs/operations.md; change both together.
+
+/// Longest name, external id or agent id, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest message text, in bytes.
+pub const MAX_MESSAGE_TEXT_BYTES: usize = 16 * 1024;
+/// Longest AutoQA pattern, in bytes.
+pub const MAX_PATTERN_BYTES: usize = 1024;
+/// Most criteria on one template.
+pub const MAX_CRITERIA_PER_TEMPLATE: usize = 100;
+/// Most scores in one create or update.
+pub const MAX_SCORES_PER_SCORECARD: usize = MAX_CRITERIA_PER_TEMPLATE;
+/// Most conversations linked to one process scorecard.
+pub const MAX_LINKED_CONVERSATIONS: usize = 1000;
+/// Most conversations in one UpsertConversations call.
+pub const MAX_CONVERSATIONS_PER_UPSERT: usize = 500;
+/// Most messages in one conversation.
+pub const MAX_MESSAGES_PER_CONVERSATION: usize = 5000;
+/// Most explicit ids in BatchIndexConversations or AutoscoreConversations.
+pub const MAX_IDS_PER_BATCH: usize = 10_000;
+/// Largest page of a List call; 0 asks for the default.
+pub const MAX_PAGE_SIZE: usize = 500;
+pub const DEFAULT_PAGE_SIZE: usize = 100;

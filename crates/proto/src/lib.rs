@@ -1,0 +1,19 @@
+//! Generated code for the scorekeeper gRPC contract (`proto/`), and the
+//! encoded file descriptor set that server reflection serves.
+
+#![allow(clippy::all, missing_docs)]
+
+pub mod scorekeeper {
+    pub mod v1 {
+        tonic::include_proto!("scorekeeper.v1");
+        pub mod coaching {
+            tonic::include_proto!("scorekeeper.v1.coaching");
+        }
+    }
+}
+
+pub use scorekeeper::v1;
+pub use scorekeeper::v1::coaching;
+
+/// The compiled descriptors of every `.proto` file, for reflection and tests.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("scorekeeper_descriptor");
