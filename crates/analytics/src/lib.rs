@@ -1,1 +1,97 @@
+//! ClickHouse, the analytics copy: the schema (`sql/schema`), the row
+//! encodings, the one insert path every writer calls, and the readers of
+//! statistics (`sql/queries`).
+//!
+//! Rows are idempotent: tables are `ReplacingMergeTree(version)` keyed by
+//! (customer_id, id) with an `is_deleted` tombstone column, and versions come
+//! from Postgres, so any path may write again, late or out of order, and the
+//! highest version wins. Readers use `FINAL`.
 
+pub mod error;
+pub mod rows;
+mod schema;
+pub mod stats;
+pub mod writer;
+
+pub use error::{AnalyticsError, Result};
+pub use writer::WritePath;
+
+/// Where ClickHouse is and who we are there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClickHouseConfig {
+    /// HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// A handle on the analytics database. Cheap to clone.
+#[derive(Clone)]
+pub struct Analytics {
+    client: clickhouse::Client,
+    config: ClickHouseConfig,
+}
+
+impl Analytics {
+    /// Checks the settings; connects lazily.
+    pub fn new(config: ClickHouseConfig) -> Result<Analytics> {
+        if config.database.is_empty()
+            || !config
+                .database
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(AnalyticsError::BadDatabaseName(config.database.clone()));
+        }
+        let client = server_client(&config).with_database(&config.database);
+        Ok(Analytics { client, config })
+    }
+
+    pub fn config(&self) -> &ClickHouseConfig {
+        &self.config
+    }
+
+    pub(crate) fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
+    /// Creates the database if missing and applies every schema file. The
+    /// statements are `IF NOT EXISTS`, so this is safe to repeat.
+    pub async fn migrate(&self) -> Result<()> {
+        let create = format!("CREATE DATABASE IF NOT EXISTS {}", self.config.database);
+        server_client(&self.config)
+            .query(&create)
+            .execute()
+            .await
+            .map_err(AnalyticsError::from_query)?;
+        for statement in schema::statements() {
+            self.client
+                .query(&statement)
+                .execute()
+                .await
+                .map_err(AnalyticsError::from_query)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that ClickHouse answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.client
+            .query("SELECT 1")
+            .execute()
+            .await
+            .map_err(AnalyticsError::from_query)
+    }
+}
+
+/// A client for the server, without a database selected.
+fn server_client(config: &ClickHouseConfig) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(&config.url)
+        .with_user(&config.user)
+        .with_password(&config.password)
+        // ClickHouse 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
+        .with_validation(false)
+        .with_compression(clickhouse::Compression::Lz4)
+}

@@ -1,11 +1,15 @@
-//! The scorekeeper domain: ids, scorecard kinds, validation limits, scoring
-//! and AutoQA rules. Pure code, no I/O, so every other crate can share it.
+//! The scorekeeper domain: ids, scorecard kinds, validation limits, scoring,
+//! templates and scorecards, the mirrored row shapes and AutoQA rules. Pure
+//! code, no I/O, so every other crate can share it.
 
 pub mod autoqa;
 pub mod ids;
 pub mod limits;
+pub mod mirror;
+pub mod scorecard;
 pub mod scoring;
 pub mod transcript;
 
 pub use ids::{ConversationId, CriterionId, CustomerId, ScorecardId, TemplateId};
+pub use scorecard::Invalid;
 pub use scoring::{ScorecardSource, TemplateType};

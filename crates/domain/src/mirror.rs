@@ -1,0 +1,74 @@
+//! The rows ClickHouse mirrors, as read from Postgres. Every write path
+//! produces these; `analytics` turns them into ClickHouse rows.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{ConversationId, CriterionId, CustomerId, ScorecardId, TemplateId};
+use crate::scoring::{ScorecardSource, TemplateType};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationRecord {
+    pub customer_id: CustomerId,
+    pub id: ConversationId,
+    pub external_id: String,
+    pub agent_id: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub message_count: u32,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub is_deleted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScorecardRecord {
+    pub customer_id: CustomerId,
+    pub id: ScorecardId,
+    pub template_id: TemplateId,
+    pub template_type: TemplateType,
+    pub conversation_id: Option<ConversationId>,
+    pub agent_id: String,
+    pub source: ScorecardSource,
+    pub total_score: f64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub is_deleted: bool,
+}
+
+/// A score with what analytics groups by, taken from its scorecard. A score
+/// of a deleted scorecard is deleted too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreRecord {
+    pub customer_id: CustomerId,
+    pub id: i64,
+    pub scorecard_id: ScorecardId,
+    pub template_id: TemplateId,
+    pub criterion_id: CriterionId,
+    pub conversation_id: Option<ConversationId>,
+    pub agent_id: String,
+    pub template_type: TemplateType,
+    pub value: f64,
+    pub scorecard_created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub is_deleted: bool,
+}
+
+/// A batch of mirror rows bound for ClickHouse together.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MirrorBatch {
+    pub conversations: Vec<ConversationRecord>,
+    pub scorecards: Vec<ScorecardRecord>,
+    pub scores: Vec<ScoreRecord>,
+}
+
+impl MirrorBatch {
+    pub fn is_empty(&self) -> bool {
+        self.conversations.is_empty() && self.scorecards.is_empty() && self.scores.is_empty()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.conversations.len() + self.scorecards.len() + self.scores.len()
+    }
+}

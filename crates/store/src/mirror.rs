@@ -1,0 +1,179 @@
+//! Readers of the rows ClickHouse mirrors, as they are in Postgres now,
+//! deleted rows included (they become tombstones).
+
+use chrono::{DateTime, Utc};
+use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
+use scorekeeper_domain::{ConversationId, CriterionId, CustomerId, ScorecardId, TemplateId};
+
+use crate::Store;
+use crate::codec;
+use crate::error::Result;
+
+/// Which conversations a batch index covers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConversationSelector {
+    Ids(Vec<ConversationId>),
+    /// `started_at` in `[start, end)`.
+    StartedBetween {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+}
+
+const SCORECARD_SELECT: &str = "SELECT customer_id, id, template_id, template_type, conversation_id, agent_id, \
+     source, total_score, created_at, updated_at, version, deleted_at IS NOT NULL FROM scorecards";
+
+const SCORE_SELECT: &str = "SELECT s.customer_id, s.id, s.scorecard_id, c.template_id, s.criterion_id, \
+     c.conversation_id, c.agent_id, c.template_type, s.value, c.created_at, s.updated_at, s.version, \
+     (s.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL) \
+     FROM scores s JOIN scorecards c ON c.id = s.scorecard_id";
+
+fn scorecard_record(row: &tokio_postgres::Row) -> Result<ScorecardRecord> {
+    Ok(ScorecardRecord {
+        customer_id: CustomerId(row.try_get(0)?),
+        id: ScorecardId(row.try_get(1)?),
+        template_id: TemplateId(row.try_get(2)?),
+        template_type: codec::template_type(row.try_get(3)?)?,
+        conversation_id: row.try_get::<_, Option<i64>>(4)?.map(ConversationId),
+        agent_id: row.try_get(5)?,
+        source: codec::source(row.try_get(6)?)?,
+        total_score: row.try_get(7)?,
+        created_at: row.try_get(8)?,
+        updated_at: row.try_get(9)?,
+        version: row.try_get(10)?,
+        is_deleted: row.try_get(11)?,
+    })
+}
+
+fn score_record(row: &tokio_postgres::Row) -> Result<ScoreRecord> {
+    Ok(ScoreRecord {
+        customer_id: CustomerId(row.try_get(0)?),
+        id: row.try_get(1)?,
+        scorecard_id: ScorecardId(row.try_get(2)?),
+        template_id: TemplateId(row.try_get(3)?),
+        criterion_id: CriterionId(row.try_get(4)?),
+        conversation_id: row.try_get::<_, Option<i64>>(5)?.map(ConversationId),
+        agent_id: row.try_get(6)?,
+        template_type: codec::template_type(row.try_get(7)?)?,
+        value: row.try_get(8)?,
+        scorecard_created_at: row.try_get(9)?,
+        updated_at: row.try_get(10)?,
+        version: row.try_get(11)?,
+        is_deleted: row.try_get(12)?,
+    })
+}
+
+impl Store {
+    /// Scorecards by id, of any customer and deleted or not, with all their
+    /// scores: what the outbox dispatcher sends.
+    pub async fn scorecard_mirror(&self, ids: &[ScorecardId]) -> Result<MirrorBatch> {
+        let ids: Vec<i64> = ids.iter().map(|s| s.0).collect();
+        let client = self.pool().get().await?;
+        let scorecards = client
+            .query(
+                &format!("{SCORECARD_SELECT} WHERE id = ANY($1) ORDER BY id"),
+                &[&ids],
+            )
+            .await?;
+        let scores = client
+            .query(
+                &format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"),
+                &[&ids],
+            )
+            .await?;
+        Ok(MirrorBatch {
+            conversations: Vec::new(),
+            scorecards: scorecards
+                .iter()
+                .map(scorecard_record)
+                .collect::<Result<_>>()?,
+            scores: scores.iter().map(score_record).collect::<Result<_>>()?,
+        })
+    }
+
+    /// Up to `limit` of the customer's conversations in `selector` with id
+    /// greater than `after`, in id order (keyset paging).
+    pub async fn conversation_page(
+        &self,
+        customer_id: CustomerId,
+        selector: &ConversationSelector,
+        after: ConversationId,
+        limit: usize,
+    ) -> Result<Vec<ConversationRecord>> {
+        let client = self.pool().get().await?;
+        const COLUMNS: &str = "customer_id, id, external_id, agent_id, started_at, ended_at, message_count, \
+             updated_at, version, deleted_at IS NOT NULL";
+        let rows = match selector {
+            ConversationSelector::Ids(ids) => {
+                let ids: Vec<i64> = ids.iter().map(|c| c.0).collect();
+                client
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM conversations
+                             WHERE customer_id = $1 AND id = ANY($2) AND id > $3 ORDER BY id LIMIT $4"
+                        ),
+                        &[&customer_id.0, &ids, &after.0, &(limit as i64)],
+                    )
+                    .await?
+            }
+            ConversationSelector::StartedBetween { start, end } => {
+                client
+                    .query(
+                        &format!(
+                            "SELECT {COLUMNS} FROM conversations
+                             WHERE customer_id = $1 AND started_at >= $2 AND started_at < $3 AND id > $4
+                             ORDER BY id LIMIT $5"
+                        ),
+                        &[&customer_id.0, start, end, &after.0, &(limit as i64)],
+                    )
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(ConversationRecord {
+                    customer_id: CustomerId(row.try_get(0)?),
+                    id: ConversationId(row.try_get(1)?),
+                    external_id: row.try_get(2)?,
+                    agent_id: row.try_get(3)?,
+                    started_at: row.try_get(4)?,
+                    ended_at: row.try_get(5)?,
+                    message_count: codec::count(row.try_get(6)?)?,
+                    updated_at: row.try_get(7)?,
+                    version: row.try_get(8)?,
+                    is_deleted: row.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The conversation scorecards (never process ones) of these
+    /// conversations, deleted or not, with all their scores.
+    pub async fn conversation_scorecards_mirror(
+        &self,
+        conversation_ids: &[ConversationId],
+    ) -> Result<MirrorBatch> {
+        let ids: Vec<i64> = conversation_ids.iter().map(|c| c.0).collect();
+        let client = self.pool().get().await?;
+        let scorecards = client
+            .query(
+                &format!("{SCORECARD_SELECT} WHERE conversation_id = ANY($1) AND template_type = 1 ORDER BY id"),
+                &[&ids],
+            )
+            .await?;
+        let scores = client
+            .query(
+                &format!("{SCORE_SELECT} WHERE c.conversation_id = ANY($1) AND c.template_type = 1 ORDER BY s.id"),
+                &[&ids],
+            )
+            .await?;
+        Ok(MirrorBatch {
+            conversations: Vec::new(),
+            scorecards: scorecards
+                .iter()
+                .map(scorecard_record)
+                .collect::<Result<_>>()?,
+            scores: scores.iter().map(score_record).collect::<Result<_>>()?,
+        })
+    }
+}

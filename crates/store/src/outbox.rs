@@ -1,0 +1,179 @@
+//! The transactional outbox. An entry is written in the same transaction as
+//! the scorecard change it announces; a dispatcher claims due entries with a
+//! lease (so a dead dispatcher's entries come back), writes ClickHouse, and
+//! deletes them. Delivery is at least once; ClickHouse's version column makes
+//! repeats harmless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use scorekeeper_domain::{CustomerId, ScorecardId};
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, NoTls, Transaction};
+
+use crate::Store;
+use crate::error::Result;
+
+/// The Postgres channel the outbox trigger notifies.
+const CHANNEL: &str = "scorekeeper_outbox";
+
+/// Which write path queued an entry; a metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxOrigin {
+    Api,
+    AutoQa,
+}
+
+impl OutboxOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxOrigin::Api => "api",
+            OutboxOrigin::AutoQa => "autoqa",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub customer_id: CustomerId,
+    pub scorecard_id: ScorecardId,
+    /// `api` or `autoqa` (see [`OutboxOrigin`]).
+    pub origin: String,
+    /// Claims so far, this one included.
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How far behind the outbox is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutboxStats {
+    pub depth: i64,
+    pub oldest_age_seconds: f64,
+}
+
+pub(crate) async fn enqueue(
+    tx: &Transaction<'_>,
+    customer_id: CustomerId,
+    scorecard_id: ScorecardId,
+    origin: OutboxOrigin,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO outbox (customer_id, scorecard_id, origin) VALUES ($1, $2, $3)",
+        &[&customer_id.0, &scorecard_id.0, &origin.as_str()],
+    )
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Claims up to `limit` due entries, oldest first, for `lease`: until
+    /// then no other dispatcher sees them. Several dispatchers never claim
+    /// the same entry at once (`SKIP LOCKED`).
+    pub async fn claim_outbox(&self, limit: usize, lease: Duration) -> Result<Vec<OutboxEntry>> {
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                "UPDATE outbox SET attempts = attempts + 1,
+                        next_attempt_at = now() + make_interval(secs => $2)
+                 WHERE id IN (SELECT id FROM outbox WHERE next_attempt_at <= now()
+                              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, customer_id, scorecard_id, origin, attempts, created_at",
+                &[&(limit as i64), &lease.as_secs_f64()],
+            )
+            .await?;
+        let mut entries = rows
+            .iter()
+            .map(|r| {
+                Ok(OutboxEntry {
+                    id: r.try_get(0)?,
+                    customer_id: CustomerId(r.try_get(1)?),
+                    scorecard_id: ScorecardId(r.try_get(2)?),
+                    origin: r.try_get(3)?,
+                    attempts: r.try_get(4)?,
+                    created_at: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        entries.sort_by_key(|e| e.id);
+        Ok(entries)
+    }
+
+    /// Removes delivered entries.
+    pub async fn complete_outbox(&self, ids: &[i64]) -> Result<()> {
+        let client = self.pool().get().await?;
+        client
+            .execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids])
+            .await?;
+        Ok(())
+    }
+
+    /// Puts entries back for another try after `retry_in`, recording why.
+    pub async fn fail_outbox(&self, ids: &[i64], retry_in: Duration, error: &str) -> Result<()> {
+        let client = self.pool().get().await?;
+        client
+            .execute(
+                "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
+                 WHERE id = ANY($1)",
+                &[&ids, &retry_in.as_secs_f64(), &error],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_stats(&self) -> Result<OutboxStats> {
+        let client = self.pool().get().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) FROM outbox",
+                &[],
+            )
+            .await?;
+        Ok(OutboxStats {
+            depth: row.try_get(0)?,
+            oldest_age_seconds: row.try_get(1)?,
+        })
+    }
+
+    /// Wakes `notify` whenever an outbox entry commits, until the process
+    /// ends; reconnects after losing Postgres. Dispatchers also poll, so a
+    /// missed notification only delays delivery.
+    pub async fn listen_outbox(&self, notify: Arc<Notify>) {
+        loop {
+            match self.listen_once(&notify).await {
+                Ok(()) => tracing::warn!("outbox listener connection closed; reconnecting"),
+                Err(error) => tracing::warn!(%error, "outbox listener failed; reconnecting"),
+            }
+            // Whatever was missed meanwhile is found by the dispatcher's poll.
+            notify.notify_one();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn listen_once(&self, notify: &Notify) -> Result<()> {
+        let (client, mut connection) = tokio_postgres::connect(self.url(), NoTls).await?;
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        let statement = format!("LISTEN {CHANNEL}");
+        let listen = client.batch_execute(&statement);
+        // The connection must be polled for LISTEN to complete.
+        tokio::pin!(listen);
+        loop {
+            tokio::select! {
+                done = &mut listen => { done?; break; }
+                message = messages.next() => match message {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Ok(()),
+                }
+            }
+        }
+        while let Some(message) = messages.next().await {
+            if let AsyncMessage::Notification(_) = message? {
+                notify.notify_one();
+            }
+        }
+        Ok(())
+    }
+}
