@@ -1,1 +1,12 @@
+//! The gRPC API. Each service authenticates the caller, validates the
+//! request (naming the bad field), calls the store or a sync path, and turns
+//! errors into statuses in one place ([`error`]).
 
+mod auth;
+mod convert;
+pub mod error;
+mod server;
+mod services;
+mod validate;
+
+pub use server::{ApiState, local_addr, serve};

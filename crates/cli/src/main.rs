@@ -1,1 +1,94 @@
-fn main(){}
+//! The `scorekeeper` binary. Parses settings and wires the library crates
+//! together; no logic of its own.
+
+mod demo;
+mod serve;
+mod settings;
+
+use clap::{Parser, Subcommand};
+
+use settings::{ClickHouseArgs, PostgresArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "scorekeeper",
+    version,
+    about = "Contact-centre QA scorecards on Postgres, mirrored to ClickHouse"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC API, the outbox dispatcher and the HTTP port (/metrics, /health).
+    Serve(serve::ServeArgs),
+    /// Apply the Postgres migrations and the ClickHouse schema.
+    Migrate {
+        #[command(flatten)]
+        postgres: PostgresArgs,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Create a customer (or find it by name) and print its id.
+    CustomerCreate {
+        name: String,
+        #[command(flatten)]
+        postgres: PostgresArgs,
+    },
+    /// Create an API token for a customer and print it (shown only once).
+    TokenCreate {
+        /// Customer name or numeric id.
+        #[arg(long)]
+        customer: String,
+        /// Also allow cross-customer work (reindex of all customers).
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, default_value = "")]
+        label: String,
+        #[command(flatten)]
+        postgres: PostgresArgs,
+    },
+    /// Walk through the whole product on the local stack against a running `serve`.
+    Demo(demo::DemoArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Migrate {
+            postgres,
+            clickhouse,
+        } => {
+            postgres.store()?.migrate().await?;
+            clickhouse.analytics()?.migrate().await?;
+            println!("Postgres and ClickHouse schemas are up to date");
+            Ok(())
+        }
+        Command::CustomerCreate { name, postgres } => {
+            let id = postgres.store()?.ensure_customer(&name).await?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::TokenCreate {
+            customer,
+            admin,
+            label,
+            postgres,
+        } => {
+            let store = postgres.store()?;
+            let customer_id = settings::resolve_customer(&store, &customer).await?;
+            println!("{}", store.create_token(customer_id, admin, &label).await?);
+            Ok(())
+        }
+        Command::Demo(args) => demo::run(args).await,
+    }
+}

@@ -1,0 +1,99 @@
+//! The one boundary where errors become gRPC statuses, with a small closed
+//! set of codes. Internal details (SQL, server messages) are logged, never
+//! sent to the client.
+
+use scorekeeper_analytics::AnalyticsError;
+use scorekeeper_domain::Invalid;
+use scorekeeper_store::StoreError;
+use scorekeeper_sync::SyncError;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid API token")]
+    Unauthenticated,
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Aborted(String),
+    #[error("Postgres")]
+    Store(#[source] StoreError),
+    #[error("ClickHouse")]
+    Analytics(#[source] AnalyticsError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Invalid(invalid) => ApiError::Invalid(invalid),
+            StoreError::NotFound { what, id } => ApiError::NotFound {
+                what,
+                id: id.to_string(),
+            },
+            e @ StoreError::VersionMismatch { .. } => ApiError::Aborted(e.to_string()),
+            other => ApiError::Store(other),
+        }
+    }
+}
+
+impl From<AnalyticsError> for ApiError {
+    fn from(error: AnalyticsError) -> Self {
+        ApiError::Analytics(error)
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(error: SyncError) -> Self {
+        match error {
+            SyncError::Store(e) => e.into(),
+            SyncError::Analytics(e) => e.into(),
+            SyncError::Invalid(e) => e.into(),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Status {
+        match &error {
+            ApiError::Unauthenticated => Status::unauthenticated(error.to_string()),
+            ApiError::PermissionDenied(_) => Status::permission_denied(error.to_string()),
+            ApiError::Invalid(_) => Status::invalid_argument(error.to_string()),
+            ApiError::NotFound { .. } => Status::not_found(error.to_string()),
+            ApiError::Aborted(_) => Status::aborted(error.to_string()),
+            ApiError::Store(e) => backend_status("Postgres", e.is_transient(), &error),
+            ApiError::Analytics(e) => backend_status("ClickHouse", e.is_transient(), &error),
+        }
+    }
+}
+
+fn backend_status(backend: &str, transient: bool, error: &ApiError) -> Status {
+    let chain = error_chain(error);
+    if transient {
+        tracing::warn!(error = %chain, "{backend} unavailable");
+        Status::new(
+            Code::Unavailable,
+            format!("{backend} is unavailable; retry later"),
+        )
+    } else {
+        tracing::error!(error = %chain, "{backend} failed");
+        Status::new(Code::Internal, "internal error; see the server log")
+    }
+}
+
+/// The error and its sources, for the log.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub type ApiResult<T> = std::result::Result<T, ApiError>;

@@ -1,0 +1,96 @@
+//! Builds the gRPC server: our services, server reflection (v1 and v1alpha,
+//! which older tools still use) and the standard health service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use scorekeeper_analytics::Analytics;
+use scorekeeper_proto::coaching::scorecard_service_server::ScorecardServiceServer;
+use scorekeeper_proto::v1::analytics_service_server::AnalyticsServiceServer;
+use scorekeeper_proto::v1::auto_qa_service_server::AutoQaServiceServer;
+use scorekeeper_proto::v1::conversation_service_server::ConversationServiceServer;
+use scorekeeper_store::Store;
+
+use crate::auth::Authenticator;
+use crate::services;
+
+/// What every service shares. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub(crate) store: Store,
+    pub(crate) analytics: Analytics,
+    pub(crate) auth: Arc<Authenticator>,
+}
+
+impl ApiState {
+    pub fn new(store: Store, analytics: Analytics) -> ApiState {
+        ApiState {
+            auth: Arc::new(Authenticator::new(store.clone())),
+            store,
+            analytics,
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes
+/// in-flight calls.
+pub async fn serve(
+    state: ApiState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(scorekeeper_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled descriptors are valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(scorekeeper_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the compiled descriptors are valid");
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ScorecardServiceServer<services::scorecards::Scorecards>>()
+        .await;
+    health_reporter
+        .set_serving::<ConversationServiceServer<services::conversations::Conversations>>()
+        .await;
+    health_reporter
+        .set_serving::<AutoQaServiceServer<services::autoqa::AutoQa>>()
+        .await;
+    health_reporter
+        .set_serving::<AnalyticsServiceServer<services::analytics::Analytics>>()
+        .await;
+
+    let incoming = tokio_stream_listener(listener);
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ScorecardServiceServer::new(
+            services::scorecards::Scorecards(state.clone()),
+        ))
+        .add_service(ConversationServiceServer::new(
+            services::conversations::Conversations(state.clone()),
+        ))
+        .add_service(AutoQaServiceServer::new(services::autoqa::AutoQa(
+            state.clone(),
+        )))
+        .add_service(AnalyticsServiceServer::new(services::analytics::Analytics(
+            state,
+        )))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+fn tokio_stream_listener(
+    listener: tokio::net::TcpListener,
+) -> tokio_stream::wrappers::TcpListenerStream {
+    tokio_stream::wrappers::TcpListenerStream::new(listener)
+}
+
+/// The address a listener is bound to, for logs.
+pub fn local_addr(listener: &tokio::net::TcpListener) -> Option<SocketAddr> {
+    listener.local_addr().ok()
+}

@@ -1,0 +1,139 @@
+//! `ConversationService`: stores conversations with transcripts, and
+//! BatchIndexConversations (write path 2), which answers only after
+//! ClickHouse acknowledged the rows.
+
+use std::collections::HashSet;
+
+use scorekeeper_domain::limits::{MAX_CONVERSATIONS_PER_UPSERT, MAX_IDS_PER_BATCH};
+use scorekeeper_domain::{ConversationId, Invalid};
+use scorekeeper_proto::v1::conversation_service_server::ConversationService;
+use scorekeeper_proto::v1::*;
+use scorekeeper_store::mirror::ConversationSelector;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::error::ApiError;
+use crate::server::ApiState;
+use crate::validate::{self, Checked};
+
+pub struct Conversations(pub ApiState);
+
+/// Explicit ids, or a window, not both.
+fn selector(r: &BatchIndexConversationsRequest) -> Checked<ConversationSelector> {
+    let window = (&r.start_time, &r.end_time);
+    match (r.conversation_ids.is_empty(), window) {
+        (false, (None, None)) => {
+            validate::at_most("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
+            let ids = r
+                .conversation_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    validate::id(&format!("conversation_ids[{i}]"), *id).map(ConversationId)
+                })
+                .collect::<Checked<Vec<_>>>()?;
+            Ok(ConversationSelector::Ids(ids))
+        }
+        (false, _) => Err(Invalid::new(
+            "conversation_ids",
+            "give either conversation_ids or a time window, not both",
+        )),
+        (true, (None, None)) => Err(Invalid::new(
+            "conversation_ids",
+            "give conversation_ids or start_time and end_time",
+        )),
+        (true, _) => {
+            let start = validate::required_timestamp("start_time", &r.start_time)?;
+            let end = validate::required_timestamp("end_time", &r.end_time)?;
+            if end <= start {
+                return Err(Invalid::new("end_time", "must be after start_time"));
+            }
+            Ok(ConversationSelector::StartedBetween { start, end })
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ConversationService for Conversations {
+    async fn upsert_conversations(
+        &self,
+        request: Request<UpsertConversationsRequest>,
+    ) -> Result<Response<UpsertConversationsResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let r = request.get_ref();
+        let new = (|| {
+            validate::between(
+                "conversations",
+                &r.conversations,
+                MAX_CONVERSATIONS_PER_UPSERT,
+            )?;
+            let mut seen = HashSet::new();
+            r.conversations
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if !seen.insert(c.external_id.as_str()) {
+                        return Err(Invalid::new(
+                            format!("conversations[{i}].external_id"),
+                            "appears twice in the request",
+                        ));
+                    }
+                    convert::new_conversation(&format!("conversations[{i}]"), c)
+                })
+                .collect::<Checked<Vec<_>>>()
+        })()
+        .map_err(ApiError::from)?;
+        let stored = self
+            .0
+            .store
+            .upsert_conversations(principal.customer_id, &new)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(UpsertConversationsResponse {
+            conversations: stored.iter().map(convert::conversation_to_wire).collect(),
+        }))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<GetConversationRequest>,
+    ) -> Result<Response<GetConversationResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let r = request.get_ref();
+        let id = ConversationId(validate::id("id", r.id).map_err(ApiError::from)?);
+        let conversation = self
+            .0
+            .store
+            .get_conversation(principal.customer_id, id, r.include_messages)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound {
+                what: "conversation",
+                id: id.to_string(),
+            })?;
+        Ok(Response::new(GetConversationResponse {
+            conversation: Some(convert::conversation_to_wire(&conversation)),
+        }))
+    }
+
+    async fn batch_index_conversations(
+        &self,
+        request: Request<BatchIndexConversationsRequest>,
+    ) -> Result<Response<BatchIndexConversationsResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let selector = selector(request.get_ref()).map_err(ApiError::from)?;
+        let report = scorekeeper_sync::batch_index::batch_index(
+            &self.0.store,
+            &self.0.analytics,
+            principal.customer_id,
+            &selector,
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(Response::new(BatchIndexConversationsResponse {
+            conversations_indexed: report.conversations as i64,
+            scorecards_indexed: report.scorecards as i64,
+            scores_indexed: report.scores as i64,
+        }))
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per gRPC service.
+
+pub mod analytics;
+pub mod autoqa;
+pub mod conversations;
+pub mod scorecards;

@@ -1,0 +1,135 @@
+//! Field checks shared by the services. Each names the field as the client
+//! spelled it, so a rejection says exactly what to fix.
+
+use chrono::{DateTime, Utc};
+use scorekeeper_domain::Invalid;
+use scorekeeper_domain::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+pub type Checked<T> = Result<T, Invalid>;
+
+/// A required text field: non-empty, at most `max_bytes`, no NUL (Postgres
+/// text cannot hold one).
+pub fn required_text(field: &str, value: &str, max_bytes: usize) -> Checked<()> {
+    if value.trim().is_empty() {
+        return Err(Invalid::new(field, "required"));
+    }
+    optional_text(field, value, max_bytes)
+}
+
+pub fn optional_text(field: &str, value: &str, max_bytes: usize) -> Checked<()> {
+    if value.len() > max_bytes {
+        return Err(Invalid::new(
+            field,
+            format!("longer than {max_bytes} bytes"),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(Invalid::new(field, "contains a NUL character"));
+    }
+    Ok(())
+}
+
+/// A required id: positive.
+pub fn id(field: &str, value: i64) -> Checked<i64> {
+    if value <= 0 {
+        return Err(Invalid::new(field, "required (a positive id)"));
+    }
+    Ok(value)
+}
+
+/// A list bounded in length.
+pub fn at_most<T>(field: &str, items: &[T], max: usize) -> Checked<()> {
+    if items.len() > max {
+        return Err(Invalid::new(field, format!("more than {max} items")));
+    }
+    Ok(())
+}
+
+/// A list that must not be empty and is bounded in length.
+pub fn between<T>(field: &str, items: &[T], max: usize) -> Checked<()> {
+    if items.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    at_most(field, items, max)
+}
+
+pub fn finite(field: &str, value: f64) -> Checked<f64> {
+    if !value.is_finite() {
+        return Err(Invalid::new(field, "must be a finite number"));
+    }
+    Ok(value)
+}
+
+/// A proto enum value this server knows; `UNSPECIFIED` (0) is refused unless
+/// `allow_unspecified`.
+pub fn known_enum<E: TryFrom<i32>>(field: &str, value: i32, allow_unspecified: bool) -> Checked<E> {
+    if value == 0 && !allow_unspecified {
+        return Err(Invalid::new(field, "required"));
+    }
+    E::try_from(value).map_err(|_| Invalid::new(field, format!("unknown value {value}")))
+}
+
+pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Checked<DateTime<Utc>> {
+    if !(0..1_000_000_000).contains(&value.nanos) {
+        return Err(Invalid::new(field, "nanos must be in [0, 1e9)"));
+    }
+    DateTime::from_timestamp(value.seconds, value.nanos as u32)
+        .ok_or_else(|| Invalid::new(field, "out of range"))
+}
+
+pub fn required_timestamp(
+    field: &str,
+    value: &Option<prost_types::Timestamp>,
+) -> Checked<DateTime<Utc>> {
+    value.as_ref().map_or_else(
+        || Err(Invalid::new(field, "required")),
+        |t| timestamp(field, t),
+    )
+}
+
+pub fn optional_timestamp(
+    field: &str,
+    value: &Option<prost_types::Timestamp>,
+) -> Checked<Option<DateTime<Utc>>> {
+    value.as_ref().map(|t| timestamp(field, t)).transpose()
+}
+
+/// Page size and the id to continue after. Page tokens are the last id of
+/// the previous page, as decimal text.
+pub fn page(page_size: i32, page_token: &str) -> Checked<(usize, Option<i64>)> {
+    let size = match page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n < 0 || n as usize > MAX_PAGE_SIZE => {
+            return Err(Invalid::new(
+                "page_size",
+                format!("must be in [0, {MAX_PAGE_SIZE}]"),
+            ));
+        }
+        n => n as usize,
+    };
+    let after = if page_token.is_empty() {
+        None
+    } else {
+        Some(
+            page_token
+                .parse::<i64>()
+                .map_err(|_| Invalid::new("page_token", "not a token this server issued"))?,
+        )
+    };
+    Ok((size, after))
+}
+
+/// The token for the page after one that ended at `last`, when it was full.
+pub fn next_page_token(returned: usize, size: usize, last: Option<i64>) -> String {
+    match last {
+        Some(id) if returned == size => id.to_string(),
+        _ => String::new(),
+    }
+}
+
+pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
+}

@@ -1,0 +1,210 @@
+//! `scorekeeper serve`: the gRPC API, the outbox dispatcher and the HTTP
+//! port (`/metrics`, `/health`), each switchable so API nodes and worker
+//! nodes can be scaled apart.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use clap::Args;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use scorekeeper_analytics::Analytics;
+use scorekeeper_store::Store;
+use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
+use tokio::sync::watch;
+
+use crate::settings::{ClickHouseArgs, PostgresArgs};
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    postgres: PostgresArgs,
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
+    /// gRPC listen address.
+    #[arg(long, env = "SK_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    grpc_addr: SocketAddr,
+    /// HTTP listen address for /metrics and /health.
+    #[arg(long, env = "SK_HTTP_ADDR", default_value = "127.0.0.1:9464")]
+    http_addr: SocketAddr,
+    /// Do not serve the gRPC API (a worker-only node).
+    #[arg(long, env = "SK_NO_API")]
+    no_api: bool,
+    /// Do not run the outbox dispatcher (an API-only node; another node must run one).
+    #[arg(long, env = "SK_NO_DISPATCHER")]
+    no_dispatcher: bool,
+    /// Do not apply migrations at start.
+    #[arg(long, env = "SK_NO_MIGRATE")]
+    no_migrate: bool,
+    /// Scorecards written to ClickHouse per outbox batch.
+    #[arg(long, env = "OUTBOX_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    outbox_batch_size: u32,
+    /// Outbox poll interval in milliseconds (notifications usually wake it sooner).
+    #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    outbox_poll_ms: u64,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let store = args.postgres.store()?;
+    let analytics = args.clickhouse.analytics()?;
+    if !args.no_migrate {
+        store
+            .migrate()
+            .await
+            .context("migrating Postgres (DATABASE_URL)")?;
+        // ClickHouse may be down at start; the outbox holds writes until it
+        // is back, so its schema failing is logged, not fatal.
+        if let Err(error) = analytics.migrate().await {
+            tracing::warn!(%error, "ClickHouse schema not applied; will rely on an earlier migrate");
+        }
+    }
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let http = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding --http-addr {}", args.http_addr))?;
+    tracing::info!(addr = %args.http_addr, "serving /metrics and /health");
+    tasks.spawn(serve_http(
+        http,
+        HttpState {
+            metrics,
+            store: store.clone(),
+            analytics: analytics.clone(),
+        },
+        shutdown_rx.clone(),
+    ));
+    tasks.spawn(report_outbox(store.clone(), shutdown_rx.clone()));
+
+    if !args.no_dispatcher {
+        let config = DispatcherConfig {
+            batch_size: args.outbox_batch_size as usize,
+            poll_interval: Duration::from_millis(args.outbox_poll_ms),
+            ..DispatcherConfig::default()
+        };
+        let dispatcher = OutboxDispatcher::new(store.clone(), analytics.clone(), config);
+        let shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            dispatcher.run(shutdown).await;
+            Ok(())
+        });
+        tracing::info!("outbox dispatcher running");
+    }
+    if !args.no_api {
+        let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
+            .await
+            .with_context(|| format!("binding --grpc-addr {}", args.grpc_addr))?;
+        tracing::info!(addr = %args.grpc_addr, "serving gRPC");
+        let state = scorekeeper_api::ApiState::new(store.clone(), analytics.clone());
+        let mut shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            scorekeeper_api::serve(state, grpc, async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("gRPC server")
+        });
+    }
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        Some(done) = tasks.join_next() => {
+            // A part ended by itself: that is a failure; stop the rest.
+            let _ = shutdown_tx.send(true);
+            done.context("a serve task panicked")??;
+            anyhow::bail!("a serve task ended unexpectedly");
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        done.context("a serve task panicked")??;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[derive(Clone)]
+struct HttpState {
+    metrics: PrometheusHandle,
+    store: Store,
+    analytics: Analytics,
+}
+
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<HttpState>| async move { s.metrics.render() }),
+        )
+        .route("/health", get(health))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .context("HTTP server")
+}
+
+/// 200 when Postgres answers (the API can take writes); ClickHouse being
+/// down is reported but is not a failure, since the outbox holds writes.
+async fn health(State(s): State<HttpState>) -> (StatusCode, String) {
+    let postgres = s.store.ping().await;
+    let clickhouse = s.analytics.ping().await;
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let body = format!(
+        "postgres: {}\nclickhouse: {}\n",
+        word(postgres.is_ok()),
+        word(clickhouse.is_ok())
+    );
+    let code = if postgres.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
+}
+
+/// Publishes outbox depth and the age of its oldest entry every few seconds.
+async fn report_outbox(store: Store, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    while !*shutdown.borrow() {
+        match store.outbox_stats().await {
+            Ok(stats) => {
+                metrics::gauge!("scorekeeper_outbox_depth").set(stats.depth as f64);
+                metrics::gauge!("scorekeeper_outbox_oldest_age_seconds")
+                    .set(stats.oldest_age_seconds);
+            }
+            Err(error) => tracing::debug!(%error, "outbox stats unavailable"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,389 @@
+//! One test's world: fresh databases, the server under test, clients, and
+//! readers that compare ClickHouse with Postgres.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
+use scorekeeper_analytics::{Analytics, ClickHouseConfig};
+use scorekeeper_domain::mirror::MirrorBatch;
+use scorekeeper_domain::{CustomerId, ScorecardId};
+use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
+use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
+use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
+use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
+use scorekeeper_store::Store;
+use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
+use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::clickhouse_proxy::ClickHouseProxy;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A customer with a token and a channel to the server under test.
+#[derive(Clone)]
+pub struct Customer {
+    pub id: CustomerId,
+    pub token: String,
+    channel: Channel,
+}
+
+impl Customer {
+    fn bearer(&self) -> Bearer {
+        Bearer(
+            format!("Bearer {}", self.token)
+                .parse()
+                .expect("tokens are ASCII"),
+        )
+    }
+    pub fn scorecards(&self) -> ScorecardServiceClient<Authed> {
+        ScorecardServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+    }
+    pub fn conversations(&self) -> ConversationServiceClient<Authed> {
+        ConversationServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+    }
+    pub fn autoqa(&self) -> AutoQaServiceClient<Authed> {
+        AutoQaServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+    }
+    pub fn analytics(&self) -> AnalyticsServiceClient<Authed> {
+        AnalyticsServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+    }
+}
+
+/// Options of [`TestEnv::start_with`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Run the outbox dispatcher in the background (tests that drive it by
+    /// hand turn it off).
+    pub dispatcher: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { dispatcher: true }
+    }
+}
+
+pub struct TestEnv {
+    /// The store of this test's database (also used by the server).
+    pub store: Store,
+    /// ClickHouse as the test sees it: direct, never through the proxy.
+    pub analytics: Analytics,
+    /// What the server under test talks to; cut it to take ClickHouse down.
+    pub proxy: ClickHouseProxy,
+    /// ClickHouse as the server under test sees it (through the proxy).
+    pub server_analytics: Analytics,
+    pub grpc_url: String,
+    channel: Channel,
+    shutdown: watch::Sender<bool>,
+    names: Names,
+}
+
+/// What to drop when the test ends.
+struct Names {
+    admin_url: String,
+    postgres_db: String,
+    clickhouse: ClickHouseConfig,
+}
+
+fn setting(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| {
+        format!("{name} is not set: start the local stack and run `eval \"$(scripts/stack env)\"` (scripts/test does)")
+    })
+}
+
+/// `postgres://…/old?x` with the database replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let cut = base.rfind('/').map_or(base.len(), |i| i);
+    format!("{}/{database}", &base[..cut])
+}
+
+impl TestEnv {
+    pub async fn start() -> TestEnv {
+        TestEnv::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> TestEnv {
+        TestEnv::try_start(options)
+            .await
+            .expect("starting the test environment")
+    }
+
+    async fn try_start(options: Options) -> anyhow::Result<TestEnv> {
+        let admin_url = setting("DATABASE_URL")?;
+        let suffix: u64 = rand::random();
+        let postgres_db = format!("sk_test_{suffix:016x}");
+        let (admin, connection) =
+            tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        admin
+            .batch_execute(&format!("CREATE DATABASE {postgres_db}"))
+            .await?;
+        let store = Store::connect(&with_database(&admin_url, &postgres_db), 8)?;
+        store.migrate().await?;
+
+        let clickhouse = ClickHouseConfig {
+            url: setting("CLICKHOUSE_URL")?,
+            database: postgres_db.clone(),
+            user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
+            password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
+        };
+        let analytics = Analytics::new(clickhouse.clone())?;
+        analytics.migrate().await?;
+        let upstream = clickhouse
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let proxy = ClickHouseProxy::start(upstream).await?;
+        let server_analytics = Analytics::new(ClickHouseConfig {
+            url: proxy.url(),
+            ..clickhouse.clone()
+        })?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        if options.dispatcher {
+            let dispatcher = OutboxDispatcher::new(
+                store.clone(),
+                server_analytics.clone(),
+                DispatcherConfig {
+                    poll_interval: Duration::from_millis(100),
+                    ..DispatcherConfig::default()
+                },
+            );
+            tokio::spawn(dispatcher.run(shutdown_rx.clone()));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let grpc_url = format!("http://{}", listener.local_addr()?);
+        let state = scorekeeper_api::ApiState::new(store.clone(), server_analytics.clone());
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(scorekeeper_api::serve(state, listener, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+        let channel = Channel::from_shared(grpc_url.clone())?.connect_lazy();
+        Ok(TestEnv {
+            store,
+            analytics,
+            proxy,
+            server_analytics,
+            grpc_url,
+            channel,
+            shutdown,
+            names: Names {
+                admin_url,
+                postgres_db,
+                clickhouse,
+            },
+        })
+    }
+
+    /// A new customer with a (non-admin) token.
+    pub async fn customer(&self, name: &str) -> Customer {
+        let id = self
+            .store
+            .ensure_customer(name)
+            .await
+            .expect("creating a customer");
+        let token = self
+            .store
+            .create_token(id, false, "test")
+            .await
+            .expect("creating a token");
+        Customer {
+            id,
+            token,
+            channel: self.channel.clone(),
+        }
+    }
+
+    /// A channel without credentials, for authentication tests.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Waits until the outbox is empty.
+    pub async fn outbox_drained(&self, within: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let stats = self.store.outbox_stats().await?;
+            if stats.depth == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > within {
+                bail!(
+                    "outbox still holds {} entries after {within:?}",
+                    stats.depth
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Live rows in ClickHouse, read with FINAL, in id order.
+    pub async fn clickhouse_scorecards(&self) -> Vec<ScorecardRow> {
+        self.clickhouse_live("scorecards").await
+    }
+    pub async fn clickhouse_scores(&self) -> Vec<ScoreRow> {
+        self.clickhouse_live("scores").await
+    }
+    pub async fn clickhouse_conversations(&self) -> Vec<ConversationRow> {
+        self.clickhouse_live("conversations").await
+    }
+
+    async fn clickhouse_live<T>(&self, table: &str) -> Vec<T>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        clickhouse::Client::default()
+            .with_url(&self.names.clickhouse.url)
+            .with_database(&self.names.clickhouse.database)
+            .with_validation(false)
+            .query(&format!(
+                "SELECT ?fields FROM {table} FINAL WHERE is_deleted = 0 ORDER BY customer_id, id"
+            ))
+            .fetch_all::<T>()
+            .await
+            .unwrap_or_else(|e| panic!("reading {table} from ClickHouse: {e}"))
+    }
+
+    /// Every scorecard in Postgres (deleted too) with its scores, as the
+    /// mirror readers see them.
+    pub async fn postgres_scorecards(&self) -> MirrorBatch {
+        let client = self
+            .store
+            .pool()
+            .get()
+            .await
+            .expect("a Postgres connection");
+        let ids: Vec<ScorecardId> = client
+            .query("SELECT id FROM scorecards ORDER BY id", &[])
+            .await
+            .expect("listing scorecards")
+            .iter()
+            .map(|r| ScorecardId(r.get(0)))
+            .collect();
+        self.store
+            .scorecard_mirror(&ids)
+            .await
+            .expect("reading scorecards")
+    }
+
+    /// Asserts ClickHouse's live scorecards and scores are exactly
+    /// Postgres's live ones, column for column.
+    pub async fn assert_scorecards_mirrored(&self) {
+        let truth = self.postgres_scorecards().await;
+        let mut expected_scorecards: Vec<ScorecardRow> = truth
+            .scorecards
+            .iter()
+            .filter(|s| !s.is_deleted)
+            .map(Into::into)
+            .collect();
+        let mut expected_scores: Vec<ScoreRow> = truth
+            .scores
+            .iter()
+            .filter(|s| !s.is_deleted)
+            .map(Into::into)
+            .collect();
+        expected_scorecards.sort_by_key(|r| (r.customer_id, r.id));
+        expected_scores.sort_by_key(|r| (r.customer_id, r.id));
+        assert_eq!(
+            self.clickhouse_scorecards().await,
+            expected_scorecards,
+            "ClickHouse scorecards differ from Postgres"
+        );
+        assert_eq!(
+            self.clickhouse_scores().await,
+            expected_scores,
+            "ClickHouse scores differ from Postgres"
+        );
+    }
+
+    /// Rows in a ClickHouse table, tombstones and old versions included
+    /// (no FINAL).
+    pub async fn clickhouse_row_count(&self, table: &str) -> u64 {
+        self.analytics_client()
+            .query(&format!("SELECT count() FROM {table}"))
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or_else(|e| panic!("counting {table}: {e}"))
+    }
+
+    fn analytics_client(&self) -> clickhouse::Client {
+        clickhouse::Client::default()
+            .with_url(&self.names.clickhouse.url)
+            .with_database(&self.names.clickhouse.database)
+            .with_validation(false)
+    }
+
+    /// Rows of a Postgres query, for assertions that nothing was written.
+    pub async fn postgres_count(&self, table: &str) -> i64 {
+        let client = self
+            .store
+            .pool()
+            .get()
+            .await
+            .expect("a Postgres connection");
+        client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("counting {table}: {e}"))
+            .get(0)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let admin_url = self.names.admin_url.clone();
+        let postgres_db = self.names.postgres_db.clone();
+        let clickhouse = self.names.clickhouse.clone();
+        // Drop runs outside async context guarantees: clean up on a thread
+        // with its own runtime. FORCE ends the pool's open connections.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                if let Ok((admin, connection)) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = admin
+                        .batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS {postgres_db} WITH (FORCE)"
+                        ))
+                        .await;
+                }
+                let _ = clickhouse::Client::default()
+                    .with_url(&clickhouse.url)
+                    .with_user(&clickhouse.user)
+                    .with_password(&clickhouse.password)
+                    .query(&format!("DROP DATABASE IF EXISTS {}", clickhouse.database))
+                    .execute()
+                    .await;
+            });
+            Some(())
+        });
+        let _ = cleanup.join();
+    }
+}

@@ -1,0 +1,137 @@
+//! Requests the tests build again and again.
+
+use scorekeeper_proto::coaching::{self as pb, auto_qa_rule};
+use scorekeeper_proto::v1;
+use scorekeeper_tests::env::Customer;
+
+pub fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+/// 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600;
+
+pub fn criterion(name: &str, weight: f64, max: f64) -> pb::Criterion {
+    pb::Criterion {
+        name: name.into(),
+        weight,
+        min_value: 0.0,
+        max_value: max,
+        ..Default::default()
+    }
+}
+
+pub fn rule_criterion(name: &str, kind: auto_qa_rule::Kind, pattern: &str) -> pb::Criterion {
+    pb::Criterion {
+        autoqa_rule: Some(pb::AutoQaRule {
+            kind: kind as i32,
+            pattern_type: auto_qa_rule::PatternType::Phrase as i32,
+            pattern: pattern.into(),
+            speaker: auto_qa_rule::Speaker::Agent as i32,
+            ..Default::default()
+        }),
+        ..criterion(name, 1.0, 1.0)
+    }
+}
+
+pub async fn template(
+    customer: &Customer,
+    kind: pb::ScorecardTemplateType,
+    criteria: Vec<pb::Criterion>,
+) -> pb::ScorecardTemplate {
+    customer
+        .scorecards()
+        .create_scorecard_template(pb::CreateScorecardTemplateRequest {
+            name: format!("{kind:?} template"),
+            template_type: kind as i32,
+            criteria,
+        })
+        .await
+        .expect("creating a template")
+        .into_inner()
+        .template
+        .expect("a template")
+}
+
+pub async fn conversation_template(customer: &Customer) -> pb::ScorecardTemplate {
+    template(
+        customer,
+        pb::ScorecardTemplateType::Conversation,
+        vec![
+            criterion("greeting", 1.0, 5.0),
+            criterion("resolution", 3.0, 10.0),
+        ],
+    )
+    .await
+}
+
+pub async fn process_template(customer: &Customer) -> pb::ScorecardTemplate {
+    template(
+        customer,
+        pb::ScorecardTemplateType::Process,
+        vec![criterion("follow-up", 2.0, 4.0)],
+    )
+    .await
+}
+
+pub fn conversation(
+    external_id: &str,
+    agent: &str,
+    started: i64,
+    lines: &[(v1::Speaker, &str)],
+) -> v1::Conversation {
+    v1::Conversation {
+        external_id: external_id.into(),
+        agent_id: agent.into(),
+        started_at: ts(started),
+        ended_at: ts(started + 600),
+        messages: lines
+            .iter()
+            .enumerate()
+            .map(|(i, (speaker, text))| v1::Message {
+                speaker: *speaker as i32,
+                text: (*text).into(),
+                offset_ms: i as i64 * 5000,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Upserts `n` conversations `c0..cn` of `agent-k`, a minute apart from T0.
+pub async fn conversations(customer: &Customer, n: usize) -> Vec<v1::Conversation> {
+    let batch = (0..n)
+        .map(|i| {
+            conversation(
+                &format!("c{i}"),
+                &format!("agent-{}", i % 3),
+                T0 + i as i64 * 60,
+                &[
+                    (v1::Speaker::Agent, "Thank you for calling, how can I help?"),
+                    (v1::Speaker::Customer, "My order is late."),
+                ],
+            )
+        })
+        .collect();
+    customer
+        .conversations()
+        .upsert_conversations(v1::UpsertConversationsRequest {
+            conversations: batch,
+        })
+        .await
+        .expect("upserting conversations")
+        .into_inner()
+        .conversations
+}
+
+pub fn scores(template: &pb::ScorecardTemplate, values: &[f64]) -> Vec<pb::Score> {
+    template
+        .criteria
+        .iter()
+        .zip(values)
+        .map(|(c, v)| pb::Score {
+            criterion_id: c.id,
+            value: *v,
+        })
+        .collect()
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests on the real servers: one binary, one module per area.
+
+mod fixtures;
+mod write_paths;
