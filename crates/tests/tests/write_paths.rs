@@ -98,3 +98,213 @@ async fn create_update_delete_reach_clickhouse() {
         "deleted scorecard's scores are tombstoned"
     );
 }
+
+#[tokio::test]
+async fn clickhouse_outage_loses_nothing() {
+    let env = TestEnv::start().await;
+    let customer = env.customer("acme").await;
+    let conv_template = conversation_template(&customer).await;
+    let proc_template = process_template(&customer).await;
+    let convs = conversations(&customer, 10).await;
+    let mut api = customer.scorecards();
+
+    env.proxy.cut();
+    for (i, c) in convs.iter().enumerate() {
+        api.create_scorecard(pb::CreateScorecardRequest {
+            template_id: conv_template.id,
+            conversation_id: c.id,
+            scores: scores(&conv_template, &[(i % 6) as f64, 5.0]),
+            ..Default::default()
+        })
+        .await
+        .expect("creates succeed while ClickHouse is down");
+        api.create_scorecard(pb::CreateScorecardRequest {
+            template_id: proc_template.id,
+            agent_id: format!("agent-{i}"),
+            linked_conversation_ids: vec![c.id],
+            scores: scores(&proc_template, &[2.0]),
+            ..Default::default()
+        })
+        .await
+        .expect("process creates succeed while ClickHouse is down");
+    }
+    // Give the dispatcher time to try, and fail, a few times.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        env.clickhouse_row_count("scorecards").await,
+        0,
+        "nothing can reach ClickHouse while it is cut off"
+    );
+    let stats = env.store.outbox_stats().await.unwrap();
+    assert_eq!(
+        stats.depth, 20,
+        "every acknowledged create waits in the outbox"
+    );
+
+    env.proxy.restore();
+    env.outbox_drained(Duration::from_secs(30))
+        .await
+        .expect("the outbox drains once ClickHouse is back");
+    env.assert_scorecards_mirrored().await;
+    assert_eq!(env.clickhouse_scorecards().await.len(), 20);
+}
+
+#[tokio::test]
+async fn a_stale_version_arriving_late_loses_to_the_newer_one() {
+    let env = TestEnv::start().await;
+    let customer = env.customer("acme").await;
+    let template = conversation_template(&customer).await;
+    let convs = conversations(&customer, 1).await;
+    let mut api = customer.scorecards();
+    let created = api
+        .create_scorecard(pb::CreateScorecardRequest {
+            template_id: template.id,
+            conversation_id: convs[0].id,
+            scores: scores(&template, &[1.0, 1.0]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .scorecard
+        .unwrap();
+    env.outbox_drained(DRAIN).await.unwrap();
+    let stale = env.postgres_scorecards().await;
+
+    let updated = api
+        .update_scorecard(pb::UpdateScorecardRequest {
+            id: created.id,
+            scores: scores(&template, &[5.0, 10.0]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .scorecard
+        .unwrap();
+    assert!(updated.version > created.version, "versions only grow");
+    env.outbox_drained(DRAIN).await.unwrap();
+
+    // The old state arrives late, as a slow or retried writer would send it.
+    env.analytics
+        .write(scorekeeper_analytics::WritePath::Reindex, &stale)
+        .await
+        .unwrap();
+    env.assert_scorecards_mirrored().await;
+    let row = &env.clickhouse_scorecards().await[0];
+    assert_eq!(row.total_score, 100.0);
+    assert_eq!(row.version, updated.version as u64);
+
+    // And a delete beats a late live row too.
+    api.delete_scorecard(pb::DeleteScorecardRequest { id: created.id })
+        .await
+        .unwrap();
+    env.outbox_drained(DRAIN).await.unwrap();
+    env.analytics
+        .write(scorekeeper_analytics::WritePath::Reindex, &stale)
+        .await
+        .unwrap();
+    assert!(
+        env.clickhouse_scorecards().await.is_empty(),
+        "the tombstone wins over the stale live row"
+    );
+    assert!(env.clickhouse_scores().await.is_empty());
+}
+
+#[tokio::test]
+async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
+    let env = TestEnv::start_with(scorekeeper_tests::env::Options { dispatcher: false }).await;
+    let customer = env.customer("acme").await;
+    let conv_template = conversation_template(&customer).await;
+    let proc_template = process_template(&customer).await;
+    let convs = conversations(&customer, 6).await;
+    let mut api = customer.scorecards();
+    for c in &convs {
+        api.create_scorecard(pb::CreateScorecardRequest {
+            template_id: conv_template.id,
+            conversation_id: c.id,
+            scores: scores(&conv_template, &[2.0, 3.0]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    api.create_scorecard(pb::CreateScorecardRequest {
+        template_id: proc_template.id,
+        agent_id: "agent-x".into(),
+        linked_conversation_ids: vec![convs[0].id],
+        scores: scores(&proc_template, &[1.0]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // A window holding the first four conversations (a minute apart from T0).
+    let report = customer
+        .conversations()
+        .batch_index_conversations(scorekeeper_proto::v1::BatchIndexConversationsRequest {
+            start_time: ts(T0),
+            end_time: ts(T0 + 4 * 60),
+            ..Default::default()
+        })
+        .await
+        .expect("batch index by window")
+        .into_inner();
+    assert_eq!(
+        (
+            report.conversations_indexed,
+            report.scorecards_indexed,
+            report.scores_indexed
+        ),
+        (4, 4, 8)
+    );
+    // And two more by id.
+    customer
+        .conversations()
+        .batch_index_conversations(scorekeeper_proto::v1::BatchIndexConversationsRequest {
+            conversation_ids: vec![convs[4].id, convs[5].id],
+            ..Default::default()
+        })
+        .await
+        .expect("batch index by ids");
+
+    let in_clickhouse = env.clickhouse_conversations().await;
+    let all = scorekeeper_store::mirror::ConversationSelector::Ids(
+        convs
+            .iter()
+            .map(|c| scorekeeper_domain::ConversationId(c.id))
+            .collect(),
+    );
+    let stored = env
+        .store
+        .conversation_page(
+            customer.id,
+            &all,
+            scorekeeper_domain::ConversationId(0),
+            100,
+        )
+        .await
+        .unwrap();
+    let expected: Vec<scorekeeper_analytics::rows::ConversationRow> =
+        stored.iter().map(Into::into).collect();
+    assert_eq!(expected.len(), 6);
+    assert_eq!(
+        in_clickhouse, expected,
+        "conversations in ClickHouse equal Postgres"
+    );
+    let scorecards = env.clickhouse_scorecards().await;
+    assert_eq!(scorecards.len(), 6);
+    assert!(
+        scorecards.iter().all(|s| s.is_process_scorecard == 0),
+        "batch index never writes process scorecards"
+    );
+    let truth = env.postgres_scorecards().await;
+    let expected: Vec<scorekeeper_analytics::rows::ScorecardRow> = truth
+        .scorecards
+        .iter()
+        .filter(|s| !s.template_type.is_process())
+        .map(Into::into)
+        .collect();
+    assert_eq!(scorecards, expected);
+    assert_eq!(env.clickhouse_scores().await.len(), 12);
+}
