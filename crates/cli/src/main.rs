@@ -31,14 +31,30 @@ enum Command {
         #[command(flatten)]
         clickhouse: ClickHouseArgs,
     },
+    /// Customers (tenants).
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Walk through the whole product on the local stack against a running `serve`.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum CustomerCommand {
     /// Create a customer (or find it by name) and print its id.
-    CustomerCreate {
+    Create {
         name: String,
         #[command(flatten)]
         postgres: PostgresArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
     /// Create an API token for a customer and print it (shown only once).
-    TokenCreate {
+    Create {
         /// Customer name or numeric id.
         #[arg(long)]
         customer: String,
@@ -50,8 +66,6 @@ enum Command {
         #[command(flatten)]
         postgres: PostgresArgs,
     },
-    /// Walk through the whole product on the local stack against a running `serve`.
-    Demo(demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -73,17 +87,17 @@ async fn main() -> anyhow::Result<()> {
             println!("Postgres and ClickHouse schemas are up to date");
             Ok(())
         }
-        Command::CustomerCreate { name, postgres } => {
+        Command::Customer(CustomerCommand::Create { name, postgres }) => {
             let id = postgres.store()?.ensure_customer(&name).await?;
             println!("{id}");
             Ok(())
         }
-        Command::TokenCreate {
+        Command::Token(TokenCommand::Create {
             customer,
             admin,
             label,
             postgres,
-        } => {
+        }) => {
             let store = postgres.store()?;
             let customer_id = settings::resolve_customer(&store, &customer).await?;
             println!("{}", store.create_token(customer_id, admin, &label).await?);

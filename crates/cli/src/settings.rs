@@ -52,13 +52,18 @@ impl ClickHouseArgs {
     }
 }
 
-/// A customer given by numeric id or by name.
+/// A customer given by numeric id or by name; it must exist.
 pub async fn resolve_customer(store: &Store, customer: &str) -> anyhow::Result<CustomerId> {
-    if let Ok(id) = customer.parse::<i64>() {
-        return Ok(CustomerId(id));
-    }
-    store
-        .find_customer(customer)
-        .await?
-        .with_context(|| format!("--customer: no customer named {customer:?}"))
+    let found = match customer.parse::<i64>() {
+        Ok(id) => store
+            .customer_exists(CustomerId(id))
+            .await?
+            .then_some(CustomerId(id)),
+        Err(_) => store.find_customer(customer).await?,
+    };
+    found.with_context(|| {
+        format!(
+            "--customer: no customer {customer:?}; create it with `scorekeeper customer create`"
+        )
+    })
 }

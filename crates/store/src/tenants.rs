@@ -46,6 +46,14 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?.map(CustomerId))
     }
 
+    pub async fn customer_exists(&self, id: CustomerId) -> Result<bool> {
+        let client = self.pool().get().await?;
+        Ok(client
+            .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&id.0])
+            .await?
+            .is_some())
+    }
+
     /// Creates a token and returns it; it cannot be shown again.
     pub async fn create_token(
         &self,
