@@ -215,6 +215,26 @@ impl TestEnv {
         }
     }
 
+    /// The Postgres URL of this test's database, for processes the test starts.
+    pub fn database_url(&self) -> String {
+        with_database(&self.names.admin_url, &self.names.postgres_db)
+    }
+
+    /// This test's ClickHouse settings (the real server, not the proxy).
+    pub fn clickhouse_config(&self) -> &ClickHouseConfig {
+        &self.names.clickhouse
+    }
+
+    /// A customer with a token, talking to another server (a process the
+    /// test started) at `grpc_url`.
+    pub async fn customer_at(&self, name: &str, grpc_url: &str) -> Customer {
+        let mut customer = self.customer(name).await;
+        customer.channel = Channel::from_shared(grpc_url.to_owned())
+            .expect("a valid URL")
+            .connect_lazy();
+        customer
+    }
+
     /// A channel without credentials, for authentication tests.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
