@@ -74,6 +74,9 @@ pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Checked<DateTim
         return Err(Invalid::new(field, "nanos must be in [0, 1e9)"));
     }
     DateTime::from_timestamp(value.seconds, value.nanos as u32)
+        // Timestamp's documented range, years 1 to 9999: chrono accepts far
+        // earlier times, which Postgres then refuses with an internal error.
+        .filter(|_| (-62_135_596_800..=253_402_300_799).contains(&value.seconds))
         .ok_or_else(|| Invalid::new(field, "out of range"))
 }
 
