@@ -12,6 +12,7 @@ pub mod error;
 pub mod mirror;
 pub mod outbox;
 pub mod scorecards;
+pub mod stats;
 pub mod templates;
 pub mod tenants;
 
