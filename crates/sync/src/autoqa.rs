@@ -2,12 +2,16 @@
 //! transcripts and keeps one AUTOQA scorecard per (conversation, template).
 //! The scorecards reach ClickHouse through the outbox, like API writes.
 
+use futures::{StreamExt, TryStreamExt};
 use scorekeeper_domain::autoqa::{CompiledRule, RuleCriterion, score_transcript};
 use scorekeeper_domain::scorecard::{Score, Template};
 use scorekeeper_domain::{ConversationId, CustomerId, Invalid, ScorecardId, TemplateId};
 use scorekeeper_store::Store;
 
 use crate::error::Result;
+
+/// Scorecard writes in flight at once; results keep request order.
+const WRITE_CONCURRENCY: usize = 8;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AutoscoreResult {
@@ -67,36 +71,49 @@ pub async fn autoscore(
         })
         .collect();
     let transcripts = store.transcripts(customer_id, conversation_ids).await?;
-    let mut results = Vec::with_capacity(conversations.len());
-    for conversation in &conversations {
-        let messages = transcripts
-            .get(&conversation.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let scores: Vec<Score> = score_transcript(&criteria, messages)
-            .into_iter()
-            .map(|(criterion_id, value)| Score {
-                criterion_id,
-                value,
-            })
-            .collect();
-        let (scorecard, changed) = store
-            .upsert_autoqa_scorecard(
-                customer_id,
-                &template,
-                conversation.id,
-                &conversation.agent_id,
-                &scores,
-            )
-            .await?;
-        results.push(AutoscoreResult {
-            conversation_id: conversation.id,
-            scorecard_id: scorecard.id,
-            total_score: scorecard.total_score,
-            changed,
-        });
-    }
-    Ok(results)
+    // Scoring is pure and cheap; the writes are one short transaction per
+    // conversation, on distinct rows, so they can overlap safely.
+    let scored: Vec<(ConversationId, String, Vec<Score>)> = conversations
+        .into_iter()
+        .map(|conversation| {
+            let messages = transcripts
+                .get(&conversation.id)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let scores = score_transcript(&criteria, messages)
+                .into_iter()
+                .map(|(criterion_id, value)| Score {
+                    criterion_id,
+                    value,
+                })
+                .collect();
+            (conversation.id, conversation.agent_id, scores)
+        })
+        .collect();
+    futures::stream::iter(scored)
+        .map(|(conversation_id, agent_id, scores)| {
+            let template = &template;
+            async move {
+                let (scorecard, changed) = store
+                    .upsert_autoqa_scorecard(
+                        customer_id,
+                        template,
+                        conversation_id,
+                        &agent_id,
+                        &scores,
+                    )
+                    .await?;
+                Ok(AutoscoreResult {
+                    conversation_id,
+                    scorecard_id: scorecard.id,
+                    total_score: scorecard.total_score,
+                    changed,
+                })
+            }
+        })
+        .buffered(WRITE_CONCURRENCY)
+        .try_collect()
+        .await
 }
 
 /// The template's criteria that carry a rule, with the rule compiled once.
