@@ -1,5 +1,8 @@
 //! End-to-end tests on the real servers: one binary, one module per area.
 
 mod autoqa;
+mod bad_input;
+mod contract;
 mod fixtures;
+mod tenancy;
 mod write_paths;

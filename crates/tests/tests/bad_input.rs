@@ -1,0 +1,1311 @@
+//! Bad input, table-driven: every malformed or inconsistent request is
+//! refused with INVALID_ARGUMENT naming the offending field (or NOT_FOUND for
+//! ids that do not exist), and writes nothing to Postgres or ClickHouse.
+//!
+//! Also home of what the tenancy tests share: [`Call`], [`Expect`],
+//! [`Snapshot`], [`assert_rejected`] and [`create_scorecard`].
+
+use std::time::Duration;
+
+use scorekeeper_proto::coaching::{self as pb, auto_qa_rule};
+use scorekeeper_proto::v1;
+use scorekeeper_tests::{Customer, TestEnv};
+use tonic::{Code, Status};
+
+use crate::fixtures::*;
+
+const DRAIN: Duration = Duration::from_secs(20);
+/// An id no row of a fresh database has.
+const UNKNOWN: i64 = 999_999_999;
+
+/// About 7500 BC: a valid chrono time that Postgres cannot store, and
+/// outside the range `google.protobuf.Timestamp` documents (years 1..=9999).
+const BEFORE_YEAR_1: i64 = -300_000_000_000;
+/// 10000-01-01T00:00:00Z.
+const AFTER_YEAR_9999: i64 = 253_402_300_800;
+
+/// One RPC with its request, so tables of cases can hold calls to any
+/// service.
+#[derive(Clone, Debug)]
+pub(crate) enum Call {
+    CreateTemplate(pb::CreateScorecardTemplateRequest),
+    GetTemplate(pb::GetScorecardTemplateRequest),
+    ListTemplates(pb::ListScorecardTemplatesRequest),
+    CreateScorecard(pb::CreateScorecardRequest),
+    GetScorecard(pb::GetScorecardRequest),
+    UpdateScorecard(pb::UpdateScorecardRequest),
+    DeleteScorecard(pb::DeleteScorecardRequest),
+    ListScorecards(pb::ListScorecardsRequest),
+    Upsert(v1::UpsertConversationsRequest),
+    GetConversation(v1::GetConversationRequest),
+    BatchIndex(v1::BatchIndexConversationsRequest),
+    Autoscore(v1::AutoscoreConversationsRequest),
+    Stats(v1::GetScoreStatsRequest),
+}
+
+/// Makes `call` as `customer`, keeping only the status.
+async fn call(customer: &Customer, call: Call) -> Result<(), Status> {
+    match call {
+        Call::CreateTemplate(r) => customer
+            .scorecards()
+            .create_scorecard_template(r)
+            .await
+            .map(drop),
+        Call::GetTemplate(r) => customer
+            .scorecards()
+            .get_scorecard_template(r)
+            .await
+            .map(drop),
+        Call::ListTemplates(r) => customer
+            .scorecards()
+            .list_scorecard_templates(r)
+            .await
+            .map(drop),
+        Call::CreateScorecard(r) => customer.scorecards().create_scorecard(r).await.map(drop),
+        Call::GetScorecard(r) => customer.scorecards().get_scorecard(r).await.map(drop),
+        Call::UpdateScorecard(r) => customer.scorecards().update_scorecard(r).await.map(drop),
+        Call::DeleteScorecard(r) => customer.scorecards().delete_scorecard(r).await.map(drop),
+        Call::ListScorecards(r) => customer.scorecards().list_scorecards(r).await.map(drop),
+        Call::Upsert(r) => customer
+            .conversations()
+            .upsert_conversations(r)
+            .await
+            .map(drop),
+        Call::GetConversation(r) => customer.conversations().get_conversation(r).await.map(drop),
+        Call::BatchIndex(r) => customer
+            .conversations()
+            .batch_index_conversations(r)
+            .await
+            .map(drop),
+        Call::Autoscore(r) => customer.autoqa().autoscore_conversations(r).await.map(drop),
+        Call::Stats(r) => customer.analytics().get_score_stats(r).await.map(drop),
+    }
+}
+
+/// Postgres tables a write could touch; each is fingerprinted whole.
+const TABLES: [&str; 10] = [
+    "customers",
+    "scorecard_templates",
+    "criteria",
+    "conversations",
+    "messages",
+    "scorecards",
+    "scores",
+    "process_scorecard_conversations",
+    "outbox",
+    "api_tokens",
+];
+
+/// ClickHouse tables, counted with old versions and tombstones (no FINAL),
+/// so any insert at all shows.
+const CLICKHOUSE_TABLES: [&str; 3] = ["conversations", "scorecards", "scores"];
+
+/// Everything stored, as row counts and a checksum of every row's text
+/// (which includes `version`, so any update shows even where the count
+/// does not). The `mirror_version` sequence is left out on purpose: a
+/// rolled-back transaction may still consume values from it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    postgres: Vec<(String, i64, String)>,
+    clickhouse: Vec<(&'static str, u64)>,
+}
+
+impl Snapshot {
+    /// Only meaningful while the outbox is empty (the dispatcher would
+    /// otherwise change `outbox` and ClickHouse behind the test's back).
+    pub(crate) async fn take(env: &TestEnv) -> Snapshot {
+        let sql = TABLES
+            .iter()
+            .map(|t| {
+                format!(
+                    "SELECT '{t}'::text, count(*), \
+                     md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} AS x"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let postgres = async {
+            let client = env.store.pool().get().await.expect("a Postgres connection");
+            client
+                .query(&sql, &[])
+                .await
+                .expect("fingerprinting Postgres tables")
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect()
+        };
+        let [conversations, scorecards, scores] = CLICKHOUSE_TABLES;
+        let (postgres, conversations, scorecards, scores) = tokio::join!(
+            postgres,
+            env.clickhouse_row_count(conversations),
+            env.clickhouse_row_count(scorecards),
+            env.clickhouse_row_count(scores),
+        );
+        let clickhouse = CLICKHOUSE_TABLES
+            .into_iter()
+            .zip([conversations, scorecards, scores])
+            .collect();
+        Snapshot {
+            postgres,
+            clickhouse,
+        }
+    }
+
+    /// What differs from `before`, for an assertion message.
+    pub(crate) fn diff(&self, before: &Snapshot) -> String {
+        let postgres = self
+            .postgres
+            .iter()
+            .zip(&before.postgres)
+            .filter(|(now, then)| now != then)
+            .map(|(now, then)| format!("{}: {} rows -> {} rows", now.0, then.1, now.1));
+        let clickhouse = self
+            .clickhouse
+            .iter()
+            .zip(&before.clickhouse)
+            .filter(|(now, then)| now != then)
+            .map(|(now, then)| format!("ClickHouse {}: {} rows -> {} rows", now.0, then.1, now.1));
+        postgres.chain(clickhouse).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// The field a status message names: messages are `field: reason`.
+fn named_field(status: &Status) -> &str {
+    status
+        .message()
+        .split_once(": ")
+        .map_or("", |(field, _)| field)
+}
+
+/// Makes `request` as `customer`, requires it to fail with `code` (and, for
+/// INVALID_ARGUMENT, to name `field`), and requires that nothing changed.
+pub(crate) async fn assert_rejected(
+    env: &TestEnv,
+    customer: &Customer,
+    name: &str,
+    request: Call,
+    expected: &Expect,
+) -> Status {
+    let before = Snapshot::take(env).await;
+    let status = match call(customer, request).await {
+        Ok(()) => panic!("{name}: accepted, expected {expected:?}"),
+        Err(status) => status,
+    };
+    match expected {
+        Expect::Invalid(field) => {
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{name}: wrong code (message {:?})",
+                status.message()
+            );
+            assert_eq!(
+                named_field(&status),
+                field,
+                "{name}: the message {:?} does not name the offending field",
+                status.message()
+            );
+        }
+        Expect::NotFound => {
+            assert_eq!(
+                status.code(),
+                Code::NotFound,
+                "{name}: wrong code (message {:?})",
+                status.message()
+            );
+            assert!(
+                status.message().contains("not found"),
+                "{name}: NOT_FOUND message {:?} does not say what was not found",
+                status.message()
+            );
+        }
+    }
+    let after = Snapshot::take(env).await;
+    assert!(
+        after == before,
+        "{name}: the rejected request wrote something: {}",
+        after.diff(&before)
+    );
+    status
+}
+
+/// How a case must fail.
+#[derive(Clone, Debug)]
+pub(crate) enum Expect {
+    /// INVALID_ARGUMENT whose message names this field.
+    Invalid(String),
+    NotFound,
+}
+
+struct Case {
+    name: String,
+    request: Call,
+    expected: Expect,
+}
+
+fn invalid(name: &str, field: &str, request: Call) -> Case {
+    Case {
+        name: name.to_owned(),
+        request,
+        expected: Expect::Invalid(field.to_owned()),
+    }
+}
+
+fn not_found(name: String, request: Call) -> Case {
+    Case {
+        name,
+        request,
+        expected: Expect::NotFound,
+    }
+}
+
+/// One customer's data that the cases refer to.
+struct World {
+    customer: Customer,
+    conv_template: pb::ScorecardTemplate,
+    proc_template: pb::ScorecardTemplate,
+    /// A conversation template whose second criterion carries a rule.
+    rule_template: pb::ScorecardTemplate,
+    conversations: Vec<v1::Conversation>,
+    /// A conversation scorecard on `conversations[0]`.
+    scorecard: pb::Scorecard,
+    /// A process scorecard linked to `conversations[1]`.
+    process_scorecard: pb::Scorecard,
+    /// A scorecard that was created and then deleted.
+    deleted_scorecard: i64,
+}
+
+impl World {
+    async fn build(env: &TestEnv) -> World {
+        let customer = env.customer("acme").await;
+        let conv_template = conversation_template(&customer).await;
+        let proc_template = process_template(&customer).await;
+        let rule_template = template(
+            &customer,
+            pb::ScorecardTemplateType::Conversation,
+            vec![
+                criterion("manual", 1.0, 5.0),
+                rule_criterion("thanks", auto_qa_rule::Kind::Present, "thank you"),
+            ],
+        )
+        .await;
+        let conversations = conversations(&customer, 3).await;
+        let scorecard = create_scorecard(
+            &customer,
+            pb::CreateScorecardRequest {
+                template_id: conv_template.id,
+                conversation_id: conversations[0].id,
+                scores: scores(&conv_template, &[4.0, 7.0]),
+                ..Default::default()
+            },
+        )
+        .await;
+        let process_scorecard = create_scorecard(
+            &customer,
+            pb::CreateScorecardRequest {
+                template_id: proc_template.id,
+                agent_id: "agent-7".into(),
+                linked_conversation_ids: vec![conversations[1].id],
+                scores: scores(&proc_template, &[2.0]),
+                ..Default::default()
+            },
+        )
+        .await;
+        let deleted = create_scorecard(
+            &customer,
+            pb::CreateScorecardRequest {
+                template_id: conv_template.id,
+                conversation_id: conversations[2].id,
+                scores: scores(&conv_template, &[1.0]),
+                ..Default::default()
+            },
+        )
+        .await;
+        customer
+            .scorecards()
+            .delete_scorecard(pb::DeleteScorecardRequest { id: deleted.id })
+            .await
+            .expect("deleting a scorecard of the world");
+        env.outbox_drained(DRAIN)
+            .await
+            .expect("the world's scorecards reach ClickHouse");
+        World {
+            customer,
+            conv_template,
+            proc_template,
+            rule_template,
+            conversations,
+            scorecard,
+            process_scorecard,
+            deleted_scorecard: deleted.id,
+        }
+    }
+
+    fn criterion_id(&self, template: &pb::ScorecardTemplate, index: usize) -> i64 {
+        template.criteria[index].id
+    }
+
+    /// A valid conversation scorecard on `conversations[1]`.
+    fn conv_scorecard(&self) -> pb::CreateScorecardRequest {
+        pb::CreateScorecardRequest {
+            template_id: self.conv_template.id,
+            conversation_id: self.conversations[1].id,
+            scores: scores(&self.conv_template, &[3.0, 5.0]),
+            ..Default::default()
+        }
+    }
+
+    /// A valid process scorecard linked to two conversations.
+    fn proc_scorecard(&self) -> pb::CreateScorecardRequest {
+        pb::CreateScorecardRequest {
+            template_id: self.proc_template.id,
+            agent_id: "agent-5".into(),
+            linked_conversation_ids: vec![self.conversations[0].id, self.conversations[2].id],
+            scores: scores(&self.proc_template, &[1.0]),
+            ..Default::default()
+        }
+    }
+
+    /// A valid update of the conversation scorecard.
+    fn update(&self) -> pb::UpdateScorecardRequest {
+        pb::UpdateScorecardRequest {
+            id: self.scorecard.id,
+            scores: scores(&self.conv_template, &[2.0, 2.0]),
+            ..Default::default()
+        }
+    }
+
+    fn conversation_ids(&self) -> Vec<i64> {
+        self.conversations.iter().map(|c| c.id).collect()
+    }
+}
+
+pub(crate) async fn create_scorecard(
+    customer: &Customer,
+    request: pb::CreateScorecardRequest,
+) -> pb::Scorecard {
+    customer
+        .scorecards()
+        .create_scorecard(request)
+        .await
+        .expect("creating a scorecard")
+        .into_inner()
+        .scorecard
+        .expect("a scorecard")
+}
+
+fn score(criterion_id: i64, value: f64) -> pb::Score {
+    pb::Score {
+        criterion_id,
+        value,
+    }
+}
+
+/// A valid conversation template with a manual and a rule criterion.
+fn new_template() -> pb::CreateScorecardTemplateRequest {
+    pb::CreateScorecardTemplateRequest {
+        name: "new template".into(),
+        template_type: pb::ScorecardTemplateType::Conversation as i32,
+        criteria: vec![
+            criterion("empathy", 1.0, 5.0),
+            rule_criterion("greeting", auto_qa_rule::Kind::Present, "good morning"),
+        ],
+    }
+}
+
+/// [`new_template`] with its second criterion replaced.
+fn template_with(second: pb::Criterion) -> Call {
+    let mut request = new_template();
+    request.criteria[1] = second;
+    Call::CreateTemplate(request)
+}
+
+/// [`new_template`] with its rule changed by `change`.
+fn template_with_rule(change: impl FnOnce(&mut pb::AutoQaRule)) -> Call {
+    let mut request = new_template();
+    change(
+        request.criteria[1]
+            .autoqa_rule
+            .as_mut()
+            .expect("new_template has a rule"),
+    );
+    Call::CreateTemplate(request)
+}
+
+/// A valid new conversation.
+fn new_conversation(external_id: &str) -> v1::Conversation {
+    conversation(
+        external_id,
+        "agent-new",
+        T0 + 3600,
+        &[
+            (v1::Speaker::Agent, "Good morning"),
+            (v1::Speaker::Customer, "Hello"),
+        ],
+    )
+}
+
+/// An upsert of a valid conversation followed by one changed by `change`,
+/// so a case also shows the valid first one is not written.
+fn upsert_with(change: impl FnOnce(&mut v1::Conversation)) -> Call {
+    let mut second = new_conversation("new-2");
+    change(&mut second);
+    Call::Upsert(v1::UpsertConversationsRequest {
+        conversations: vec![new_conversation("new-1"), second],
+    })
+}
+
+fn batch_index(conversation_ids: Vec<i64>, start: Option<i64>, end: Option<i64>) -> Call {
+    Call::BatchIndex(v1::BatchIndexConversationsRequest {
+        conversation_ids,
+        start_time: start.and_then(ts),
+        end_time: end.and_then(ts),
+    })
+}
+
+fn autoscore(template_id: i64, conversation_ids: Vec<i64>) -> Call {
+    Call::Autoscore(v1::AutoscoreConversationsRequest {
+        template_id,
+        conversation_ids,
+    })
+}
+
+fn stats(group_by: i32) -> Call {
+    Call::Stats(v1::GetScoreStatsRequest {
+        group_by,
+        ..Default::default()
+    })
+}
+
+fn cases(w: &World) -> Vec<Case> {
+    let greeting = w.criterion_id(&w.conv_template, 0);
+    let resolution = w.criterion_id(&w.conv_template, 1);
+    let follow_up = w.criterion_id(&w.proc_template, 0);
+    let c = w.conversation_ids();
+    let long_name = "é".repeat(129); // 258 bytes, 129 characters
+    let mut cases = vec![
+        // CreateScorecard: template and kind.
+        invalid(
+            "create scorecard: unknown template",
+            "template_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                template_id: UNKNOWN,
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: no template",
+            "template_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                template_id: 0,
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: conversation template without conversation_id",
+            "conversation_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                conversation_id: 0,
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: process template with conversation_id",
+            "conversation_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                conversation_id: c[0],
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: conversation template with linked conversations",
+            "linked_conversation_ids",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                linked_conversation_ids: vec![c[2]],
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: process template without agent_id",
+            "agent_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                agent_id: String::new(),
+                ..w.proc_scorecard()
+            }),
+        ),
+        // CreateScorecard: scores.
+        invalid(
+            "create scorecard: score above max",
+            "scores[1].value",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: vec![score(greeting, 5.0), score(resolution, 10.5)],
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: score below min",
+            "scores[0].value",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: vec![score(greeting, -0.5)],
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: NaN score",
+            "scores[0].value",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: vec![score(greeting, f64::NAN)],
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: infinite score",
+            "scores[0].value",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: vec![score(follow_up, f64::INFINITY)],
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: criterion of another template",
+            "scores[1].criterion_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: vec![score(greeting, 1.0), score(follow_up, 1.0)],
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: no criterion id",
+            "scores[0].criterion_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: vec![score(0, 1.0)],
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: the same criterion twice",
+            "scores[1].criterion_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: vec![score(greeting, 1.0), score(greeting, 2.0)],
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: 101 scores",
+            "scores",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                scores: (0..101).map(|_| score(greeting, 1.0)).collect(),
+                ..w.conv_scorecard()
+            }),
+        ),
+        // CreateScorecard: conversations and agent.
+        invalid(
+            "create scorecard: unknown conversation",
+            "conversation_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                conversation_id: UNKNOWN,
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: negative conversation_id",
+            "conversation_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                conversation_id: -3,
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: unknown linked conversation",
+            "linked_conversation_ids[1]",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                linked_conversation_ids: vec![c[0], UNKNOWN, c[1]],
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: linked conversation id 0",
+            "linked_conversation_ids[0]",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                linked_conversation_ids: vec![0],
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: a conversation linked twice",
+            "linked_conversation_ids",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                linked_conversation_ids: vec![c[0], c[1], c[0]],
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: 1001 linked conversations",
+            "linked_conversation_ids",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                linked_conversation_ids: (0..1001).map(|i| c[i % c.len()]).collect(),
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: agent_id over 256 bytes",
+            "agent_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                agent_id: long_name.clone(),
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: agent_id over 256 bytes on a conversation template",
+            "agent_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                agent_id: "a".repeat(257),
+                ..w.conv_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: agent_id with NUL",
+            "agent_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                agent_id: "agent\0-5".into(),
+                ..w.proc_scorecard()
+            }),
+        ),
+        // CreateScorecardTemplate.
+        invalid(
+            "create template: type UNSPECIFIED",
+            "template_type",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                template_type: pb::ScorecardTemplateType::Unspecified as i32,
+                ..new_template()
+            }),
+        ),
+        invalid(
+            "create template: unknown type 7",
+            "template_type",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                template_type: 7,
+                ..new_template()
+            }),
+        ),
+        invalid(
+            "create template: no criteria",
+            "criteria",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                criteria: vec![],
+                ..new_template()
+            }),
+        ),
+        invalid(
+            "create template: 101 criteria",
+            "criteria",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                criteria: (0..101)
+                    .map(|i| criterion(&format!("c{i}"), 1.0, 5.0))
+                    .collect(),
+                ..new_template()
+            }),
+        ),
+        invalid(
+            "create template: empty name",
+            "name",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                name: String::new(),
+                ..new_template()
+            }),
+        ),
+        invalid(
+            "create template: blank name",
+            "name",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                name: " \t ".into(),
+                ..new_template()
+            }),
+        ),
+        invalid(
+            "create template: name over 256 bytes",
+            "name",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                name: long_name.clone(),
+                ..new_template()
+            }),
+        ),
+        invalid(
+            "create template: criterion without name",
+            "criteria[1].name",
+            template_with(criterion("", 1.0, 5.0)),
+        ),
+        invalid(
+            "create template: weight 0",
+            "criteria[1].weight",
+            template_with(criterion("w", 0.0, 5.0)),
+        ),
+        invalid(
+            "create template: negative weight",
+            "criteria[1].weight",
+            template_with(criterion("w", -1.0, 5.0)),
+        ),
+        invalid(
+            "create template: NaN weight",
+            "criteria[1].weight",
+            template_with(criterion("w", f64::NAN, 5.0)),
+        ),
+        invalid(
+            "create template: min == max",
+            "criteria[1].max_value",
+            template_with(criterion("w", 1.0, 0.0)),
+        ),
+        invalid(
+            "create template: min > max",
+            "criteria[1].max_value",
+            template_with(pb::Criterion {
+                min_value: 3.0,
+                ..criterion("w", 1.0, 2.0)
+            }),
+        ),
+        invalid(
+            "create template: infinite max",
+            "criteria[1].max_value",
+            template_with(criterion("w", 1.0, f64::INFINITY)),
+        ),
+        invalid(
+            "create template: rule kind UNSPECIFIED",
+            "criteria[1].autoqa_rule.kind",
+            template_with_rule(|r| r.kind = auto_qa_rule::Kind::Unspecified as i32),
+        ),
+        invalid(
+            "create template: rule pattern_type UNSPECIFIED",
+            "criteria[1].autoqa_rule.pattern_type",
+            template_with_rule(|r| r.pattern_type = 0),
+        ),
+        invalid(
+            "create template: rule pattern_type 9",
+            "criteria[1].autoqa_rule.pattern_type",
+            template_with_rule(|r| r.pattern_type = 9),
+        ),
+        invalid(
+            "create template: rule speaker 4",
+            "criteria[1].autoqa_rule.speaker",
+            template_with_rule(|r| r.speaker = 4),
+        ),
+        invalid(
+            "create template: invalid regex",
+            "criteria[1].autoqa_rule.pattern",
+            template_with_rule(|r| {
+                r.pattern_type = auto_qa_rule::PatternType::Regex as i32;
+                r.pattern = "thank(s| you".into();
+            }),
+        ),
+        invalid(
+            "create template: empty phrase",
+            "criteria[1].autoqa_rule.pattern",
+            template_with_rule(|r| r.pattern = String::new()),
+        ),
+        invalid(
+            "create template: blank phrase",
+            "criteria[1].autoqa_rule.pattern",
+            template_with_rule(|r| r.pattern = "   ".into()),
+        ),
+        invalid(
+            "create template: pattern over 1024 bytes",
+            "criteria[1].autoqa_rule.pattern",
+            template_with_rule(|r| r.pattern = "x".repeat(1025)),
+        ),
+        invalid(
+            "create template: rule on a process template",
+            "criteria",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                template_type: pb::ScorecardTemplateType::Process as i32,
+                ..new_template()
+            }),
+        ),
+        // UpsertConversations.
+        invalid(
+            "upsert: empty batch",
+            "conversations",
+            Call::Upsert(v1::UpsertConversationsRequest {
+                conversations: vec![],
+            }),
+        ),
+        invalid(
+            "upsert: 501 conversations",
+            "conversations",
+            Call::Upsert(v1::UpsertConversationsRequest {
+                conversations: (0..501)
+                    .map(|i| new_conversation(&format!("bulk-{i}")))
+                    .collect(),
+            }),
+        ),
+        invalid(
+            "upsert: duplicate external_id",
+            "conversations[1].external_id",
+            upsert_with(|c| c.external_id = "new-1".into()),
+        ),
+        invalid(
+            "upsert: empty external_id",
+            "conversations[1].external_id",
+            upsert_with(|c| c.external_id = String::new()),
+        ),
+        invalid(
+            "upsert: external_id over 256 bytes",
+            "conversations[1].external_id",
+            upsert_with(|c| c.external_id = long_name.clone()),
+        ),
+        invalid(
+            "upsert: empty agent_id",
+            "conversations[1].agent_id",
+            upsert_with(|c| c.agent_id = String::new()),
+        ),
+        invalid(
+            "upsert: agent_id with NUL",
+            "conversations[1].agent_id",
+            upsert_with(|c| c.agent_id = "agent\0".into()),
+        ),
+        invalid(
+            "upsert: missing started_at",
+            "conversations[1].started_at",
+            upsert_with(|c| c.started_at = None),
+        ),
+        invalid(
+            "upsert: missing ended_at",
+            "conversations[1].ended_at",
+            upsert_with(|c| c.ended_at = None),
+        ),
+        invalid(
+            "upsert: started_at nanos out of range",
+            "conversations[1].started_at",
+            upsert_with(|c| {
+                c.started_at = Some(prost_types::Timestamp {
+                    seconds: T0,
+                    nanos: -1,
+                })
+            }),
+        ),
+        invalid(
+            "upsert: started_at before year 1",
+            "conversations[1].started_at",
+            upsert_with(|c| c.started_at = ts(BEFORE_YEAR_1)),
+        ),
+        invalid(
+            "upsert: ended_at after year 9999",
+            "conversations[1].ended_at",
+            upsert_with(|c| c.ended_at = ts(AFTER_YEAR_9999)),
+        ),
+        invalid(
+            "upsert: ended_at before started_at",
+            "conversations[1].ended_at",
+            upsert_with(|c| c.ended_at = ts(T0)),
+        ),
+        invalid(
+            "upsert: speaker UNSPECIFIED",
+            "conversations[1].messages[0].speaker",
+            upsert_with(|c| c.messages[0].speaker = v1::Speaker::Unspecified as i32),
+        ),
+        invalid(
+            "upsert: unknown speaker 5",
+            "conversations[1].messages[1].speaker",
+            upsert_with(|c| c.messages[1].speaker = 5),
+        ),
+        invalid(
+            "upsert: message text over 16 KiB",
+            "conversations[1].messages[1].text",
+            upsert_with(|c| c.messages[1].text = "x".repeat(16 * 1024 + 1)),
+        ),
+        invalid(
+            "upsert: message text with NUL",
+            "conversations[1].messages[0].text",
+            upsert_with(|c| c.messages[0].text = "a\0b".into()),
+        ),
+        invalid(
+            "upsert: negative offset_ms",
+            "conversations[1].messages[1].offset_ms",
+            upsert_with(|c| c.messages[1].offset_ms = -1),
+        ),
+        invalid(
+            "upsert: 5001 messages",
+            "conversations[1].messages",
+            upsert_with(|c| c.messages = vec![c.messages[0].clone(); 5001]),
+        ),
+        // BatchIndexConversations.
+        invalid(
+            "batch index: neither ids nor window",
+            "conversation_ids",
+            batch_index(vec![], None, None),
+        ),
+        invalid(
+            "batch index: ids and window",
+            "conversation_ids",
+            batch_index(vec![c[0]], Some(T0), Some(T0 + 86_400)),
+        ),
+        invalid(
+            "batch index: ids and only start_time",
+            "conversation_ids",
+            batch_index(vec![c[0]], Some(T0), None),
+        ),
+        invalid(
+            "batch index: window without end",
+            "end_time",
+            batch_index(vec![], Some(T0), None),
+        ),
+        invalid(
+            "batch index: window without start",
+            "start_time",
+            batch_index(vec![], None, Some(T0)),
+        ),
+        invalid(
+            "batch index: start before year 1",
+            "start_time",
+            batch_index(vec![], Some(BEFORE_YEAR_1), Some(T0)),
+        ),
+        invalid(
+            "batch index: end before start",
+            "end_time",
+            batch_index(vec![], Some(T0 + 60), Some(T0)),
+        ),
+        invalid(
+            "batch index: empty window",
+            "end_time",
+            batch_index(vec![], Some(T0), Some(T0)),
+        ),
+        invalid(
+            "batch index: 10001 ids",
+            "conversation_ids",
+            batch_index((0..10_001).map(|i| c[i % c.len()]).collect(), None, None),
+        ),
+        invalid(
+            "batch index: id 0",
+            "conversation_ids[1]",
+            batch_index(vec![c[0], 0], None, None),
+        ),
+        // AutoscoreConversations.
+        invalid(
+            "autoscore: no conversation ids",
+            "conversation_ids",
+            autoscore(w.rule_template.id, vec![]),
+        ),
+        invalid(
+            "autoscore: 10001 conversation ids",
+            "conversation_ids",
+            autoscore(
+                w.rule_template.id,
+                (0..10_001).map(|i| c[i % c.len()]).collect(),
+            ),
+        ),
+        invalid(
+            "autoscore: no template",
+            "template_id",
+            autoscore(0, vec![c[0]]),
+        ),
+        invalid(
+            "autoscore: unknown template",
+            "template_id",
+            autoscore(UNKNOWN, vec![c[0]]),
+        ),
+        invalid(
+            "autoscore: process template",
+            "template_id",
+            autoscore(w.proc_template.id, vec![c[0]]),
+        ),
+        invalid(
+            "autoscore: template without rules",
+            "template_id",
+            autoscore(w.conv_template.id, vec![c[0]]),
+        ),
+        invalid(
+            "autoscore: unknown conversation after known ones",
+            "conversation_ids[2]",
+            autoscore(w.rule_template.id, vec![c[0], c[1], UNKNOWN]),
+        ),
+        invalid(
+            "autoscore: conversation id -1",
+            "conversation_ids[0]",
+            autoscore(w.rule_template.id, vec![-1]),
+        ),
+        // UpdateScorecard.
+        invalid(
+            "update scorecard: id 0",
+            "id",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                id: 0,
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update scorecard: score above max",
+            "scores[0].value",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                scores: vec![score(greeting, 6.0)],
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update scorecard: NaN score",
+            "scores[1].value",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                scores: vec![score(greeting, 1.0), score(resolution, f64::NAN)],
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update scorecard: criterion of another template",
+            "scores[0].criterion_id",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                scores: vec![score(follow_up, 1.0)],
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update scorecard: the same criterion twice",
+            "scores[1].criterion_id",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                scores: vec![score(resolution, 1.0), score(resolution, 1.0)],
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update scorecard: links on a conversation scorecard",
+            "linked_conversation_ids",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                linked_conversation_ids: vec![c[1]],
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update scorecard: agent on a conversation scorecard",
+            "agent_id",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                agent_id: "agent-4".into(),
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update scorecard: negative expected_version",
+            "expected_version",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                expected_version: -1,
+                ..w.update()
+            }),
+        ),
+        invalid(
+            "update process scorecard: unknown linked conversation",
+            "linked_conversation_ids[0]",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                id: w.process_scorecard.id,
+                scores: vec![score(follow_up, 1.0)],
+                linked_conversation_ids: vec![UNKNOWN],
+                ..Default::default()
+            }),
+        ),
+        invalid(
+            "update process scorecard: 1001 linked conversations",
+            "linked_conversation_ids",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                id: w.process_scorecard.id,
+                scores: vec![score(follow_up, 1.0)],
+                linked_conversation_ids: (0..1001).map(|i| c[i % c.len()]).collect(),
+                ..Default::default()
+            }),
+        ),
+        invalid(
+            "update process scorecard: agent_id with NUL",
+            "agent_id",
+            Call::UpdateScorecard(pb::UpdateScorecardRequest {
+                id: w.process_scorecard.id,
+                scores: vec![score(follow_up, 1.0)],
+                agent_id: "\0".into(),
+                ..Default::default()
+            }),
+        ),
+        // Reads with bad arguments.
+        invalid(
+            "get scorecard: id 0",
+            "id",
+            Call::GetScorecard(pb::GetScorecardRequest { id: 0 }),
+        ),
+        invalid(
+            "delete scorecard: negative id",
+            "id",
+            Call::DeleteScorecard(pb::DeleteScorecardRequest { id: -7 }),
+        ),
+        invalid(
+            "get template: id 0",
+            "id",
+            Call::GetTemplate(pb::GetScorecardTemplateRequest { id: 0 }),
+        ),
+        invalid(
+            "get conversation: id 0",
+            "id",
+            Call::GetConversation(v1::GetConversationRequest {
+                id: 0,
+                include_messages: true,
+            }),
+        ),
+        invalid(
+            "list scorecards: page_size -1",
+            "page_size",
+            Call::ListScorecards(pb::ListScorecardsRequest {
+                page_size: -1,
+                ..Default::default()
+            }),
+        ),
+        invalid(
+            "list scorecards: page_size 501",
+            "page_size",
+            Call::ListScorecards(pb::ListScorecardsRequest {
+                page_size: 501,
+                ..Default::default()
+            }),
+        ),
+        invalid(
+            "list scorecards: garbage page_token",
+            "page_token",
+            Call::ListScorecards(pb::ListScorecardsRequest {
+                page_token: "not-a-token!".into(),
+                ..Default::default()
+            }),
+        ),
+        invalid(
+            "list templates: page_size 501",
+            "page_size",
+            Call::ListTemplates(pb::ListScorecardTemplatesRequest {
+                page_size: 501,
+                ..Default::default()
+            }),
+        ),
+        invalid(
+            "list templates: garbage page_token",
+            "page_token",
+            Call::ListTemplates(pb::ListScorecardTemplatesRequest {
+                page_token: "%%%".into(),
+                ..Default::default()
+            }),
+        ),
+        invalid(
+            "score stats: group_by UNSPECIFIED",
+            "group_by",
+            stats(v1::StatsGroupBy::Unspecified as i32),
+        ),
+        invalid("score stats: group_by 42", "group_by", stats(42)),
+        invalid(
+            "score stats: end before start",
+            "end_time",
+            Call::Stats(v1::GetScoreStatsRequest {
+                group_by: v1::StatsGroupBy::Agent as i32,
+                start_time: ts(T0),
+                end_time: ts(T0 - 1),
+            }),
+        ),
+        invalid(
+            "score stats: start before year 1",
+            "start_time",
+            Call::Stats(v1::GetScoreStatsRequest {
+                group_by: v1::StatsGroupBy::Day as i32,
+                start_time: ts(BEFORE_YEAR_1),
+                end_time: None,
+            }),
+        ),
+    ];
+    // Ids that do not exist, or no longer do.
+    for (what, id) in [("unknown", UNKNOWN), ("deleted", w.deleted_scorecard)] {
+        let name = |rpc: &str| format!("{rpc} of a {what} scorecard");
+        cases.push(not_found(
+            name("get"),
+            Call::GetScorecard(pb::GetScorecardRequest { id }),
+        ));
+        cases.push(not_found(
+            name("update"),
+            Call::UpdateScorecard(pb::UpdateScorecardRequest { id, ..w.update() }),
+        ));
+        cases.push(not_found(
+            name("delete"),
+            Call::DeleteScorecard(pb::DeleteScorecardRequest { id }),
+        ));
+    }
+    cases.push(not_found(
+        "get of an unknown template".into(),
+        Call::GetTemplate(pb::GetScorecardTemplateRequest { id: UNKNOWN }),
+    ));
+    cases.push(not_found(
+        "get of an unknown conversation".into(),
+        Call::GetConversation(v1::GetConversationRequest {
+            id: UNKNOWN,
+            include_messages: true,
+        }),
+    ));
+    cases
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_by_field_and_writes_nothing() {
+    let env = TestEnv::start().await;
+    let world = World::build(&env).await;
+    let cases = cases(&world);
+    let count = cases.len();
+    for case in cases {
+        assert_rejected(
+            &env,
+            &world.customer,
+            &case.name,
+            case.request,
+            &case.expected,
+        )
+        .await;
+    }
+    eprintln!("bad input: {count} cases rejected without writing");
+
+    // Control: the requests the cases were derived from are valid, and the
+    // snapshot sees what they write. Otherwise a case could pass for the
+    // wrong reason, or the "nothing written" check see nothing at all.
+    let controls = [
+        (
+            "a conversation scorecard",
+            Call::CreateScorecard(world.conv_scorecard()),
+        ),
+        (
+            "a process scorecard",
+            Call::CreateScorecard(world.proc_scorecard()),
+        ),
+        (
+            "a process scorecard with a 256-byte agent",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                agent_id: "a".repeat(256),
+                ..world.proc_scorecard()
+            }),
+        ),
+        ("an update", Call::UpdateScorecard(world.update())),
+        ("a template", Call::CreateTemplate(new_template())),
+        (
+            "a template with 100 criteria",
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
+                criteria: (0..100)
+                    .map(|i| criterion(&format!("c{i}"), 1.0, 5.0))
+                    .collect(),
+                ..new_template()
+            }),
+        ),
+        ("an upsert", upsert_with(|_| {})),
+        (
+            "an upsert with a 16 KiB message",
+            upsert_with(|c| {
+                c.external_id = "new-3".into();
+                c.messages[1].text = "x".repeat(16 * 1024);
+            }),
+        ),
+        (
+            "an autoscore",
+            autoscore(world.rule_template.id, world.conversation_ids()),
+        ),
+    ];
+    for (name, request) in controls {
+        let before = Snapshot::take(&env).await;
+        if let Err(status) = call(&world.customer, request).await {
+            panic!("control {name} was refused: {status:?}");
+        }
+        env.outbox_drained(DRAIN).await.unwrap();
+        assert!(
+            Snapshot::take(&env).await != before,
+            "control {name} was accepted but the snapshot did not change"
+        );
+    }
+    env.assert_scorecards_mirrored().await;
+}
