@@ -3,8 +3,8 @@
 
 use scorekeeper_domain::autoqa::{PatternType, Rule, RuleKind};
 use scorekeeper_domain::limits::{
-    MAX_CRITERIA_PER_TEMPLATE, MAX_MESSAGE_TEXT_BYTES, MAX_MESSAGES_PER_CONVERSATION,
-    MAX_NAME_BYTES, MAX_PATTERN_BYTES,
+    MAX_CRITERIA_PER_TEMPLATE, MAX_CRITERION_VALUE_MAGNITUDE, MAX_CRITERION_WEIGHT,
+    MAX_MESSAGE_TEXT_BYTES, MAX_MESSAGES_PER_CONVERSATION, MAX_NAME_BYTES, MAX_PATTERN_BYTES,
 };
 use scorekeeper_domain::scorecard::{
     Criterion, NewCriterion, NewTemplate, Score, Scorecard, Template,
@@ -59,11 +59,14 @@ pub fn new_template(request: &pb::CreateScorecardTemplateRequest) -> Checked<New
 fn new_criterion(field: &str, c: &pb::Criterion) -> Checked<NewCriterion> {
     validate::required_text(&format!("{field}.name"), &c.name, MAX_NAME_BYTES)?;
     let weight = validate::finite(&format!("{field}.weight"), c.weight)?;
-    if weight <= 0.0 {
-        return Err(Invalid::new(format!("{field}.weight"), "must be positive"));
+    if weight <= 0.0 || weight > MAX_CRITERION_WEIGHT {
+        return Err(Invalid::new(
+            format!("{field}.weight"),
+            format!("must be in (0, {MAX_CRITERION_WEIGHT}]"),
+        ));
     }
-    let min_value = validate::finite(&format!("{field}.min_value"), c.min_value)?;
-    let max_value = validate::finite(&format!("{field}.max_value"), c.max_value)?;
+    let min_value = bounded_value(&format!("{field}.min_value"), c.min_value)?;
+    let max_value = bounded_value(&format!("{field}.max_value"), c.max_value)?;
     if min_value >= max_value {
         return Err(Invalid::new(
             format!("{field}.max_value"),
@@ -84,6 +87,17 @@ fn new_criterion(field: &str, c: &pb::Criterion) -> Checked<NewCriterion> {
         },
         rule,
     })
+}
+
+fn bounded_value(field: &str, value: f64) -> Checked<f64> {
+    let value = validate::finite(field, value)?;
+    if value.abs() > MAX_CRITERION_VALUE_MAGNITUDE {
+        return Err(Invalid::new(
+            field,
+            format!("must be within ±{MAX_CRITERION_VALUE_MAGNITUDE:e}"),
+        ));
+    }
+    Ok(value)
 }
 
 fn rule_from_wire(field: &str, r: &pb::AutoQaRule) -> Checked<Rule> {

@@ -29,6 +29,15 @@ pub fn optional_text(field: &str, value: &str, max_bytes: usize) -> Checked<()> 
     Ok(())
 }
 
+/// An optional name: empty means "not given"; otherwise as [`required_text`].
+pub fn optional_name(field: &str, value: &str, max_bytes: usize) -> Checked<()> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        required_text(field, value, max_bytes)
+    }
+}
+
 /// A required id: positive.
 pub fn id(field: &str, value: i64) -> Checked<i64> {
     if value <= 0 {

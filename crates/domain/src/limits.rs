@@ -22,3 +22,8 @@ pub const MAX_IDS_PER_BATCH: usize = 10_000;
 /// Largest page of a List call; 0 asks for the default.
 pub const MAX_PAGE_SIZE: usize = 500;
 pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest criterion weight. Bounds keep the weighted total exact enough to
+/// compare across Postgres and ClickHouse and far from overflow.
+pub const MAX_CRITERION_WEIGHT: f64 = 1000.0;
+/// Largest magnitude of a criterion's min_value or max_value.
+pub const MAX_CRITERION_VALUE_MAGNITUDE: f64 = 1e9;

@@ -96,7 +96,7 @@ impl Store {
                     )
                     .into());
                 }
-                if new.agent_id.is_empty() {
+                if new.agent_id.trim().is_empty() {
                     return Err(Invalid::new("agent_id", "required for a process scorecard").into());
                 }
                 check_linked(&tx, customer_id, &new.linked_conversation_ids).await?;

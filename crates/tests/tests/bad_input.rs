@@ -533,6 +533,22 @@ fn cases(w: &World) -> Vec<Case> {
                 ..w.proc_scorecard()
             }),
         ),
+        invalid(
+            "create scorecard: process template with a blank agent_id",
+            "agent_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                agent_id: "   ".into(),
+                ..w.proc_scorecard()
+            }),
+        ),
+        invalid(
+            "create scorecard: conversation template with a blank agent_id",
+            "agent_id",
+            Call::CreateScorecard(pb::CreateScorecardRequest {
+                agent_id: " \t ".into(),
+                ..w.conv_scorecard()
+            }),
+        ),
         // CreateScorecard: scores.
         invalid(
             "create scorecard: score above max",
@@ -749,6 +765,24 @@ fn cases(w: &World) -> Vec<Case> {
             "create template: NaN weight",
             "criteria[1].weight",
             template_with(criterion("w", f64::NAN, 5.0)),
+        ),
+        invalid(
+            "create template: weight so large the total would overflow",
+            "criteria[1].weight",
+            template_with(criterion("w", 1e308, 5.0)),
+        ),
+        invalid(
+            "create template: range so wide the total would be NaN",
+            "criteria[1].min_value",
+            template_with(pb::Criterion {
+                min_value: -1e308,
+                ..criterion("w", 1.0, 1e308)
+            }),
+        ),
+        invalid(
+            "create template: max beyond the value bound",
+            "criteria[1].max_value",
+            template_with(criterion("w", 1.0, 1e10)),
         ),
         invalid(
             "create template: min == max",

@@ -101,7 +101,7 @@ impl ScorecardService for Scorecards {
                 0 => None,
                 id => Some(ConversationId(validate::id("conversation_id", id)?)),
             };
-            validate::optional_text("agent_id", &r.agent_id, MAX_NAME_BYTES)?;
+            validate::optional_name("agent_id", &r.agent_id, MAX_NAME_BYTES)?;
             Ok::<_, scorekeeper_domain::Invalid>(NewScorecard {
                 template_id: TemplateId(validate::id("template_id", r.template_id)?),
                 conversation_id,
@@ -150,7 +150,7 @@ impl ScorecardService for Scorecards {
         let principal = self.0.auth.principal(&request).await?;
         let r = request.get_ref();
         let (id, change) = (|| {
-            validate::optional_text("agent_id", &r.agent_id, MAX_NAME_BYTES)?;
+            validate::optional_name("agent_id", &r.agent_id, MAX_NAME_BYTES)?;
             if r.expected_version < 0 {
                 return Err(scorekeeper_domain::Invalid::new(
                     "expected_version",
