@@ -6,6 +6,7 @@ pub mod autoqa;
 pub mod ids;
 pub mod limits;
 pub mod mirror;
+pub mod reindex;
 pub mod scorecard;
 pub mod scoring;
 pub mod transcript;

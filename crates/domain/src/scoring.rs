@@ -2,7 +2,8 @@
 
 /// The kind of a scorecard template, and so of its scorecards. Numbers match
 /// `scorekeeper.v1.coaching.ScorecardTemplateType` and the Postgres column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TemplateType {
     /// Scores one conversation.
     Conversation,

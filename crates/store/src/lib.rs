@@ -9,8 +9,10 @@
 mod codec;
 pub mod conversations;
 pub mod error;
+pub mod jobs;
 pub mod mirror;
 pub mod outbox;
+pub mod reindex;
 pub mod scorecards;
 pub mod stats;
 pub mod templates;

@@ -20,15 +20,33 @@ pub enum ConversationSelector {
     },
 }
 
-const SCORECARD_SELECT: &str = "SELECT customer_id, id, template_id, template_type, conversation_id, agent_id, \
+pub(crate) const SCORECARD_SELECT: &str = "SELECT customer_id, id, template_id, template_type, conversation_id, agent_id, \
      source, total_score, created_at, updated_at, version, deleted_at IS NOT NULL FROM scorecards";
 
-const SCORE_SELECT: &str = "SELECT s.customer_id, s.id, s.scorecard_id, c.template_id, s.criterion_id, \
+pub(crate) const SCORE_SELECT: &str = "SELECT s.customer_id, s.id, s.scorecard_id, c.template_id, s.criterion_id, \
      c.conversation_id, c.agent_id, c.template_type, s.value, c.created_at, s.updated_at, s.version, \
      (s.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL) \
      FROM scores s JOIN scorecards c ON c.id = s.scorecard_id";
 
-fn scorecard_record(row: &tokio_postgres::Row) -> Result<ScorecardRecord> {
+pub(crate) const CONVERSATION_SELECT: &str = "SELECT customer_id, id, external_id, agent_id, started_at, ended_at, \
+     message_count, updated_at, version, deleted_at IS NOT NULL FROM conversations";
+
+pub(crate) fn conversation_record(row: &tokio_postgres::Row) -> Result<ConversationRecord> {
+    Ok(ConversationRecord {
+        customer_id: CustomerId(row.try_get(0)?),
+        id: ConversationId(row.try_get(1)?),
+        external_id: row.try_get(2)?,
+        agent_id: row.try_get(3)?,
+        started_at: row.try_get(4)?,
+        ended_at: row.try_get(5)?,
+        message_count: codec::count(row.try_get(6)?)?,
+        updated_at: row.try_get(7)?,
+        version: row.try_get(8)?,
+        is_deleted: row.try_get(9)?,
+    })
+}
+
+pub(crate) fn scorecard_record(row: &tokio_postgres::Row) -> Result<ScorecardRecord> {
     Ok(ScorecardRecord {
         customer_id: CustomerId(row.try_get(0)?),
         id: ScorecardId(row.try_get(1)?),
@@ -45,7 +63,7 @@ fn scorecard_record(row: &tokio_postgres::Row) -> Result<ScorecardRecord> {
     })
 }
 
-fn score_record(row: &tokio_postgres::Row) -> Result<ScoreRecord> {
+pub(crate) fn score_record(row: &tokio_postgres::Row) -> Result<ScoreRecord> {
     Ok(ScoreRecord {
         customer_id: CustomerId(row.try_get(0)?),
         id: row.try_get(1)?,
@@ -101,15 +119,13 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<ConversationRecord>> {
         let client = self.pool().get().await?;
-        const COLUMNS: &str = "customer_id, id, external_id, agent_id, started_at, ended_at, message_count, \
-             updated_at, version, deleted_at IS NOT NULL";
         let rows = match selector {
             ConversationSelector::Ids(ids) => {
                 let ids: Vec<i64> = ids.iter().map(|c| c.0).collect();
                 client
                     .query(
                         &format!(
-                            "SELECT {COLUMNS} FROM conversations
+                            "{CONVERSATION_SELECT}
                              WHERE customer_id = $1 AND id = ANY($2) AND id > $3 ORDER BY id LIMIT $4"
                         ),
                         &[&customer_id.0, &ids, &after.0, &(limit as i64)],
@@ -120,7 +136,7 @@ impl Store {
                 client
                     .query(
                         &format!(
-                            "SELECT {COLUMNS} FROM conversations
+                            "{CONVERSATION_SELECT}
                              WHERE customer_id = $1 AND started_at >= $2 AND started_at < $3 AND id > $4
                              ORDER BY id LIMIT $5"
                         ),
@@ -129,22 +145,7 @@ impl Store {
                     .await?
             }
         };
-        rows.iter()
-            .map(|row| {
-                Ok(ConversationRecord {
-                    customer_id: CustomerId(row.try_get(0)?),
-                    id: ConversationId(row.try_get(1)?),
-                    external_id: row.try_get(2)?,
-                    agent_id: row.try_get(3)?,
-                    started_at: row.try_get(4)?,
-                    ended_at: row.try_get(5)?,
-                    message_count: codec::count(row.try_get(6)?)?,
-                    updated_at: row.try_get(7)?,
-                    version: row.try_get(8)?,
-                    is_deleted: row.try_get(9)?,
-                })
-            })
-            .collect()
+        rows.iter().map(conversation_record).collect()
     }
 
     /// The conversation scorecards (never process ones) of these

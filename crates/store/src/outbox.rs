@@ -141,10 +141,17 @@ impl Store {
     /// ends; reconnects after losing Postgres. Dispatchers also poll, so a
     /// missed notification only delays delivery.
     pub async fn listen_outbox(&self, notify: Arc<Notify>) {
+        self.listen_channel(CHANNEL, notify).await
+    }
+
+    /// Wakes `notify` on every notification of the Postgres `channel` (a
+    /// plain identifier), until the process ends; reconnects after losing
+    /// Postgres.
+    pub async fn listen_channel(&self, channel: &str, notify: Arc<Notify>) {
         loop {
-            match self.listen_once(&notify).await {
-                Ok(()) => tracing::warn!("outbox listener connection closed; reconnecting"),
-                Err(error) => tracing::warn!(%error, "outbox listener failed; reconnecting"),
+            match self.listen_once(channel, &notify).await {
+                Ok(()) => tracing::warn!(channel, "listener connection closed; reconnecting"),
+                Err(error) => tracing::warn!(channel, %error, "listener failed; reconnecting"),
             }
             // Whatever was missed meanwhile is found by the dispatcher's poll.
             notify.notify_one();
@@ -152,10 +159,10 @@ impl Store {
         }
     }
 
-    async fn listen_once(&self, notify: &Notify) -> Result<()> {
+    async fn listen_once(&self, channel: &str, notify: &Notify) -> Result<()> {
         let (client, mut connection) = tokio_postgres::connect(self.url(), NoTls).await?;
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        let statement = format!("LISTEN {CHANNEL}");
+        let statement = format!("LISTEN {channel}");
         let listen = client.batch_execute(&statement);
         // The connection must be polled for LISTEN to complete.
         tokio::pin!(listen);

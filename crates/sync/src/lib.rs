@@ -7,6 +7,7 @@ pub mod autoqa;
 pub mod batch_index;
 pub mod error;
 pub mod outbox;
+pub mod reindex;
 pub mod retry;
 
 pub use error::{Result, SyncError};

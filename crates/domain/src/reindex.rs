@@ -1,0 +1,159 @@
+//! What a reindex job covers, and which activities it runs. Pure: the job
+//! engine stores a [`ReindexSpec`] as the job's payload, the workflow reads it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConversationId, CustomerId};
+use crate::scoring::TemplateType;
+
+/// Which timestamp a reindex window applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeBase {
+    /// Conversations by start time; process scorecards by creation time.
+    ConversationStart,
+    /// Every mirrored row by its last update, so that a lookback catches
+    /// every row changed in the window, whatever changed it.
+    UpdatedAt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWindow {
+    /// Inclusive.
+    pub start: DateTime<Utc>,
+    /// Exclusive.
+    pub end: DateTime<Utc>,
+    pub base: TimeBase,
+}
+
+/// The rows a reindex covers: a customer or all, optionally a window, or
+/// explicit conversations (and their scorecards).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReindexScope {
+    /// `None`: every customer (admin only).
+    pub customer_id: Option<CustomerId>,
+    pub window: Option<TimeWindow>,
+    /// When non-empty, only these conversations; process scorecards linked
+    /// to them for the process activity.
+    pub conversation_ids: Vec<ConversationId>,
+}
+
+/// The payload of a `JOB_TYPE_REINDEX_CONVERSATIONS` job.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReindexSpec {
+    pub scope: ReindexScope,
+    /// As given by the client: empty means conversation only (old clients).
+    pub scorecard_types: Vec<TemplateType>,
+    /// Overrides of the batch-size settings.
+    pub conversations_batch_size: Option<u32>,
+    pub process_scorecards_batch_size: Option<u32>,
+}
+
+/// One activity of the reindex workflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReindexActivity {
+    /// Conversations with their conversation scorecards and scores.
+    Conversations,
+    /// Process scorecards and their scores.
+    ProcessScorecards,
+}
+
+impl ReindexActivity {
+    /// The name progress is recorded under.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReindexActivity::Conversations => "reindex_conversations",
+            ReindexActivity::ProcessScorecards => "reindex_process_scorecards",
+        }
+    }
+}
+
+/// The activities to run, in order: empty or CONVERSATION present runs the
+/// conversation activity; PROCESS present runs the process activity; both
+/// run conversation first, then process.
+pub fn resolve_reindex_scope(types: &[TemplateType]) -> Vec<ReindexActivity> {
+    let mut activities = Vec::with_capacity(2);
+    if types.is_empty() || types.contains(&TemplateType::Conversation) {
+        activities.push(ReindexActivity::Conversations);
+    }
+    if types.contains(&TemplateType::Process) {
+        activities.push(ReindexActivity::ProcessScorecards);
+    }
+    activities
+}
+
+/// `REINDEX_MODE` of the scheduled reindex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReindexMode {
+    Conversation,
+    Process,
+    All,
+}
+
+impl std::str::FromStr for ReindexMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "conversation" => Ok(ReindexMode::Conversation),
+            "process" => Ok(ReindexMode::Process),
+            "all" => Ok(ReindexMode::All),
+            other => Err(format!(
+                "{other:?} is not one of conversation, process, all"
+            )),
+        }
+    }
+}
+
+/// The scorecard types a scheduled reindex of `mode` asks for.
+pub fn map_mode_to_scorecard_types(mode: ReindexMode) -> Vec<TemplateType> {
+    match mode {
+        ReindexMode::Conversation => vec![TemplateType::Conversation],
+        ReindexMode::Process => vec![TemplateType::Process],
+        ReindexMode::All => vec![TemplateType::Conversation, TemplateType::Process],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ReindexActivity::*;
+    use TemplateType::*;
+
+    #[test]
+    fn scope_branches_on_the_scorecard_types() {
+        assert_eq!(
+            resolve_reindex_scope(&[]),
+            vec![Conversations],
+            "old clients: conversation only"
+        );
+        assert_eq!(resolve_reindex_scope(&[Conversation]), vec![Conversations]);
+        assert_eq!(resolve_reindex_scope(&[Process]), vec![ProcessScorecards]);
+        assert_eq!(
+            resolve_reindex_scope(&[Process, Conversation]),
+            vec![Conversations, ProcessScorecards]
+        );
+        assert_eq!(
+            resolve_reindex_scope(&[Process, Process]),
+            vec![ProcessScorecards]
+        );
+    }
+
+    #[test]
+    fn modes_map_to_types() {
+        assert_eq!(
+            map_mode_to_scorecard_types("all".parse().unwrap()),
+            vec![Conversation, Process]
+        );
+        assert_eq!(
+            map_mode_to_scorecard_types("process".parse().unwrap()),
+            vec![Process]
+        );
+        assert_eq!(
+            map_mode_to_scorecard_types("conversation".parse().unwrap()),
+            vec![Conversation]
+        );
+        assert!("both".parse::<ReindexMode>().is_err());
+    }
+}

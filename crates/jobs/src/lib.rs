@@ -1,0 +1,19 @@
+//! The durable job engine, on Postgres. Our own rather than a queue crate:
+//! the job row *is* the `JobService` resource (typed payload, progress,
+//! cancel), and a crate with its own task table would give us two job
+//! states to keep in sync (see DESIGN.md).
+//!
+//! Semantics: a worker claims a job with `FOR UPDATE SKIP LOCKED` and holds
+//! it with a lease renewed by heartbeat; the attempt number is a fencing
+//! token checked by every progress, checkpoint and result write, so a worker
+//! that lost its lease cannot write; failures are retried with exponential
+//! backoff up to `max_attempts`, then the job is `failed` with the stored
+//! error; a cancel stops a running job at its next batch.
+
+pub mod context;
+pub mod handler;
+pub mod worker;
+
+pub use context::JobContext;
+pub use handler::{JobHandler, Registry, RunError};
+pub use worker::{Worker, WorkerConfig};

@@ -1,0 +1,261 @@
+//! The worker loop: claim a runnable job, keep its lease alive, run its
+//! handler, and record how the attempt ended.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use scorekeeper_store::Store;
+use scorekeeper_store::jobs::{AttemptOutcome, Claim, JobError, Lease};
+use tokio::sync::{Notify, Semaphore, watch};
+use tracing::Instrument;
+
+use crate::context::JobContext;
+use crate::handler::{Registry, RunError, StopReason};
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Names this worker in `lease_owner` and logs.
+    pub worker_id: String,
+    /// Jobs run at once by this process.
+    pub concurrency: usize,
+    /// How long a claim lasts without a heartbeat; a killed worker's job is
+    /// taken over after this.
+    pub lease: Duration,
+    /// How often an idle worker looks for jobs (notifications usually wake
+    /// it sooner).
+    pub poll_interval: Duration,
+    /// First retry delay; doubles per attempt up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(worker_id: impl Into<String>) -> WorkerConfig {
+        WorkerConfig {
+            worker_id: worker_id.into(),
+            concurrency: 2,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+
+    fn heartbeat_interval(&self) -> Duration {
+        self.lease / 3
+    }
+
+    /// Delay before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
+        self.base_backoff
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.max_backoff)
+    }
+}
+
+pub struct Worker {
+    store: Store,
+    registry: Registry,
+    config: WorkerConfig,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    pub fn new(store: Store, registry: Registry, config: WorkerConfig) -> Worker {
+        Worker {
+            store,
+            registry,
+            config,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Runs until `shutdown` turns true. Jobs in flight then finish their
+    /// current attempt's work only if they end before the process does; a
+    /// job cut off is taken over by another worker after its lease.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let listener = {
+            let store = this.store.clone();
+            let wake = this.wake.clone();
+            tokio::spawn(async move { store.listen_channel("scorekeeper_jobs", wake).await })
+        };
+        let slots = Arc::new(Semaphore::new(this.config.concurrency));
+        let job_types = this.registry.job_types();
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            match this
+                .store
+                .claim_job(&this.config.worker_id, this.config.lease, &job_types)
+                .await
+            {
+                Ok(Some(claim)) => {
+                    failures = 0;
+                    let worker = this.clone();
+                    let span = tracing::info_span!("job", id = %claim.job.id, job_type = claim.job.job_type, attempt = claim.fence);
+                    tokio::spawn(
+                        async move {
+                            worker.run_attempt(claim).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
+                    continue;
+                }
+                Ok(None) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "claiming a job failed");
+                }
+            }
+            drop(permit);
+            let pause = if failures == 0 {
+                this.config.poll_interval
+            } else {
+                this.config
+                    .backoff(failures as i32)
+                    .min(Duration::from_secs(30))
+            };
+            tokio::select! {
+                _ = this.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        listener.abort();
+    }
+
+    async fn run_attempt(&self, claim: Claim) {
+        let Claim { job, fence } = claim;
+        let job_type = job.job_type;
+        tracing::info!("attempt started");
+        metrics::counter!("scorekeeper_job_attempts_total", "job_type" => job_type.to_string())
+            .increment(1);
+        let ctx = JobContext::new(self.store.clone(), job, fence);
+        let Some(handler) = self.registry.handler(job_type).cloned() else {
+            // Claimed only registered types; a changed registry is a bug.
+            self.finish(&ctx, AttemptOutcome::Failed(unregistered(job_type)))
+                .await;
+            return;
+        };
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            outcome = handler.run(&ctx) => outcome,
+            // The heartbeat fires this on a lost lease: drop the handler's
+            // future at once, whatever it is waiting on.
+            () = self.keep_lease(&ctx) => Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost))),
+        };
+        let outcome = match outcome {
+            Ok(()) => AttemptOutcome::Succeeded,
+            Err(RunError::Stopped(StopReason::Cancelled)) => AttemptOutcome::Cancelled,
+            Err(RunError::Stopped(StopReason::LeaseLost)) => {
+                tracing::warn!(
+                    "lease lost; another worker has the job, this attempt writes nothing more"
+                );
+                return;
+            }
+            Err(RunError::Failed(error)) => {
+                let attempts = ctx.job().attempts;
+                if error.retryable && attempts < ctx.job().max_attempts {
+                    let delay = self.config.backoff(attempts);
+                    tracing::warn!(code = %error.code, message = %error.message, ?delay, "attempt failed; will retry");
+                    let at = Utc::now()
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    AttemptOutcome::Retry { error, at }
+                } else {
+                    tracing::error!(code = %error.code, message = %error.message, "job failed");
+                    AttemptOutcome::Failed(error)
+                }
+            }
+        };
+        tracing::info!(elapsed = ?started.elapsed(), outcome = ?outcome_word(&outcome), "attempt ended");
+        self.finish(&ctx, outcome).await;
+    }
+
+    /// Renews the lease until it is lost or a cancel is asked; then stops
+    /// the attempt. Returns only in the lost-lease case, so the caller drops
+    /// the handler; a cancel is left to the handler's next batch.
+    async fn keep_lease(&self, ctx: &JobContext) {
+        let mut last_renewed = Instant::now();
+        loop {
+            tokio::time::sleep(self.config.heartbeat_interval()).await;
+            match self
+                .store
+                .heartbeat(ctx.job().id, ctx.fence(), self.config.lease)
+                .await
+            {
+                Ok(Lease::Held { cancel_requested }) => {
+                    last_renewed = Instant::now();
+                    if cancel_requested {
+                        ctx.stop(StopReason::Cancelled);
+                    }
+                }
+                Ok(Lease::Lost) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "heartbeat failed");
+                    // Past the lease another worker may have claimed the
+                    // job: stop rather than run on unfenced reads.
+                    if last_renewed.elapsed() >= self.config.lease {
+                        break;
+                    }
+                }
+            }
+        }
+        ctx.stop(StopReason::LeaseLost);
+    }
+
+    /// Records the outcome, retrying while Postgres is unreachable for up to
+    /// one lease (after that the job is another worker's anyway).
+    async fn finish(&self, ctx: &JobContext, outcome: AttemptOutcome) {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match self
+                .store
+                .finish_attempt(ctx.job().id, ctx.fence(), &outcome)
+                .await
+            {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(
+                        "the job was taken over before this attempt could record its end"
+                    );
+                    return;
+                }
+                Err(error) if started.elapsed() < self.config.lease => {
+                    attempt += 1;
+                    tracing::warn!(%error, "recording the attempt's end failed; retrying");
+                    tokio::time::sleep(self.config.backoff(attempt).min(Duration::from_secs(5)))
+                        .await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "could not record the attempt's end; the lease will expire and the job run again");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn unregistered(job_type: i16) -> JobError {
+    JobError {
+        code: "unregistered_job_type".into(),
+        message: format!("no handler is registered for job type {job_type}"),
+        retryable: false,
+        details: serde_json::Value::Null,
+    }
+}
+
+fn outcome_word(outcome: &AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Succeeded => "succeeded",
+        AttemptOutcome::Cancelled => "cancelled",
+        AttemptOutcome::Failed(_) => "failed",
+        AttemptOutcome::Retry { .. } => "retry",
+    }
+}

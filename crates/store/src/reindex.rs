@@ -1,0 +1,181 @@
+//! Keyset-paged readers for reindex jobs: rows in a reindex scope, in id
+//! order after a checkpoint, deleted rows included (they go out as
+//! tombstones). Memory is bounded by the page size whatever the range.
+
+use chrono::{DateTime, Utc};
+use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord};
+use scorekeeper_domain::reindex::{ReindexScope, TimeBase};
+use scorekeeper_domain::{ScorecardId, TemplateType};
+use tokio_postgres::types::ToSql;
+
+use crate::Store;
+use crate::error::Result;
+use crate::mirror::{
+    CONVERSATION_SELECT, SCORE_SELECT, SCORECARD_SELECT, conversation_record, score_record,
+    scorecard_record,
+};
+
+/// Which timestamp of a scorecard a window applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScorecardTime {
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// The scope as query parameters `$1..$4`: customer, window start, window
+/// end, conversation ids (NULL when not restricted).
+struct ScopeParams {
+    customer: Option<i64>,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    ids: Option<Vec<i64>>,
+}
+
+impl ScopeParams {
+    fn new(scope: &ReindexScope) -> ScopeParams {
+        ScopeParams {
+            customer: scope.customer_id.map(|c| c.0),
+            start: scope.window.map(|w| w.start),
+            end: scope.window.map(|w| w.end),
+            ids: (!scope.conversation_ids.is_empty())
+                .then(|| scope.conversation_ids.iter().map(|c| c.0).collect()),
+        }
+    }
+
+    fn with<'a>(&'a self, rest: &[&'a (dyn ToSql + Sync)]) -> Vec<&'a (dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&self.customer, &self.start, &self.end, &self.ids];
+        params.extend_from_slice(rest);
+        params
+    }
+}
+
+/// `AND` clauses restricting a table to the scope's customer and window.
+fn customer_and_window(customer_column: &str, time_column: &str) -> String {
+    format!(
+        "($1::bigint IS NULL OR {customer_column} = $1) \
+         AND ($2::timestamptz IS NULL OR {time_column} >= $2) AND ($3::timestamptz IS NULL OR {time_column} < $3)"
+    )
+}
+
+/// Scorecards (alias `c`) of the scope's conversations: a conversation
+/// scorecard by its conversation, a process scorecard by its links.
+const SCORECARD_OF_CONVERSATIONS: &str = "($4::bigint[] IS NULL OR c.conversation_id = ANY($4) OR EXISTS (\
+     SELECT 1 FROM process_scorecard_conversations l WHERE l.scorecard_id = c.id AND l.conversation_id = ANY($4)))";
+
+impl Store {
+    /// Conversations in scope with id > `after`; the window applies to the
+    /// start time or the last update, by the scope's time base.
+    pub async fn reindex_conversations(
+        &self,
+        scope: &ReindexScope,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ConversationRecord>> {
+        let time = match scope.window.map(|w| w.base) {
+            Some(TimeBase::UpdatedAt) => "updated_at",
+            _ => "started_at",
+        };
+        let params = ScopeParams::new(scope);
+        let limit = limit as i64;
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "{CONVERSATION_SELECT} WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4)) AND id > $5
+                     ORDER BY id LIMIT $6",
+                    customer_and_window("customer_id", time)
+                ),
+                &params.with(&[&after, &limit]),
+            )
+            .await?;
+        rows.iter().map(conversation_record).collect()
+    }
+
+    /// Scorecards of `template_type` in scope with id > `after`, the window
+    /// on `time`, each with all its scores. Also returns the last scorecard
+    /// id read, the checkpoint.
+    pub async fn reindex_scorecards(
+        &self,
+        scope: &ReindexScope,
+        template_type: TemplateType,
+        time: ScorecardTime,
+        after: i64,
+        limit: usize,
+    ) -> Result<(MirrorBatch, Option<i64>)> {
+        let time = match time {
+            ScorecardTime::CreatedAt => "c.created_at",
+            ScorecardTime::UpdatedAt => "c.updated_at",
+        };
+        let params = ScopeParams::new(scope);
+        let (kind, limit) = (template_type.number(), limit as i64);
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "{SCORECARD_SELECT} c WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
+                       AND c.id > $5 ORDER BY c.id LIMIT $6",
+                    customer_and_window("c.customer_id", time)
+                ),
+                &params.with(&[&after, &limit, &kind]),
+            )
+            .await?;
+        let scorecards = rows
+            .iter()
+            .map(scorecard_record)
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<ScorecardId> = scorecards.iter().map(|s| s.id).collect();
+        let last = ids.last().map(|id| id.0);
+        let scores = self.scores_of(&ids).await?;
+        Ok((
+            MirrorBatch {
+                conversations: Vec::new(),
+                scorecards,
+                scores,
+            },
+            last,
+        ))
+    }
+
+    /// Scores of `template_type` scorecards in scope whose own last update
+    /// lies in the window, with id > `after`: catches scores changed without
+    /// their scorecard (bulk fixes).
+    pub async fn reindex_changed_scores(
+        &self,
+        scope: &ReindexScope,
+        template_type: TemplateType,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ScoreRecord>> {
+        let params = ScopeParams::new(scope);
+        let (kind, limit) = (template_type.number(), limit as i64);
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "{SCORE_SELECT} WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
+                       AND s.id > $5 ORDER BY s.id LIMIT $6",
+                    customer_and_window("s.customer_id", "s.updated_at")
+                ),
+                &params.with(&[&after, &limit, &kind]),
+            )
+            .await?;
+        rows.iter().map(score_record).collect()
+    }
+
+    /// Every score (deleted too) of these scorecards.
+    pub async fn scores_of(&self, scorecards: &[ScorecardId]) -> Result<Vec<ScoreRecord>> {
+        if scorecards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = scorecards.iter().map(|s| s.0).collect();
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                &format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"),
+                &[&ids],
+            )
+            .await?;
+        rows.iter().map(score_record).collect()
+    }
+}
