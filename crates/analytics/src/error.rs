@@ -28,10 +28,7 @@ impl AnalyticsError {
         match &error {
             E::Network(_) | E::TimedOut => AnalyticsError::Unreachable(error),
             E::BadResponse(text) => match exception_code(text) {
-                Some(code) => AnalyticsError::Server {
-                    code,
-                    source: error,
-                },
+                Some(code) => AnalyticsError::Server { code, source: error },
                 // An HTTP failure without an exception body: a proxy or a
                 // server going down; worth another try.
                 None => AnalyticsError::Unreachable(error),
@@ -53,10 +50,7 @@ impl AnalyticsError {
 /// The numeric code of a ClickHouse exception body, `Code: 60. DB::Exception: ...`.
 fn exception_code(body: &str) -> Option<u32> {
     let start = body.find("Code: ")? + "Code: ".len();
-    let digits: String = body[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let digits: String = body[start..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 
@@ -87,14 +81,8 @@ mod tests {
 
     #[test]
     fn codes_are_read_from_exception_bodies() {
-        assert_eq!(
-            exception_code("Code: 60. DB::Exception: Table x doesn't exist"),
-            Some(60)
-        );
-        assert_eq!(
-            exception_code("Code: 252, e.displayText() = DB::Exception: Too many parts"),
-            Some(252)
-        );
+        assert_eq!(exception_code("Code: 60. DB::Exception: Table x doesn't exist"), Some(60));
+        assert_eq!(exception_code("Code: 252, e.displayText() = DB::Exception: Too many parts"), Some(252));
         assert_eq!(exception_code("502 Bad Gateway"), None);
         assert!(is_transient_code(252));
         assert!(!is_transient_code(60));

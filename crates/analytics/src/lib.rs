@@ -37,10 +37,7 @@ impl Analytics {
     /// Checks the settings; connects lazily.
     pub fn new(config: ClickHouseConfig) -> Result<Analytics> {
         if config.database.is_empty()
-            || !config
-                .database
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !config.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             return Err(AnalyticsError::BadDatabaseName(config.database.clone()));
         }
@@ -60,28 +57,16 @@ impl Analytics {
     /// statements are `IF NOT EXISTS`, so this is safe to repeat.
     pub async fn migrate(&self) -> Result<()> {
         let create = format!("CREATE DATABASE IF NOT EXISTS {}", self.config.database);
-        server_client(&self.config)
-            .query(&create)
-            .execute()
-            .await
-            .map_err(AnalyticsError::from_query)?;
+        server_client(&self.config).query(&create).execute().await.map_err(AnalyticsError::from_query)?;
         for statement in schema::statements() {
-            self.client
-                .query(&statement)
-                .execute()
-                .await
-                .map_err(AnalyticsError::from_query)?;
+            self.client.query(&statement).execute().await.map_err(AnalyticsError::from_query)?;
         }
         Ok(())
     }
 
     /// Checks that ClickHouse answers.
     pub async fn ping(&self) -> Result<()> {
-        self.client
-            .query("SELECT 1")
-            .execute()
-            .await
-            .map_err(AnalyticsError::from_query)
+        self.client.query("SELECT 1").execute().await.map_err(AnalyticsError::from_query)
     }
 }
 

@@ -10,15 +10,9 @@ const FILES: &[&str] = &[
 /// The schema statements in order, comments removed.
 pub(crate) fn statements() -> impl Iterator<Item = String> {
     FILES.iter().flat_map(|file| {
-        let code: String = file
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        code.split(';')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
+        let code: String =
+            file.lines().filter(|line| !line.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        code.split(';').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>()
     })
 }
 
@@ -28,10 +22,6 @@ mod tests {
     fn every_schema_file_yields_one_create_table() {
         let statements: Vec<String> = super::statements().collect();
         assert_eq!(statements.len(), 3);
-        assert!(
-            statements
-                .iter()
-                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
-        );
+        assert!(statements.iter().all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")));
     }
 }

@@ -53,8 +53,7 @@ impl Analytics {
     /// insert, so a caller may then advance its checkpoint or delete its
     /// outbox entries.
     pub async fn write(&self, path: WritePath, batch: &MirrorBatch) -> Result<WriteReport> {
-        let conversations: Vec<ConversationRow> =
-            batch.conversations.iter().map(Into::into).collect();
+        let conversations: Vec<ConversationRow> = batch.conversations.iter().map(Into::into).collect();
         let scorecards: Vec<ScorecardRow> = batch.scorecards.iter().map(Into::into).collect();
         let scores: Vec<ScoreRow> = batch.scores.iter().map(Into::into).collect();
         self.insert(path, "conversations", &conversations).await?;
@@ -82,14 +81,12 @@ impl Analytics {
         let started = Instant::now();
         let outcome = self.insert_rows(table, rows).await;
         let labels = [("path", path.as_str()), ("table", table)];
-        metrics::histogram!("scorekeeper_clickhouse_insert_seconds", &labels)
-            .record(started.elapsed());
+        metrics::histogram!("scorekeeper_clickhouse_insert_seconds", &labels).record(started.elapsed());
         match &outcome {
             Ok(()) => metrics::counter!("scorekeeper_clickhouse_rows_written_total", &labels)
                 .increment(rows.len() as u64),
             Err(error) => {
-                metrics::counter!("scorekeeper_clickhouse_insert_errors_total", &labels)
-                    .increment(1);
+                metrics::counter!("scorekeeper_clickhouse_insert_errors_total", &labels).increment(1);
                 tracing::warn!(path = path.as_str(), table, rows = rows.len(), %error, "ClickHouse insert failed");
             }
         }
@@ -100,16 +97,9 @@ impl Analytics {
     where
         T: clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T> + Serialize,
     {
-        let mut insert = self
-            .client()
-            .insert::<T>(table)
-            .await
-            .map_err(AnalyticsError::from_query)?;
+        let mut insert = self.client().insert::<T>(table).await.map_err(AnalyticsError::from_query)?;
         for row in rows {
-            insert
-                .write(row)
-                .await
-                .map_err(AnalyticsError::from_query)?;
+            insert.write(row).await.map_err(AnalyticsError::from_query)?;
         }
         insert.end().await.map_err(AnalyticsError::from_query)
     }

@@ -22,10 +22,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(store: Store) -> Authenticator {
-        Authenticator {
-            store,
-            cache: Mutex::new(HashMap::new()),
-        }
+        Authenticator { store, cache: Mutex::new(HashMap::new()) }
     }
 
     /// The caller of `request`, from its `authorization: Bearer …` metadata.
@@ -43,11 +40,7 @@ impl Authenticator {
         {
             return Ok(*principal);
         }
-        let principal = self
-            .store
-            .authenticate(token)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
+        let principal = self.store.authenticate(token).await?.ok_or(ApiError::Unauthenticated)?;
         let mut cache = self.cache.lock().expect("auth cache lock");
         if cache.len() >= CACHE_MAX_ENTRIES {
             cache.clear();

@@ -3,12 +3,10 @@
 
 use scorekeeper_domain::autoqa::{PatternType, Rule, RuleKind};
 use scorekeeper_domain::limits::{
-    MAX_CRITERIA_PER_TEMPLATE, MAX_CRITERION_VALUE_MAGNITUDE, MAX_CRITERION_WEIGHT,
-    MAX_MESSAGE_TEXT_BYTES, MAX_MESSAGES_PER_CONVERSATION, MAX_NAME_BYTES, MAX_PATTERN_BYTES,
+    MAX_CRITERIA_PER_TEMPLATE, MAX_CRITERION_VALUE_MAGNITUDE, MAX_CRITERION_WEIGHT, MAX_MESSAGE_TEXT_BYTES,
+    MAX_MESSAGES_PER_CONVERSATION, MAX_NAME_BYTES, MAX_PATTERN_BYTES,
 };
-use scorekeeper_domain::scorecard::{
-    Criterion, NewCriterion, NewTemplate, Score, Scorecard, Template,
-};
+use scorekeeper_domain::scorecard::{Criterion, NewCriterion, NewTemplate, Score, Scorecard, Template};
 use scorekeeper_domain::scoring::CriterionScale;
 use scorekeeper_domain::transcript::{Message, Speaker};
 use scorekeeper_domain::{CriterionId, Invalid, ScorecardSource, TemplateType};
@@ -49,11 +47,7 @@ pub fn new_template(request: &pb::CreateScorecardTemplateRequest) -> Checked<New
             "AutoQA rules score transcripts; a process template cannot have them",
         ));
     }
-    Ok(NewTemplate {
-        name: request.name.clone(),
-        template_type,
-        criteria,
-    })
+    Ok(NewTemplate { name: request.name.clone(), template_type, criteria })
 }
 
 fn new_criterion(field: &str, c: &pb::Criterion) -> Checked<NewCriterion> {
@@ -68,44 +62,23 @@ fn new_criterion(field: &str, c: &pb::Criterion) -> Checked<NewCriterion> {
     let min_value = bounded_value(&format!("{field}.min_value"), c.min_value)?;
     let max_value = bounded_value(&format!("{field}.max_value"), c.max_value)?;
     if min_value >= max_value {
-        return Err(Invalid::new(
-            format!("{field}.max_value"),
-            "must be greater than min_value",
-        ));
+        return Err(Invalid::new(format!("{field}.max_value"), "must be greater than min_value"));
     }
-    let rule = c
-        .autoqa_rule
-        .as_ref()
-        .map(|r| rule_from_wire(&format!("{field}.autoqa_rule"), r))
-        .transpose()?;
-    Ok(NewCriterion {
-        name: c.name.clone(),
-        scale: CriterionScale {
-            weight,
-            min_value,
-            max_value,
-        },
-        rule,
-    })
+    let rule =
+        c.autoqa_rule.as_ref().map(|r| rule_from_wire(&format!("{field}.autoqa_rule"), r)).transpose()?;
+    Ok(NewCriterion { name: c.name.clone(), scale: CriterionScale { weight, min_value, max_value }, rule })
 }
 
 fn bounded_value(field: &str, value: f64) -> Checked<f64> {
     let value = validate::finite(field, value)?;
     if value.abs() > MAX_CRITERION_VALUE_MAGNITUDE {
-        return Err(Invalid::new(
-            field,
-            format!("must be within ±{MAX_CRITERION_VALUE_MAGNITUDE:e}"),
-        ));
+        return Err(Invalid::new(field, format!("must be within ±{MAX_CRITERION_VALUE_MAGNITUDE:e}")));
     }
     Ok(value)
 }
 
 fn rule_from_wire(field: &str, r: &pb::AutoQaRule) -> Checked<Rule> {
-    let kind = match validate::known_enum::<auto_qa_rule::Kind>(
-        &format!("{field}.kind"),
-        r.kind,
-        false,
-    )? {
+    let kind = match validate::known_enum::<auto_qa_rule::Kind>(&format!("{field}.kind"), r.kind, false)? {
         auto_qa_rule::Kind::Present => RuleKind::Present,
         auto_qa_rule::Kind::Absent => RuleKind::Absent,
         auto_qa_rule::Kind::Unspecified => {
@@ -123,15 +96,12 @@ fn rule_from_wire(field: &str, r: &pb::AutoQaRule) -> Checked<Rule> {
             return Err(Invalid::new(format!("{field}.pattern_type"), "required"));
         }
     };
-    let speaker = match validate::known_enum::<auto_qa_rule::Speaker>(
-        &format!("{field}.speaker"),
-        r.speaker,
-        true,
-    )? {
-        auto_qa_rule::Speaker::Unspecified => None,
-        auto_qa_rule::Speaker::Agent => Some(Speaker::Agent),
-        auto_qa_rule::Speaker::Customer => Some(Speaker::Customer),
-    };
+    let speaker =
+        match validate::known_enum::<auto_qa_rule::Speaker>(&format!("{field}.speaker"), r.speaker, true)? {
+            auto_qa_rule::Speaker::Unspecified => None,
+            auto_qa_rule::Speaker::Agent => Some(Speaker::Agent),
+            auto_qa_rule::Speaker::Customer => Some(Speaker::Customer),
+        };
     validate::optional_text(&format!("{field}.pattern"), &r.pattern, MAX_PATTERN_BYTES)?;
     let rule = Rule {
         kind,
@@ -141,8 +111,7 @@ fn rule_from_wire(field: &str, r: &pb::AutoQaRule) -> Checked<Rule> {
         within_first_messages: r.within_first_messages,
         within_first_seconds: r.within_first_seconds,
     };
-    rule.validate()
-        .map_err(|e| Invalid::new(format!("{field}.pattern"), error_text(&e)))?;
+    rule.validate().map_err(|e| Invalid::new(format!("{field}.pattern"), error_text(&e)))?;
     Ok(rule)
 }
 
@@ -197,11 +166,7 @@ fn criterion_to_wire(c: &Criterion) -> pb::Criterion {
 }
 
 pub fn scores_from_wire(field: &str, scores: &[pb::Score]) -> Checked<Vec<Score>> {
-    validate::at_most(
-        field,
-        scores,
-        scorekeeper_domain::limits::MAX_SCORES_PER_SCORECARD,
-    )?;
+    validate::at_most(field, scores, scorekeeper_domain::limits::MAX_SCORES_PER_SCORECARD)?;
     scores
         .iter()
         .enumerate()
@@ -233,10 +198,7 @@ pub fn scorecard_to_wire(s: &Scorecard) -> pb::Scorecard {
         scores: s
             .scores
             .iter()
-            .map(|x| pb::Score {
-                criterion_id: x.criterion_id.0,
-                value: x.value,
-            })
+            .map(|x| pb::Score { criterion_id: x.criterion_id.0, value: x.value })
             .collect(),
         total_score: s.total_score,
         version: s.version,
@@ -246,54 +208,33 @@ pub fn scorecard_to_wire(s: &Scorecard) -> pb::Scorecard {
 }
 
 pub fn new_conversation(field: &str, c: &v1::Conversation) -> Checked<NewConversation> {
-    validate::required_text(
-        &format!("{field}.external_id"),
-        &c.external_id,
-        MAX_NAME_BYTES,
-    )?;
+    validate::required_text(&format!("{field}.external_id"), &c.external_id, MAX_NAME_BYTES)?;
     validate::required_text(&format!("{field}.agent_id"), &c.agent_id, MAX_NAME_BYTES)?;
     let started_at = validate::required_timestamp(&format!("{field}.started_at"), &c.started_at)?;
     let ended_at = validate::required_timestamp(&format!("{field}.ended_at"), &c.ended_at)?;
     if ended_at < started_at {
-        return Err(Invalid::new(
-            format!("{field}.ended_at"),
-            "before started_at",
-        ));
+        return Err(Invalid::new(format!("{field}.ended_at"), "before started_at"));
     }
-    validate::at_most(
-        &format!("{field}.messages"),
-        &c.messages,
-        MAX_MESSAGES_PER_CONVERSATION,
-    )?;
+    validate::at_most(&format!("{field}.messages"), &c.messages, MAX_MESSAGES_PER_CONVERSATION)?;
     let messages = c
         .messages
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let f = format!("{field}.messages[{i}]");
-            let speaker = match validate::known_enum::<v1::Speaker>(
-                &format!("{f}.speaker"),
-                m.speaker,
-                false,
-            )? {
-                v1::Speaker::Agent => Speaker::Agent,
-                v1::Speaker::Customer => Speaker::Customer,
-                v1::Speaker::Unspecified => {
-                    return Err(Invalid::new(format!("{f}.speaker"), "required"));
-                }
-            };
+            let speaker =
+                match validate::known_enum::<v1::Speaker>(&format!("{f}.speaker"), m.speaker, false)? {
+                    v1::Speaker::Agent => Speaker::Agent,
+                    v1::Speaker::Customer => Speaker::Customer,
+                    v1::Speaker::Unspecified => {
+                        return Err(Invalid::new(format!("{f}.speaker"), "required"));
+                    }
+                };
             validate::optional_text(&format!("{f}.text"), &m.text, MAX_MESSAGE_TEXT_BYTES)?;
             if m.offset_ms < 0 {
-                return Err(Invalid::new(
-                    format!("{f}.offset_ms"),
-                    "must not be negative",
-                ));
+                return Err(Invalid::new(format!("{f}.offset_ms"), "must not be negative"));
             }
-            Ok(Message {
-                speaker,
-                text: m.text.clone(),
-                offset_ms: m.offset_ms,
-            })
+            Ok(Message { speaker, text: m.text.clone(), offset_ms: m.offset_ms })
         })
         .collect::<Checked<Vec<_>>>()?;
     Ok(NewConversation {

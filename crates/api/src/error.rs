@@ -30,10 +30,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Invalid(invalid) => ApiError::Invalid(invalid),
-            StoreError::NotFound { what, id } => ApiError::NotFound {
-                what,
-                id: id.to_string(),
-            },
+            StoreError::NotFound { what, id } => ApiError::NotFound { what, id: id.to_string() },
             e @ StoreError::VersionMismatch { .. } => ApiError::Aborted(e.to_string()),
             other => ApiError::Store(other),
         }
@@ -74,10 +71,7 @@ fn backend_status(backend: &str, transient: bool, error: &ApiError) -> Status {
     let chain = error_chain(error);
     if transient {
         tracing::warn!(error = %chain, "{backend} unavailable");
-        Status::new(
-            Code::Unavailable,
-            format!("{backend} is unavailable; retry later"),
-        )
+        Status::new(Code::Unavailable, format!("{backend} is unavailable; retry later"))
     } else {
         tracing::error!(error = %chain, "{backend} failed");
         Status::new(Code::Internal, "internal error; see the server log")

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use scorekeeper_analytics::Analytics;
+use scorekeeper_jobs::Registry;
 use scorekeeper_proto::coaching::scorecard_service_server::ScorecardServiceServer;
 use scorekeeper_proto::v1::analytics_service_server::AnalyticsServiceServer;
 use scorekeeper_proto::v1::auto_qa_service_server::AutoQaServiceServer;
 use scorekeeper_proto::v1::conversation_service_server::ConversationServiceServer;
+use scorekeeper_proto::v1::job_service_server::JobServiceServer;
 use scorekeeper_store::Store;
 
 use crate::auth::Authenticator;
@@ -20,15 +22,13 @@ pub struct ApiState {
     pub(crate) store: Store,
     pub(crate) analytics: Analytics,
     pub(crate) auth: Arc<Authenticator>,
+    /// Job types this server accepts (CreateJob refuses the others).
+    pub(crate) jobs: Registry,
 }
 
 impl ApiState {
-    pub fn new(store: Store, analytics: Analytics) -> ApiState {
-        ApiState {
-            auth: Arc::new(Authenticator::new(store.clone())),
-            store,
-            analytics,
-        }
+    pub fn new(store: Store, analytics: Analytics, jobs: Registry) -> ApiState {
+        ApiState { auth: Arc::new(Authenticator::new(store.clone())), store, analytics, jobs }
     }
 }
 
@@ -50,43 +50,27 @@ pub async fn serve(
         .build_v1alpha()
         .expect("the compiled descriptors are valid");
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<ScorecardServiceServer<services::scorecards::Scorecards>>()
-        .await;
-    health_reporter
-        .set_serving::<ConversationServiceServer<services::conversations::Conversations>>()
-        .await;
-    health_reporter
-        .set_serving::<AutoQaServiceServer<services::autoqa::AutoQa>>()
-        .await;
-    health_reporter
-        .set_serving::<AnalyticsServiceServer<services::analytics::Analytics>>()
-        .await;
+    health_reporter.set_serving::<ScorecardServiceServer<services::scorecards::Scorecards>>().await;
+    health_reporter.set_serving::<ConversationServiceServer<services::conversations::Conversations>>().await;
+    health_reporter.set_serving::<AutoQaServiceServer<services::autoqa::AutoQa>>().await;
+    health_reporter.set_serving::<AnalyticsServiceServer<services::analytics::Analytics>>().await;
+    health_reporter.set_serving::<JobServiceServer<services::jobs::Jobs>>().await;
 
     let incoming = tokio_stream_listener(listener);
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ScorecardServiceServer::new(
-            services::scorecards::Scorecards(state.clone()),
-        ))
-        .add_service(ConversationServiceServer::new(
-            services::conversations::Conversations(state.clone()),
-        ))
-        .add_service(AutoQaServiceServer::new(services::autoqa::AutoQa(
-            state.clone(),
-        )))
-        .add_service(AnalyticsServiceServer::new(services::analytics::Analytics(
-            state,
-        )))
+        .add_service(ScorecardServiceServer::new(services::scorecards::Scorecards(state.clone())))
+        .add_service(ConversationServiceServer::new(services::conversations::Conversations(state.clone())))
+        .add_service(AutoQaServiceServer::new(services::autoqa::AutoQa(state.clone())))
+        .add_service(AnalyticsServiceServer::new(services::analytics::Analytics(state.clone())))
+        .add_service(JobServiceServer::new(services::jobs::Jobs(state)))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 
-fn tokio_stream_listener(
-    listener: tokio::net::TcpListener,
-) -> tokio_stream::wrappers::TcpListenerStream {
+fn tokio_stream_listener(listener: tokio::net::TcpListener) -> tokio_stream::wrappers::TcpListenerStream {
     tokio_stream::wrappers::TcpListenerStream::new(listener)
 }
 

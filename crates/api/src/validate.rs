@@ -18,10 +18,7 @@ pub fn required_text(field: &str, value: &str, max_bytes: usize) -> Checked<()> 
 
 pub fn optional_text(field: &str, value: &str, max_bytes: usize) -> Checked<()> {
     if value.len() > max_bytes {
-        return Err(Invalid::new(
-            field,
-            format!("longer than {max_bytes} bytes"),
-        ));
+        return Err(Invalid::new(field, format!("longer than {max_bytes} bytes")));
     }
     if value.contains('\0') {
         return Err(Invalid::new(field, "contains a NUL character"));
@@ -31,11 +28,7 @@ pub fn optional_text(field: &str, value: &str, max_bytes: usize) -> Checked<()> 
 
 /// An optional name: empty means "not given"; otherwise as [`required_text`].
 pub fn optional_name(field: &str, value: &str, max_bytes: usize) -> Checked<()> {
-    if value.is_empty() {
-        Ok(())
-    } else {
-        required_text(field, value, max_bytes)
-    }
+    if value.is_empty() { Ok(()) } else { required_text(field, value, max_bytes) }
 }
 
 /// A required id: positive.
@@ -89,14 +82,8 @@ pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Checked<DateTim
         .ok_or_else(|| Invalid::new(field, "out of range"))
 }
 
-pub fn required_timestamp(
-    field: &str,
-    value: &Option<prost_types::Timestamp>,
-) -> Checked<DateTime<Utc>> {
-    value.as_ref().map_or_else(
-        || Err(Invalid::new(field, "required")),
-        |t| timestamp(field, t),
-    )
+pub fn required_timestamp(field: &str, value: &Option<prost_types::Timestamp>) -> Checked<DateTime<Utc>> {
+    value.as_ref().map_or_else(|| Err(Invalid::new(field, "required")), |t| timestamp(field, t))
 }
 
 pub fn optional_timestamp(
@@ -112,10 +99,7 @@ pub fn page(page_size: i32, page_token: &str) -> Checked<(usize, Option<i64>)> {
     let size = match page_size {
         0 => DEFAULT_PAGE_SIZE,
         n if n < 0 || n as usize > MAX_PAGE_SIZE => {
-            return Err(Invalid::new(
-                "page_size",
-                format!("must be in [0, {MAX_PAGE_SIZE}]"),
-            ));
+            return Err(Invalid::new("page_size", format!("must be in [0, {MAX_PAGE_SIZE}]")));
         }
         n => n as usize,
     };
@@ -140,8 +124,5 @@ pub fn next_page_token(returned: usize, size: usize, last: Option<i64>) -> Strin
 }
 
 pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
+    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }

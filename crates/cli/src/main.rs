@@ -78,10 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args).await,
-        Command::Migrate {
-            postgres,
-            clickhouse,
-        } => {
+        Command::Migrate { postgres, clickhouse } => {
             postgres.store()?.migrate().await?;
             clickhouse.analytics()?.migrate().await?;
             println!("Postgres and ClickHouse schemas are up to date");
@@ -92,12 +89,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{id}");
             Ok(())
         }
-        Command::Token(TokenCommand::Create {
-            customer,
-            admin,
-            label,
-            postgres,
-        }) => {
+        Command::Token(TokenCommand::Create { customer, admin, label, postgres }) => {
             let store = postgres.store()?;
             let customer_id = settings::resolve_customer(&store, &customer).await?;
             println!("{}", store.create_token(customer_id, admin, &label).await?);

@@ -13,8 +13,10 @@ use axum::routing::get;
 use clap::Args;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scorekeeper_analytics::Analytics;
+use scorekeeper_jobs::{Worker, WorkerConfig};
 use scorekeeper_store::Store;
 use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
+use scorekeeper_sync::reindex::ReindexSettings;
 use tokio::sync::watch;
 
 use crate::settings::{ClickHouseArgs, PostgresArgs};
@@ -37,6 +39,22 @@ pub struct ServeArgs {
     /// Do not run the outbox dispatcher (an API-only node; another node must run one).
     #[arg(long, env = "SK_NO_DISPATCHER")]
     no_dispatcher: bool,
+    /// Do not run job workers (reindex jobs) in this process.
+    #[arg(long, env = "SK_NO_WORKER")]
+    no_worker: bool,
+    /// Jobs this process runs at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    worker_concurrency: u32,
+    /// Seconds a worker's claim on a job lasts without a heartbeat; a killed
+    /// worker's job is taken over after this.
+    #[arg(long, env = "JOB_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    job_lease_seconds: u64,
+    /// Conversations per reindex batch (a job's payload may override it).
+    #[arg(long, env = "REINDEX_CONVERSATIONS_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    reindex_conversations_batch_size: u32,
+    /// Process scorecards per reindex batch (a job's payload may override it).
+    #[arg(long, env = "REINDEX_PROCESS_SCORECARDS_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    reindex_process_scorecards_batch_size: u32,
     /// Do not apply migrations at start.
     #[arg(long, env = "SK_NO_MIGRATE")]
     no_migrate: bool,
@@ -49,16 +67,11 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let metrics = PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
     let store = args.postgres.store()?;
     let analytics = args.clickhouse.analytics()?;
     if !args.no_migrate {
-        store
-            .migrate()
-            .await
-            .context("migrating Postgres (DATABASE_URL)")?;
+        store.migrate().await.context("migrating Postgres (DATABASE_URL)")?;
         // ClickHouse may be down at start; the outbox holds writes until it
         // is back, so its schema failing is logged, not fatal.
         if let Err(error) = analytics.migrate().await {
@@ -74,11 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(addr = %args.http_addr, "serving /metrics and /health");
     tasks.spawn(serve_http(
         http,
-        HttpState {
-            metrics,
-            store: store.clone(),
-            analytics: analytics.clone(),
-        },
+        HttpState { metrics, store: store.clone(), analytics: analytics.clone() },
         shutdown_rx.clone(),
     ));
     tasks.spawn(report_outbox(store.clone(), shutdown_rx.clone()));
@@ -97,12 +106,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
         tracing::info!("outbox dispatcher running");
     }
+    let registry = scorekeeper_sync::reindex::registry(
+        store.clone(),
+        analytics.clone(),
+        ReindexSettings {
+            conversations_batch_size: args.reindex_conversations_batch_size as usize,
+            process_scorecards_batch_size: args.reindex_process_scorecards_batch_size as usize,
+        },
+    );
+    if !args.no_worker {
+        let mut config = WorkerConfig::new(worker_id());
+        config.concurrency = args.worker_concurrency as usize;
+        config.lease = Duration::from_secs(args.job_lease_seconds);
+        tracing::info!(worker = %config.worker_id, "job worker running");
+        let worker = Worker::new(store.clone(), registry.clone(), config);
+        let shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            worker.run(shutdown).await;
+            Ok(())
+        });
+    }
     if !args.no_api {
         let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
             .await
             .with_context(|| format!("binding --grpc-addr {}", args.grpc_addr))?;
         tracing::info!(addr = %args.grpc_addr, "serving gRPC");
-        let state = scorekeeper_api::ApiState::new(store.clone(), analytics.clone());
+        let state = scorekeeper_api::ApiState::new(store.clone(), analytics.clone(), registry.clone());
         let mut shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
             scorekeeper_api::serve(state, grpc, async move {
@@ -127,6 +156,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         done.context("a serve task panicked")??;
     }
     Ok(())
+}
+
+/// Names this process in job leases: host, pid and a random tag, so two
+/// processes never share an identity.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 async fn shutdown_signal() {
@@ -157,10 +195,7 @@ async fn serve_http(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(s): State<HttpState>| async move { s.metrics.render() }),
-        )
+        .route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }))
         .route("/health", get(health))
         .with_state(state);
     axum::serve(listener, app)
@@ -177,16 +212,8 @@ async fn health(State(s): State<HttpState>) -> (StatusCode, String) {
     let postgres = s.store.ping().await;
     let clickhouse = s.analytics.ping().await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let body = format!(
-        "postgres: {}\nclickhouse: {}\n",
-        word(postgres.is_ok()),
-        word(clickhouse.is_ok())
-    );
-    let code = if postgres.is_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let body = format!("postgres: {}\nclickhouse: {}\n", word(postgres.is_ok()), word(clickhouse.is_ok()));
+    let code = if postgres.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body)
 }
 
@@ -196,8 +223,7 @@ async fn report_outbox(store: Store, mut shutdown: watch::Receiver<bool>) -> any
         match store.outbox_stats().await {
             Ok(stats) => {
                 metrics::gauge!("scorekeeper_outbox_depth").set(stats.depth as f64);
-                metrics::gauge!("scorekeeper_outbox_oldest_age_seconds")
-                    .set(stats.oldest_age_seconds);
+                metrics::gauge!("scorekeeper_outbox_oldest_age_seconds").set(stats.oldest_age_seconds);
             }
             Err(error) => tracing::debug!(%error, "outbox stats unavailable"),
         }

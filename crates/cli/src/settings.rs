@@ -31,12 +31,7 @@ pub struct ClickHouseArgs {
     pub clickhouse_database: String,
     #[arg(long, env = "CLICKHOUSE_USER", default_value = "default")]
     pub clickhouse_user: String,
-    #[arg(
-        long,
-        env = "CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", default_value = "", hide_env_values = true)]
     pub clickhouse_password: String,
 }
 
@@ -55,15 +50,10 @@ impl ClickHouseArgs {
 /// A customer given by numeric id or by name; it must exist.
 pub async fn resolve_customer(store: &Store, customer: &str) -> anyhow::Result<CustomerId> {
     let found = match customer.parse::<i64>() {
-        Ok(id) => store
-            .customer_exists(CustomerId(id))
-            .await?
-            .then_some(CustomerId(id)),
+        Ok(id) => store.customer_exists(CustomerId(id)).await?.then_some(CustomerId(id)),
         Err(_) => store.find_customer(customer).await?,
     };
     found.with_context(|| {
-        format!(
-            "--customer: no customer {customer:?}; create it with `scorekeeper customer create`"
-        )
+        format!("--customer: no customer {customer:?}; create it with `scorekeeper customer create`")
     })
 }

@@ -11,29 +11,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A plain HTTP/1.0 GET; returns (status, body).
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
 }
 
@@ -65,7 +53,7 @@ fn serve(env: &TestEnv, grpc_port: u16, http_port: u16) -> Child {
 
 #[tokio::test]
 async fn serve_process_mirrors_writes_and_reports_metrics() {
-    let env = TestEnv::start_with(Options { dispatcher: false }).await;
+    let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
     let (grpc_port, http_port) = (free_port(), free_port());
     let mut child = serve(&env, grpc_port, http_port);
     wait_for("/health", Duration::from_secs(30), async || {
@@ -73,14 +61,9 @@ async fn serve_process_mirrors_writes_and_reports_metrics() {
     })
     .await;
     let (_, health) = get(http_port, "/health").await.unwrap();
-    assert!(
-        health.contains("postgres: ok") && health.contains("clickhouse: ok"),
-        "{health}"
-    );
+    assert!(health.contains("postgres: ok") && health.contains("clickhouse: ok"), "{health}");
 
-    let customer = env
-        .customer_at("acme", &format!("http://127.0.0.1:{grpc_port}"))
-        .await;
+    let customer = env.customer_at("acme", &format!("http://127.0.0.1:{grpc_port}")).await;
     let template = customer
         .scorecards()
         .create_scorecard_template(pb::CreateScorecardTemplateRequest {
@@ -103,10 +86,7 @@ async fn serve_process_mirrors_writes_and_reports_metrics() {
         .create_scorecard(pb::CreateScorecardRequest {
             template_id: template.id,
             agent_id: "agent-1".into(),
-            scores: vec![pb::Score {
-                criterion_id: template.criteria[0].id,
-                value: 4.0,
-            }],
+            scores: vec![pb::Score { criterion_id: template.criteria[0].id, value: 4.0 }],
             ..Default::default()
         })
         .await
@@ -120,22 +100,16 @@ async fn serve_process_mirrors_writes_and_reports_metrics() {
         let Some((200, metrics)) = get(http_port, "/metrics").await else {
             return false;
         };
-        metrics.contains(
-            r#"scorekeeper_clickhouse_rows_written_total{path="api",table="scorecards"} 1"#,
-        ) && metrics.contains("scorekeeper_outbox_depth")
+        metrics.contains(r#"scorekeeper_clickhouse_rows_written_total{path="api",table="scorecards"} 1"#)
+            && metrics.contains("scorekeeper_outbox_depth")
             && metrics.contains("scorekeeper_outbox_oldest_age_seconds")
     })
     .await;
 
     // SIGTERM: a clean stop.
     let pid = child.id().expect("running") as i32;
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("stops on SIGTERM")
-        .unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("stops on SIGTERM").unwrap();
     assert!(status.success(), "serve exits 0 on SIGTERM, got {status}");
 }

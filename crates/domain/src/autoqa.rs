@@ -103,29 +103,22 @@ impl Rule {
     /// Pure and deterministic: the same rule always gives the same result.
     pub fn compile(&self) -> Result<CompiledRule> {
         if self.pattern.len() > crate::limits::MAX_PATTERN_BYTES {
-            return Err(RuleError::PatternTooLong {
-                max_bytes: crate::limits::MAX_PATTERN_BYTES,
-            });
+            return Err(RuleError::PatternTooLong { max_bytes: crate::limits::MAX_PATTERN_BYTES });
         }
         let source = match self.pattern_type {
             PatternType::Phrase => phrase_regex(&self.pattern)?,
             PatternType::Regex if self.pattern.is_empty() => return Err(RuleError::EmptyPattern),
             PatternType::Regex => self.pattern.clone(),
         };
-        let regex = regex::RegexBuilder::new(&source)
-            .size_limit(MAX_COMPILED_REGEX_BYTES)
-            .build()
-            .map_err(|error| match error {
-                regex::Error::CompiledTooBig(_) => RuleError::PatternTooComplex {
-                    size_limit_bytes: MAX_COMPILED_REGEX_BYTES,
-                    source: error,
-                },
+        let regex = regex::RegexBuilder::new(&source).size_limit(MAX_COMPILED_REGEX_BYTES).build().map_err(
+            |error| match error {
+                regex::Error::CompiledTooBig(_) => {
+                    RuleError::PatternTooComplex { size_limit_bytes: MAX_COMPILED_REGEX_BYTES, source: error }
+                }
                 error => RuleError::InvalidRegex(error),
-            })?;
-        Ok(CompiledRule {
-            rule: self.clone(),
-            regex,
-        })
+            },
+        )?;
+        Ok(CompiledRule { rule: self.clone(), regex })
     }
 
     /// Checks that [`Rule::compile`] would succeed; the same errors, and
@@ -274,11 +267,7 @@ mod tests {
     }
 
     fn msg(speaker: Speaker, offset_ms: i64, text: &str) -> Message {
-        Message {
-            speaker,
-            text: text.to_owned(),
-            offset_ms,
-        }
+        Message { speaker, text: text.to_owned(), offset_ms }
     }
 
     fn agent(offset_ms: i64, text: &str) -> Message {
@@ -384,9 +373,7 @@ mod tests {
 
     #[test]
     fn absent_passes_iff_not_found() {
-        let r = rule(RuleKind::Absent, PatternType::Phrase, "stupid")
-            .compile()
-            .unwrap();
+        let r = rule(RuleKind::Absent, PatternType::Phrase, "stupid").compile().unwrap();
         assert!(r.passes(&[agent(0, "hello"), customer(1, "hi")]));
         assert!(!r.passes(&[agent(0, "hello"), agent(1, "that is STUPID")]));
         assert!(r.passes(&[agent(0, "stupidity is not the word")]));
@@ -457,11 +444,7 @@ mod tests {
         assert!(c.passes(&[agent(6_000, "bye"), agent(1_000, "my name is Sam")]));
         // 0 means no limit.
         r.within_first_seconds = 0;
-        assert!(
-            r.compile()
-                .unwrap()
-                .passes(&[agent(i64::MAX, "my name is Sam")])
-        );
+        assert!(r.compile().unwrap().passes(&[agent(i64::MAX, "my name is Sam")]));
 
         // The largest limit does not overflow.
         r.within_first_seconds = u32::MAX;
@@ -482,12 +465,8 @@ mod tests {
 
     #[test]
     fn limits_combine() {
-        let messages = [
-            customer(0, "hi"),
-            agent(1_000, "hello"),
-            agent(2_000, "thank you"),
-            agent(3_000, "thank you"),
-        ];
+        let messages =
+            [customer(0, "hi"), agent(1_000, "hello"), agent(2_000, "thank you"), agent(3_000, "thank you")];
         let mut r = phrase("thank you");
         r.speaker = Some(Speaker::Agent);
         r.within_first_messages = 3;
@@ -503,10 +482,7 @@ mod tests {
     fn empty_pattern_is_refused() {
         for r in [phrase(""), phrase("   \t\n "), regex_rule("")] {
             assert!(matches!(r.compile(), Err(RuleError::EmptyPattern)), "{r:?}");
-            assert!(
-                matches!(r.validate(), Err(RuleError::EmptyPattern)),
-                "{r:?}"
-            );
+            assert!(matches!(r.validate(), Err(RuleError::EmptyPattern)), "{r:?}");
         }
         // A regex that is only whitespace is a literal match, not empty.
         assert!(regex_rule(" ").validate().is_ok());
@@ -520,44 +496,25 @@ mod tests {
 
         let over = "a".repeat(MAX_PATTERN_BYTES + 1);
         for r in [phrase(&over), regex_rule(&over)] {
-            assert!(matches!(
-                r.compile(),
-                Err(RuleError::PatternTooLong {
-                    max_bytes: MAX_PATTERN_BYTES
-                })
-            ));
+            assert!(matches!(r.compile(), Err(RuleError::PatternTooLong { max_bytes: MAX_PATTERN_BYTES })));
         }
         // Bytes, not characters: 513 two-byte characters are 1026 bytes.
         let multibyte = "é".repeat(MAX_PATTERN_BYTES / 2 + 1);
-        assert!(matches!(
-            phrase(&multibyte).validate(),
-            Err(RuleError::PatternTooLong { .. })
-        ));
+        assert!(matches!(phrase(&multibyte).validate(), Err(RuleError::PatternTooLong { .. })));
         // Whitespace counts too: the limit is on the pattern as stored.
         let padded = format!("{}hi", " ".repeat(MAX_PATTERN_BYTES));
-        assert!(matches!(
-            phrase(&padded).validate(),
-            Err(RuleError::PatternTooLong { .. })
-        ));
+        assert!(matches!(phrase(&padded).validate(), Err(RuleError::PatternTooLong { .. })));
     }
 
     #[test]
     fn invalid_regex_is_refused_with_the_regex_error_as_source() {
         for pattern in ["(unclosed", "[z-a]", r"foo(?=bar)", r"\p{NotAClass}"] {
             let err = regex_rule(pattern).compile().unwrap_err();
-            assert!(
-                matches!(err, RuleError::InvalidRegex(_)),
-                "{pattern}: {err:?}"
-            );
+            assert!(matches!(err, RuleError::InvalidRegex(_)), "{pattern}: {err:?}");
             let source = err.source().expect("regex error kept as source");
-            let regex_error = source
-                .downcast_ref::<regex::Error>()
-                .expect("source is a regex::Error");
+            let regex_error = source.downcast_ref::<regex::Error>().expect("source is a regex::Error");
             assert!(matches!(regex_error, regex::Error::Syntax(_)));
-            assert_eq!(
-                err.to_string(),
-                "AutoQA pattern is not a valid regular expression"
-            );
+            assert_eq!(err.to_string(), "AutoQA pattern is not a valid regular expression");
         }
         // The same text is fine as a phrase: it is matched literally.
         assert!(passes_on(&phrase("(unclosed"), "an (unclosed bracket"));
@@ -568,10 +525,7 @@ mod tests {
         for pattern in [r"(a{1000}){1000}", r"\w{50000}", r"\w{3,30}"] {
             let err = regex_rule(pattern).compile().unwrap_err();
             match &err {
-                RuleError::PatternTooComplex {
-                    size_limit_bytes,
-                    source,
-                } => {
+                RuleError::PatternTooComplex { size_limit_bytes, source } => {
                     assert_eq!(*size_limit_bytes, MAX_COMPILED_REGEX_BYTES);
                     assert!(matches!(source, regex::Error::CompiledTooBig(_)));
                 }
@@ -598,13 +552,7 @@ mod tests {
 
     #[test]
     fn validate_agrees_with_compile() {
-        for r in [
-            phrase("hello"),
-            phrase(""),
-            regex_rule("(x"),
-            regex_rule("x+"),
-            regex_rule(r"\w{50000}"),
-        ] {
+        for r in [phrase("hello"), phrase(""), regex_rule("(x"), regex_rule("x+"), regex_rule(r"\w{50000}")] {
             assert_eq!(r.validate().is_ok(), r.compile().is_ok(), "{r:?}");
         }
     }
@@ -629,36 +577,19 @@ mod tests {
             regex_rule(r"(?i)thank(s| you)"),
             rule(RuleKind::Absent, PatternType::Phrase, "calm down"),
         ];
-        let first: Vec<bool> = rules
-            .iter()
-            .map(|r| r.compile().unwrap().passes(&messages))
-            .collect();
-        let second: Vec<bool> = rules
-            .iter()
-            .map(|r| r.compile().unwrap().passes(&messages))
-            .collect();
+        let first: Vec<bool> = rules.iter().map(|r| r.compile().unwrap().passes(&messages)).collect();
+        let second: Vec<bool> = rules.iter().map(|r| r.compile().unwrap().passes(&messages)).collect();
         assert_eq!(first, vec![true, true, true]);
         assert_eq!(first, second);
 
         let compiled: Vec<CompiledRule> = rules.iter().map(|r| r.compile().unwrap()).collect();
-        let scale = CriterionScale {
-            weight: 1.0,
-            min_value: 0.0,
-            max_value: 1.0,
-        };
+        let scale = CriterionScale { weight: 1.0, min_value: 0.0, max_value: 1.0 };
         let criteria: Vec<RuleCriterion<'_>> = compiled
             .iter()
             .enumerate()
-            .map(|(i, rule)| RuleCriterion {
-                criterion_id: CriterionId(i as i64),
-                scale,
-                rule,
-            })
+            .map(|(i, rule)| RuleCriterion { criterion_id: CriterionId(i as i64), scale, rule })
             .collect();
-        assert_eq!(
-            score_transcript(&criteria, &messages),
-            score_transcript(&criteria, &messages)
-        );
+        assert_eq!(score_transcript(&criteria, &messages), score_transcript(&criteria, &messages));
     }
 
     #[test]
@@ -672,70 +603,28 @@ mod tests {
         let mut refund_rule = phrase("refund");
         refund_rule.speaker = Some(Speaker::Agent);
         let refund = refund_rule.compile().unwrap();
-        let no_blame = rule(RuleKind::Absent, PatternType::Regex, r"(?i)\byour fault\b")
-            .compile()
-            .unwrap();
+        let no_blame = rule(RuleKind::Absent, PatternType::Regex, r"(?i)\byour fault\b").compile().unwrap();
 
-        let greeting_scale = CriterionScale {
-            weight: 1.0,
-            min_value: 0.0,
-            max_value: 10.0,
-        };
-        let refund_scale = CriterionScale {
-            weight: 2.0,
-            min_value: 1.0,
-            max_value: 5.0,
-        };
-        let blame_scale = CriterionScale {
-            weight: 1.0,
-            min_value: -1.0,
-            max_value: 1.0,
-        };
+        let greeting_scale = CriterionScale { weight: 1.0, min_value: 0.0, max_value: 10.0 };
+        let refund_scale = CriterionScale { weight: 2.0, min_value: 1.0, max_value: 5.0 };
+        let blame_scale = CriterionScale { weight: 1.0, min_value: -1.0, max_value: 1.0 };
         let criteria = [
-            RuleCriterion {
-                criterion_id: CriterionId(30),
-                scale: greeting_scale,
-                rule: &greeting,
-            },
-            RuleCriterion {
-                criterion_id: CriterionId(10),
-                scale: refund_scale,
-                rule: &refund,
-            },
-            RuleCriterion {
-                criterion_id: CriterionId(20),
-                scale: blame_scale,
-                rule: &no_blame,
-            },
+            RuleCriterion { criterion_id: CriterionId(30), scale: greeting_scale, rule: &greeting },
+            RuleCriterion { criterion_id: CriterionId(10), scale: refund_scale, rule: &refund },
+            RuleCriterion { criterion_id: CriterionId(20), scale: blame_scale, rule: &no_blame },
         ];
         let scores = score_transcript(&criteria, &messages);
         // In the order of `criteria`, not sorted by id.
-        assert_eq!(
-            scores,
-            vec![
-                (CriterionId(30), 10.0),
-                (CriterionId(10), 1.0),
-                (CriterionId(20), 1.0),
-            ]
-        );
+        assert_eq!(scores, vec![(CriterionId(30), 10.0), (CriterionId(10), 1.0), (CriterionId(20), 1.0),]);
         // Full marks on two criteria of weight 1, none on the one of weight 2.
-        let total = total_score(
-            criteria
-                .iter()
-                .zip(&scores)
-                .map(|(c, (_, v))| (c.scale, *v)),
-        );
+        let total = total_score(criteria.iter().zip(&scores).map(|(c, (_, v))| (c.scale, *v)));
         assert_eq!(total, 50.0);
 
         assert!(score_transcript(&[], &messages).is_empty());
         // On an empty transcript, Present rules fail and Absent rules pass.
         assert_eq!(
             score_transcript(&criteria, &[]),
-            vec![
-                (CriterionId(30), 0.0),
-                (CriterionId(10), 1.0),
-                (CriterionId(20), 1.0),
-            ]
+            vec![(CriterionId(30), 0.0), (CriterionId(10), 1.0), (CriterionId(20), 1.0),]
         );
     }
 

@@ -99,9 +99,7 @@ impl std::str::FromStr for ReindexMode {
             "conversation" => Ok(ReindexMode::Conversation),
             "process" => Ok(ReindexMode::Process),
             "all" => Ok(ReindexMode::All),
-            other => Err(format!(
-                "{other:?} is not one of conversation, process, all"
-            )),
+            other => Err(format!("{other:?} is not one of conversation, process, all")),
         }
     }
 }
@@ -123,37 +121,18 @@ mod tests {
 
     #[test]
     fn scope_branches_on_the_scorecard_types() {
-        assert_eq!(
-            resolve_reindex_scope(&[]),
-            vec![Conversations],
-            "old clients: conversation only"
-        );
+        assert_eq!(resolve_reindex_scope(&[]), vec![Conversations], "old clients: conversation only");
         assert_eq!(resolve_reindex_scope(&[Conversation]), vec![Conversations]);
         assert_eq!(resolve_reindex_scope(&[Process]), vec![ProcessScorecards]);
-        assert_eq!(
-            resolve_reindex_scope(&[Process, Conversation]),
-            vec![Conversations, ProcessScorecards]
-        );
-        assert_eq!(
-            resolve_reindex_scope(&[Process, Process]),
-            vec![ProcessScorecards]
-        );
+        assert_eq!(resolve_reindex_scope(&[Process, Conversation]), vec![Conversations, ProcessScorecards]);
+        assert_eq!(resolve_reindex_scope(&[Process, Process]), vec![ProcessScorecards]);
     }
 
     #[test]
     fn modes_map_to_types() {
-        assert_eq!(
-            map_mode_to_scorecard_types("all".parse().unwrap()),
-            vec![Conversation, Process]
-        );
-        assert_eq!(
-            map_mode_to_scorecard_types("process".parse().unwrap()),
-            vec![Process]
-        );
-        assert_eq!(
-            map_mode_to_scorecard_types("conversation".parse().unwrap()),
-            vec![Conversation]
-        );
+        assert_eq!(map_mode_to_scorecard_types("all".parse().unwrap()), vec![Conversation, Process]);
+        assert_eq!(map_mode_to_scorecard_types("process".parse().unwrap()), vec![Process]);
+        assert_eq!(map_mode_to_scorecard_types("conversation".parse().unwrap()), vec![Conversation]);
         assert!("both".parse::<ReindexMode>().is_err());
     }
 }

@@ -18,10 +18,7 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
-        Invalid {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Invalid { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -90,17 +87,10 @@ pub fn check_scores(template: &Template, scores: &[Score], field: &str) -> Resul
     let mut seen = std::collections::HashSet::with_capacity(scores.len());
     let mut scored = Vec::with_capacity(scores.len());
     for (index, score) in scores.iter().enumerate() {
-        let Some(criterion) = template
-            .criteria
-            .iter()
-            .find(|c| c.id == score.criterion_id)
-        else {
+        let Some(criterion) = template.criteria.iter().find(|c| c.id == score.criterion_id) else {
             return Err(Invalid::new(
                 format!("{field}[{index}].criterion_id"),
-                format!(
-                    "criterion {} is not on template {}",
-                    score.criterion_id, template.id
-                ),
+                format!("criterion {} is not on template {}", score.criterion_id, template.id),
             ));
         };
         if !seen.insert(score.criterion_id) {
@@ -136,11 +126,7 @@ mod tests {
             criteria: vec![Criterion {
                 id: CriterionId(70),
                 name: "greeting".into(),
-                scale: CriterionScale {
-                    weight: 1.0,
-                    min_value: 0.0,
-                    max_value: 5.0,
-                },
+                scale: CriterionScale { weight: 1.0, min_value: 0.0, max_value: 5.0 },
                 rule: None,
             }],
             created_at: DateTime::<Utc>::UNIX_EPOCH,
@@ -150,34 +136,16 @@ mod tests {
     #[test]
     fn scores_are_checked_against_the_template() {
         let t = template();
-        let ok = [Score {
-            criterion_id: CriterionId(70),
-            value: 5.0,
-        }];
+        let ok = [Score { criterion_id: CriterionId(70), value: 5.0 }];
         assert_eq!(check_scores(&t, &ok, "scores"), Ok(100.0));
 
-        let unknown = [Score {
-            criterion_id: CriterionId(71),
-            value: 1.0,
-        }];
-        assert_eq!(
-            check_scores(&t, &unknown, "scores").unwrap_err().field,
-            "scores[0].criterion_id"
-        );
+        let unknown = [Score { criterion_id: CriterionId(71), value: 1.0 }];
+        assert_eq!(check_scores(&t, &unknown, "scores").unwrap_err().field, "scores[0].criterion_id");
 
-        let out_of_range = [Score {
-            criterion_id: CriterionId(70),
-            value: 6.0,
-        }];
-        assert_eq!(
-            check_scores(&t, &out_of_range, "scores").unwrap_err().field,
-            "scores[0].value"
-        );
+        let out_of_range = [Score { criterion_id: CriterionId(70), value: 6.0 }];
+        assert_eq!(check_scores(&t, &out_of_range, "scores").unwrap_err().field, "scores[0].value");
 
         let twice = [ok[0], ok[0]];
-        assert_eq!(
-            check_scores(&t, &twice, "scores").unwrap_err().field,
-            "scores[1].criterion_id"
-        );
+        assert_eq!(check_scores(&t, &twice, "scores").unwrap_err().field, "scores[1].criterion_id");
     }
 }

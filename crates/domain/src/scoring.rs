@@ -98,29 +98,15 @@ mod tests {
 
     #[test]
     fn legacy_untyped_templates_are_conversation_templates() {
-        assert_eq!(
-            TemplateType::from_stored(None),
-            Some(TemplateType::Conversation)
-        );
-        assert_eq!(
-            TemplateType::from_stored(Some(2)),
-            Some(TemplateType::Process)
-        );
+        assert_eq!(TemplateType::from_stored(None), Some(TemplateType::Conversation));
+        assert_eq!(TemplateType::from_stored(Some(2)), Some(TemplateType::Process));
         assert_eq!(TemplateType::from_stored(Some(7)), None);
     }
 
     #[test]
     fn total_is_weighted_and_normalised() {
-        let a = CriterionScale {
-            weight: 1.0,
-            min_value: 0.0,
-            max_value: 10.0,
-        };
-        let b = CriterionScale {
-            weight: 3.0,
-            min_value: 1.0,
-            max_value: 5.0,
-        };
+        let a = CriterionScale { weight: 1.0, min_value: 0.0, max_value: 10.0 };
+        let b = CriterionScale { weight: 3.0, min_value: 1.0, max_value: 5.0 };
         // a: 0.5 * 1, b: 1.0 * 3 => 3.5 / 4 = 87.5 %
         assert_eq!(total_score([(a, 5.0), (b, 5.0)]), 87.5);
         assert_eq!(total_score([]), 0.0);

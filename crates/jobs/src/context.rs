@@ -20,13 +20,7 @@ pub struct JobContext {
 
 impl JobContext {
     pub(crate) fn new(store: Store, job: Job, fence: i32) -> JobContext {
-        JobContext {
-            store,
-            job,
-            fence,
-            stop: CancellationToken::new(),
-            reason: Arc::new(Mutex::new(None)),
-        }
+        JobContext { store, job, fence, stop: CancellationToken::new(), reason: Arc::new(Mutex::new(None)) }
     }
 
     /// The job as claimed, with each activity's progress at that moment.
@@ -103,32 +97,24 @@ impl JobContext {
         if let Some(reason) = self.stop_reason() {
             return Err(RunError::Stopped(reason));
         }
-        let lease = self
-            .store
-            .record_progress(self.job.id, self.fence, update)
-            .await
-            .map_err(|e| {
-                RunError::Failed(JobError {
-                    code: "postgres_unavailable".into(),
-                    message: format!("recording progress: {e}"),
-                    retryable: e.is_transient(),
-                    details: serde_json::Value::Null,
-                })
-            })?;
+        let lease = self.store.record_progress(self.job.id, self.fence, update).await.map_err(|e| {
+            RunError::Failed(JobError {
+                code: "postgres_unavailable".into(),
+                message: format!("recording progress: {e}"),
+                retryable: e.is_transient(),
+                details: serde_json::Value::Null,
+            })
+        })?;
         match lease {
             Lease::Lost => {
                 self.stop(StopReason::LeaseLost);
                 Err(RunError::Stopped(StopReason::LeaseLost))
             }
-            Lease::Held {
-                cancel_requested: true,
-            } => {
+            Lease::Held { cancel_requested: true } => {
                 self.stop(StopReason::Cancelled);
                 Err(RunError::Stopped(StopReason::Cancelled))
             }
-            Lease::Held {
-                cancel_requested: false,
-            } => Ok(()),
+            Lease::Held { cancel_requested: false } => Ok(()),
         }
     }
 }

@@ -49,9 +49,7 @@ impl WorkerConfig {
     /// Delay before attempt `attempts + 1`.
     pub fn backoff(&self, attempts: i32) -> Duration {
         let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
-        self.base_backoff
-            .saturating_mul(2u32.saturating_pow(doublings))
-            .min(self.max_backoff)
+        self.base_backoff.saturating_mul(2u32.saturating_pow(doublings)).min(self.max_backoff)
     }
 }
 
@@ -64,12 +62,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(store: Store, registry: Registry, config: WorkerConfig) -> Worker {
-        Worker {
-            store,
-            registry,
-            config,
-            wake: Arc::new(Notify::new()),
-        }
+        Worker { store, registry, config, wake: Arc::new(Notify::new()) }
     }
 
     /// Runs until `shutdown` turns true. Jobs in flight then finish their
@@ -89,11 +82,7 @@ impl Worker {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            match this
-                .store
-                .claim_job(&this.config.worker_id, this.config.lease, &job_types)
-                .await
-            {
+            match this.store.claim_job(&this.config.worker_id, this.config.lease, &job_types).await {
                 Ok(Some(claim)) => {
                     failures = 0;
                     let worker = this.clone();
@@ -117,9 +106,7 @@ impl Worker {
             let pause = if failures == 0 {
                 this.config.poll_interval
             } else {
-                this.config
-                    .backoff(failures as i32)
-                    .min(Duration::from_secs(30))
+                this.config.backoff(failures as i32).min(Duration::from_secs(30))
             };
             tokio::select! {
                 _ = this.wake.notified() => {}
@@ -134,13 +121,11 @@ impl Worker {
         let Claim { job, fence } = claim;
         let job_type = job.job_type;
         tracing::info!("attempt started");
-        metrics::counter!("scorekeeper_job_attempts_total", "job_type" => job_type.to_string())
-            .increment(1);
+        metrics::counter!("scorekeeper_job_attempts_total", "job_type" => job_type.to_string()).increment(1);
         let ctx = JobContext::new(self.store.clone(), job, fence);
         let Some(handler) = self.registry.handler(job_type).cloned() else {
             // Claimed only registered types; a changed registry is a bug.
-            self.finish(&ctx, AttemptOutcome::Failed(unregistered(job_type)))
-                .await;
+            self.finish(&ctx, AttemptOutcome::Failed(unregistered(job_type))).await;
             return;
         };
         let started = Instant::now();
@@ -154,9 +139,7 @@ impl Worker {
             Ok(()) => AttemptOutcome::Succeeded,
             Err(RunError::Stopped(StopReason::Cancelled)) => AttemptOutcome::Cancelled,
             Err(RunError::Stopped(StopReason::LeaseLost)) => {
-                tracing::warn!(
-                    "lease lost; another worker has the job, this attempt writes nothing more"
-                );
+                tracing::warn!("lease lost; another worker has the job, this attempt writes nothing more");
                 return;
             }
             Err(RunError::Failed(error)) => {
@@ -164,8 +147,7 @@ impl Worker {
                 if error.retryable && attempts < ctx.job().max_attempts {
                     let delay = self.config.backoff(attempts);
                     tracing::warn!(code = %error.code, message = %error.message, ?delay, "attempt failed; will retry");
-                    let at = Utc::now()
-                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                     AttemptOutcome::Retry { error, at }
                 } else {
                     tracing::error!(code = %error.code, message = %error.message, "job failed");
@@ -184,11 +166,7 @@ impl Worker {
         let mut last_renewed = Instant::now();
         loop {
             tokio::time::sleep(self.config.heartbeat_interval()).await;
-            match self
-                .store
-                .heartbeat(ctx.job().id, ctx.fence(), self.config.lease)
-                .await
-            {
+            match self.store.heartbeat(ctx.job().id, ctx.fence(), self.config.lease).await {
                 Ok(Lease::Held { cancel_requested }) => {
                     last_renewed = Instant::now();
                     if cancel_requested {
@@ -215,23 +193,16 @@ impl Worker {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            match self
-                .store
-                .finish_attempt(ctx.job().id, ctx.fence(), &outcome)
-                .await
-            {
+            match self.store.finish_attempt(ctx.job().id, ctx.fence(), &outcome).await {
                 Ok(true) => return,
                 Ok(false) => {
-                    tracing::warn!(
-                        "the job was taken over before this attempt could record its end"
-                    );
+                    tracing::warn!("the job was taken over before this attempt could record its end");
                     return;
                 }
                 Err(error) if started.elapsed() < self.config.lease => {
                     attempt += 1;
                     tracing::warn!(%error, "recording the attempt's end failed; retrying");
-                    tokio::time::sleep(self.config.backoff(attempt).min(Duration::from_secs(5)))
-                        .await;
+                    tokio::time::sleep(self.config.backoff(attempt).min(Duration::from_secs(5))).await;
                 }
                 Err(error) => {
                     tracing::error!(%error, "could not record the attempt's end; the lease will expire and the job run again");

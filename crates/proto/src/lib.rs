@@ -16,5 +16,4 @@ pub use scorekeeper::v1;
 pub use scorekeeper::v1::coaching;
 
 /// The compiled descriptors of every `.proto` file, for reflection and tests.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    tonic::include_file_descriptor_set!("scorekeeper_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("scorekeeper_descriptor");

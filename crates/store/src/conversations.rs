@@ -36,7 +36,8 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
 }
 
-const CONVERSATION_COLUMNS: &str = "id, customer_id, external_id, agent_id, started_at, ended_at, message_count, version, updated_at";
+const CONVERSATION_COLUMNS: &str =
+    "id, customer_id, external_id, agent_id, started_at, ended_at, message_count, version, updated_at";
 
 fn conversation(row: &tokio_postgres::Row) -> Result<Conversation> {
     Ok(Conversation {
@@ -75,9 +76,7 @@ impl Store {
                  RETURNING {CONVERSATION_COLUMNS}"
             ))
             .await?;
-        let clear = tx
-            .prepare("DELETE FROM messages WHERE conversation_id = $1")
-            .await?;
+        let clear = tx.prepare("DELETE FROM messages WHERE conversation_id = $1").await?;
         let insert_messages = tx
             .prepare(
                 "INSERT INTO messages (conversation_id, seq, speaker, text, offset_ms)
@@ -106,11 +105,7 @@ impl Store {
                 let speakers: Vec<i16> = new.messages.iter().map(|m| m.speaker.number()).collect();
                 let texts: Vec<&str> = new.messages.iter().map(|m| m.text.as_str()).collect();
                 let offsets: Vec<i64> = new.messages.iter().map(|m| m.offset_ms).collect();
-                tx.execute(
-                    &insert_messages,
-                    &[&conversation.id.0, &speakers, &texts, &offsets],
-                )
-                .await?;
+                tx.execute(&insert_messages, &[&conversation.id.0, &speakers, &texts, &offsets]).await?;
             }
             stored.push(conversation);
         }
@@ -138,11 +133,7 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let mut found = conversation(&row)?;
         if include_messages {
-            found.messages = self
-                .transcripts(customer_id, &[id])
-                .await?
-                .remove(&id)
-                .unwrap_or_default();
+            found.messages = self.transcripts(customer_id, &[id]).await?.remove(&id).unwrap_or_default();
         }
         Ok(Some(found))
     }
@@ -186,14 +177,11 @@ impl Store {
             .await?;
         let mut transcripts: HashMap<ConversationId, Vec<Message>> = HashMap::new();
         for row in rows {
-            transcripts
-                .entry(ConversationId(row.try_get(0)?))
-                .or_default()
-                .push(Message {
-                    speaker: codec::speaker(row.try_get(1)?)?,
-                    text: row.try_get(2)?,
-                    offset_ms: row.try_get(3)?,
-                });
+            transcripts.entry(ConversationId(row.try_get(0)?)).or_default().push(Message {
+                speaker: codec::speaker(row.try_get(1)?)?,
+                text: row.try_get(2)?,
+                offset_ms: row.try_get(3)?,
+            });
         }
         Ok(transcripts)
     }

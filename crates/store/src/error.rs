@@ -26,12 +26,7 @@ pub enum StoreError {
     NotFound { what: &'static str, id: i64 },
     /// Optimistic concurrency failed: the row changed since the caller read it.
     #[error("{what} {id} is at version {actual}, not {expected}")]
-    VersionMismatch {
-        what: &'static str,
-        id: i64,
-        expected: i64,
-        actual: i64,
-    },
+    VersionMismatch { what: &'static str, id: i64, expected: i64, actual: i64 },
     /// A stored value no version of the schema writes.
     #[error("stored data is not valid: {0}")]
     Corrupt(String),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::CustomerId;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
 use crate::Store;
@@ -46,10 +46,7 @@ impl JobState {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobState::Succeeded | JobState::Failed | JobState::Cancelled
-        )
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
     }
 }
 
@@ -78,11 +75,7 @@ pub struct ActivityProgress {
 
 impl ActivityProgress {
     pub fn rows_per_second(&self) -> f64 {
-        if self.active_ms == 0 {
-            0.0
-        } else {
-            self.rows_done as f64 * 1000.0 / self.active_ms as f64
-        }
+        if self.active_ms == 0 { 0.0 } else { self.rows_done as f64 * 1000.0 / self.active_ms as f64 }
     }
 }
 
@@ -172,10 +165,7 @@ fn job(row: &Row) -> Result<Job> {
         lease_owner: row.try_get(8)?,
         cancel_requested: row.try_get(9)?,
         error: error
-            .map(|e| {
-                serde_json::from_value(e)
-                    .map_err(|e| StoreError::Corrupt(format!("job error: {e}")))
-            })
+            .map(|e| serde_json::from_value(e).map_err(|e| StoreError::Corrupt(format!("job error: {e}"))))
             .transpose()?,
         created_at: row.try_get(11)?,
         started_at: row.try_get(12)?,
@@ -188,6 +178,44 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Inserts a job and its activity rows in `tx`, returning it with its
+/// (fresh) progress; `None` when its `dedupe_key` is already taken, in
+/// which case nothing was written. For callers that must create a job
+/// atomically with other writes (the scheduler's tick).
+pub(crate) async fn insert_job(tx: &Transaction<'_>, new: &NewJob) -> Result<Option<Job>> {
+    let inserted = tx
+        .query_opt(
+            &format!(
+                "INSERT INTO jobs (customer_id, job_type, payload, max_attempts, dedupe_key)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING
+                 RETURNING {JOB_COLUMNS}"
+            ),
+            &[&new.customer_id.map(|c| c.0), &new.job_type, &new.payload, &new.max_attempts, &new.dedupe_key],
+        )
+        .await?;
+    let Some(row) = inserted else { return Ok(None) };
+    let mut created = job(&row)?;
+    for (position, activity) in new.activities.iter().enumerate() {
+        let row = tx
+            .query_one(
+                "INSERT INTO job_activities (job_id, activity, position) VALUES ($1, $2, $3)
+                 RETURNING activity, position, rows_done, batches_done, checkpoint, finished, active_ms",
+                &[&created.id, activity, &(position as i32)],
+            )
+            .await?;
+        created.activities.push(ActivityProgress {
+            activity: row.try_get(0)?,
+            position: row.try_get(1)?,
+            rows_done: row.try_get(2)?,
+            batches_done: row.try_get(3)?,
+            checkpoint: row.try_get(4)?,
+            finished: row.try_get(5)?,
+            active_ms: row.try_get(6)?,
+        });
+    }
+    Ok(Some(created))
+}
+
 impl Store {
     /// Creates a job with its activity rows. With a `dedupe_key` that
     /// already exists, creates nothing and returns the existing job and
@@ -195,23 +223,7 @@ impl Store {
     pub async fn create_job(&self, new: &NewJob) -> Result<(Job, bool)> {
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
-        let inserted = tx
-            .query_opt(
-                &format!(
-                    "INSERT INTO jobs (customer_id, job_type, payload, max_attempts, dedupe_key)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING
-                     RETURNING {JOB_COLUMNS}"
-                ),
-                &[
-                    &new.customer_id.map(|c| c.0),
-                    &new.job_type,
-                    &new.payload,
-                    &new.max_attempts,
-                    &new.dedupe_key,
-                ],
-            )
-            .await?;
-        let Some(row) = inserted else {
+        let Some(created) = insert_job(&tx, new).await? else {
             drop(tx);
             let key = new.dedupe_key.as_deref().unwrap_or_default();
             let existing = self.job_by_dedupe_key(key).await?;
@@ -219,38 +231,18 @@ impl Store {
                 .map(|j| (j, false))
                 .ok_or_else(|| StoreError::Corrupt(format!("job {key} vanished")));
         };
-        let mut created = job(&row)?;
-        for (position, activity) in new.activities.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO job_activities (job_id, activity, position) VALUES ($1, $2, $3)",
-                &[&created.id, activity, &(position as i32)],
-            )
-            .await?;
-        }
         tx.commit().await?;
-        created.activities = self
-            .activities(&[created.id])
-            .await?
-            .remove(&created.id)
-            .unwrap_or_default();
         Ok((created, true))
     }
 
     async fn job_by_dedupe_key(&self, key: &str) -> Result<Option<Job>> {
         let client = self.pool().get().await?;
         let row = client
-            .query_opt(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = $1"),
-                &[&key],
-            )
+            .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = $1"), &[&key])
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut found = job(&row)?;
-        found.activities = self
-            .activities(&[found.id])
-            .await?
-            .remove(&found.id)
-            .unwrap_or_default();
+        found.activities = self.activities(&[found.id]).await?.remove(&found.id).unwrap_or_default();
         Ok(Some(found))
     }
 
@@ -266,11 +258,7 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut found = job(&row)?;
-        found.activities = self
-            .activities(&[id])
-            .await?
-            .remove(&id)
-            .unwrap_or_default();
+        found.activities = self.activities(&[id]).await?.remove(&id).unwrap_or_default();
         Ok(Some(found))
     }
 
@@ -326,18 +314,15 @@ impl Store {
         let mut by_job: std::collections::HashMap<Uuid, Vec<ActivityProgress>> =
             std::collections::HashMap::new();
         for row in rows {
-            by_job
-                .entry(row.try_get(0)?)
-                .or_default()
-                .push(ActivityProgress {
-                    activity: row.try_get(1)?,
-                    position: row.try_get(2)?,
-                    rows_done: row.try_get(3)?,
-                    batches_done: row.try_get(4)?,
-                    checkpoint: row.try_get(5)?,
-                    finished: row.try_get(6)?,
-                    active_ms: row.try_get(7)?,
-                });
+            by_job.entry(row.try_get(0)?).or_default().push(ActivityProgress {
+                activity: row.try_get(1)?,
+                position: row.try_get(2)?,
+                rows_done: row.try_get(3)?,
+                batches_done: row.try_get(4)?,
+                checkpoint: row.try_get(5)?,
+                finished: row.try_get(6)?,
+                active_ms: row.try_get(7)?,
+            });
         }
         Ok(by_job)
     }
@@ -345,11 +330,7 @@ impl Store {
     /// Asks a job to stop: a queued job is cancelled at once, a running one
     /// at its next batch (its worker sees the flag). Finished jobs are left
     /// as they are. Returns the job as it is now.
-    pub async fn request_cancel(
-        &self,
-        id: Uuid,
-        customer: Option<CustomerId>,
-    ) -> Result<Option<Job>> {
+    pub async fn request_cancel(&self, id: Uuid, customer: Option<CustomerId>) -> Result<Option<Job>> {
         let client = self.pool().get().await?;
         client
             .execute(
@@ -368,12 +349,7 @@ impl Store {
     /// running with an expired lease (its worker died). Raises `attempts`,
     /// which becomes this attempt's fencing token. Jobs whose lease expired
     /// with no attempts left are failed first.
-    pub async fn claim_job(
-        &self,
-        worker: &str,
-        lease: Duration,
-        job_types: &[i16],
-    ) -> Result<Option<Claim>> {
+    pub async fn claim_job(&self, worker: &str, lease: Duration, job_types: &[i16]) -> Result<Option<Claim>> {
         let client = self.pool().get().await?;
         // Jobs whose worker died and that cannot run again: a cancel asked
         // for, or no attempts left.
@@ -409,15 +385,8 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut claimed = job(&row)?;
-        claimed.activities = self
-            .activities(&[claimed.id])
-            .await?
-            .remove(&claimed.id)
-            .unwrap_or_default();
-        Ok(Some(Claim {
-            fence: claimed.attempts,
-            job: claimed,
-        }))
+        claimed.activities = self.activities(&[claimed.id]).await?.remove(&claimed.id).unwrap_or_default();
+        Ok(Some(Claim { fence: claimed.attempts, job: claimed }))
     }
 
     /// Extends the lease of attempt `fence`, unless it was lost.
@@ -432,9 +401,7 @@ impl Store {
             )
             .await?;
         Ok(match row {
-            Some(row) => Lease::Held {
-                cancel_requested: row.try_get(0)?,
-            },
+            Some(row) => Lease::Held { cancel_requested: row.try_get(0)? },
             None => Lease::Lost,
         })
     }
@@ -442,12 +409,7 @@ impl Store {
     /// Records a batch of progress (and the checkpoint to resume from) for
     /// attempt `fence`, in one statement that checks the fence. `Lost`
     /// when the attempt no longer holds the job: nothing was written.
-    pub async fn record_progress(
-        &self,
-        id: Uuid,
-        fence: i32,
-        update: &ProgressUpdate<'_>,
-    ) -> Result<Lease> {
+    pub async fn record_progress(&self, id: Uuid, fence: i32, update: &ProgressUpdate<'_>) -> Result<Lease> {
         let client = self.pool().get().await?;
         let row = client
             .query_opt(
@@ -471,9 +433,7 @@ impl Store {
             )
             .await?;
         Ok(match row {
-            Some(row) => Lease::Held {
-                cancel_requested: row.try_get(0)?,
-            },
+            Some(row) => Lease::Held { cancel_requested: row.try_get(0)? },
             None => Lease::Lost,
         })
     }
@@ -481,12 +441,7 @@ impl Store {
     /// Ends attempt `fence` in a terminal state (with the error for
     /// `Failed`), or puts the job back in the queue until `retry_at`.
     /// `false` when the attempt had lost the job: nothing was written.
-    pub async fn finish_attempt(
-        &self,
-        id: Uuid,
-        fence: i32,
-        outcome: &AttemptOutcome,
-    ) -> Result<bool> {
+    pub async fn finish_attempt(&self, id: Uuid, fence: i32, outcome: &AttemptOutcome) -> Result<bool> {
         let client = self.pool().get().await?;
         let (state, error, retry_at) = match outcome {
             AttemptOutcome::Succeeded => (JobState::Succeeded, None, None),

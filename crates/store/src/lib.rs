@@ -40,13 +40,8 @@ impl Store {
     /// server shows up on first use, not here.
     pub fn connect(url: &str, max_connections: usize) -> Result<Store> {
         let config: tokio_postgres::Config = url.parse().map_err(StoreError::BadUrl)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_connections)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -54,10 +49,7 @@ impl Store {
             .create_timeout(Some(std::time::Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::Setup(e.to_string()))?;
-        Ok(Store {
-            pool,
-            url: url.to_owned(),
-        })
+        Ok(Store { pool, url: url.to_owned() })
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -74,13 +66,9 @@ impl Store {
         let (mut client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
         let driver = tokio::spawn(connection);
         // Arbitrary constant: "scorekeeper migrations".
-        client
-            .execute("SELECT pg_advisory_lock(7204190001)", &[])
-            .await?;
+        client.execute("SELECT pg_advisory_lock(7204190001)", &[]).await?;
         let outcome = embedded::migrations::runner().run_async(&mut client).await;
-        client
-            .execute("SELECT pg_advisory_unlock(7204190001)", &[])
-            .await?;
+        client.execute("SELECT pg_advisory_unlock(7204190001)", &[]).await?;
         drop(client);
         let _ = driver.await;
         let report = outcome?;

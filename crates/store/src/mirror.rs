@@ -87,24 +87,14 @@ impl Store {
     pub async fn scorecard_mirror(&self, ids: &[ScorecardId]) -> Result<MirrorBatch> {
         let ids: Vec<i64> = ids.iter().map(|s| s.0).collect();
         let client = self.pool().get().await?;
-        let scorecards = client
-            .query(
-                &format!("{SCORECARD_SELECT} WHERE id = ANY($1) ORDER BY id"),
-                &[&ids],
-            )
-            .await?;
+        let scorecards =
+            client.query(&format!("{SCORECARD_SELECT} WHERE id = ANY($1) ORDER BY id"), &[&ids]).await?;
         let scores = client
-            .query(
-                &format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"),
-                &[&ids],
-            )
+            .query(&format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"), &[&ids])
             .await?;
         Ok(MirrorBatch {
             conversations: Vec::new(),
-            scorecards: scorecards
-                .iter()
-                .map(scorecard_record)
-                .collect::<Result<_>>()?,
+            scorecards: scorecards.iter().map(scorecard_record).collect::<Result<_>>()?,
             scores: scores.iter().map(score_record).collect::<Result<_>>()?,
         })
     }
@@ -158,22 +148,23 @@ impl Store {
         let client = self.pool().get().await?;
         let scorecards = client
             .query(
-                &format!("{SCORECARD_SELECT} WHERE conversation_id = ANY($1) AND template_type = 1 ORDER BY id"),
+                &format!(
+                    "{SCORECARD_SELECT} WHERE conversation_id = ANY($1) AND template_type = 1 ORDER BY id"
+                ),
                 &[&ids],
             )
             .await?;
         let scores = client
             .query(
-                &format!("{SCORE_SELECT} WHERE c.conversation_id = ANY($1) AND c.template_type = 1 ORDER BY s.id"),
+                &format!(
+                    "{SCORE_SELECT} WHERE c.conversation_id = ANY($1) AND c.template_type = 1 ORDER BY s.id"
+                ),
                 &[&ids],
             )
             .await?;
         Ok(MirrorBatch {
             conversations: Vec::new(),
-            scorecards: scorecards
-                .iter()
-                .map(scorecard_record)
-                .collect::<Result<_>>()?,
+            scorecards: scorecards.iter().map(scorecard_record).collect::<Result<_>>()?,
             scores: scores.iter().map(score_record).collect::<Result<_>>()?,
         })
     }

@@ -104,9 +104,7 @@ impl Store {
     /// Removes delivered entries.
     pub async fn complete_outbox(&self, ids: &[i64]) -> Result<()> {
         let client = self.pool().get().await?;
-        client
-            .execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids])
-            .await?;
+        client.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids]).await?;
         Ok(())
     }
 
@@ -131,10 +129,7 @@ impl Store {
                 &[],
             )
             .await?;
-        Ok(OutboxStats {
-            depth: row.try_get(0)?,
-            oldest_age_seconds: row.try_get(1)?,
-        })
+        Ok(OutboxStats { depth: row.try_get(0)?, oldest_age_seconds: row.try_get(1)? })
     }
 
     /// Wakes `notify` whenever an outbox entry commits, until the process

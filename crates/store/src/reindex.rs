@@ -11,8 +11,7 @@ use tokio_postgres::types::ToSql;
 use crate::Store;
 use crate::error::Result;
 use crate::mirror::{
-    CONVERSATION_SELECT, SCORE_SELECT, SCORECARD_SELECT, conversation_record, score_record,
-    scorecard_record,
+    CONVERSATION_SELECT, SCORE_SELECT, SCORECARD_SELECT, conversation_record, score_record, scorecard_record,
 };
 
 /// Which timestamp of a scorecard a window applies to.
@@ -43,8 +42,7 @@ impl ScopeParams {
     }
 
     fn with<'a>(&'a self, rest: &[&'a (dyn ToSql + Sync)]) -> Vec<&'a (dyn ToSql + Sync)> {
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&self.customer, &self.start, &self.end, &self.ids];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.customer, &self.start, &self.end, &self.ids];
         params.extend_from_slice(rest);
         params
     }
@@ -120,21 +118,11 @@ impl Store {
                 &params.with(&[&after, &limit, &kind]),
             )
             .await?;
-        let scorecards = rows
-            .iter()
-            .map(scorecard_record)
-            .collect::<Result<Vec<_>>>()?;
+        let scorecards = rows.iter().map(scorecard_record).collect::<Result<Vec<_>>>()?;
         let ids: Vec<ScorecardId> = scorecards.iter().map(|s| s.id).collect();
         let last = ids.last().map(|id| id.0);
         let scores = self.scores_of(&ids).await?;
-        Ok((
-            MirrorBatch {
-                conversations: Vec::new(),
-                scorecards,
-                scores,
-            },
-            last,
-        ))
+        Ok((MirrorBatch { conversations: Vec::new(), scorecards, scores }, last))
     }
 
     /// Scores of `template_type` scorecards in scope whose own last update
@@ -171,10 +159,7 @@ impl Store {
         let ids: Vec<i64> = scorecards.iter().map(|s| s.0).collect();
         let client = self.pool().get().await?;
         let rows = client
-            .query(
-                &format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"),
-                &[&ids],
-            )
+            .query(&format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"), &[&ids])
             .await?;
         rows.iter().map(score_record).collect()
     }

@@ -67,11 +67,9 @@ impl Store {
         let agent_id = match template.template_type {
             TemplateType::Conversation => {
                 let Some(conversation_id) = new.conversation_id else {
-                    return Err(Invalid::new(
-                        "conversation_id",
-                        "required for a conversation template",
-                    )
-                    .into());
+                    return Err(
+                        Invalid::new("conversation_id", "required for a conversation template").into()
+                    );
                 };
                 if !new.linked_conversation_ids.is_empty() {
                     return Err(Invalid::new(
@@ -80,13 +78,8 @@ impl Store {
                     )
                     .into());
                 }
-                let conversation_agent =
-                    conversation_agent(&tx, customer_id, conversation_id).await?;
-                if new.agent_id.is_empty() {
-                    conversation_agent
-                } else {
-                    new.agent_id.clone()
-                }
+                let conversation_agent = conversation_agent(&tx, customer_id, conversation_id).await?;
+                if new.agent_id.is_empty() { conversation_agent } else { new.agent_id.clone() }
             }
             TemplateType::Process => {
                 if new.conversation_id.is_some() {
@@ -124,10 +117,7 @@ impl Store {
         enqueue(&tx, customer_id, id, origin).await?;
         let scorecard = load_scorecard(&*tx, customer_id, id).await?;
         tx.commit().await?;
-        scorecard.ok_or(StoreError::NotFound {
-            what: "scorecard",
-            id: id.0,
-        })
+        scorecard.ok_or(StoreError::NotFound { what: "scorecard", id: id.0 })
     }
 
     /// Replaces a live scorecard's scores (and, for process scorecards, its
@@ -148,10 +138,7 @@ impl Store {
                 &[&id.0, &customer_id.0],
             )
             .await?
-            .ok_or(StoreError::NotFound {
-                what: "scorecard",
-                id: id.0,
-            })?;
+            .ok_or(StoreError::NotFound { what: "scorecard", id: id.0 })?;
         let template_id = TemplateId(current.try_get(0)?);
         let template_type = codec::template_type(current.try_get(1)?)?;
         let version: i64 = current.try_get(2)?;
@@ -166,11 +153,7 @@ impl Store {
             });
         }
         if !template_type.is_process() {
-            if change
-                .linked_conversation_ids
-                .as_ref()
-                .is_some_and(|l| !l.is_empty())
-            {
+            if change.linked_conversation_ids.as_ref().is_some_and(|l| !l.is_empty()) {
                 return Err(Invalid::new(
                     "linked_conversation_ids",
                     "only process scorecards link conversations",
@@ -189,11 +172,8 @@ impl Store {
         let total = check_scores(&template, &change.scores, "scores")?;
         if let Some(links) = &change.linked_conversation_ids {
             check_linked(&tx, customer_id, links).await?;
-            tx.execute(
-                "DELETE FROM process_scorecard_conversations WHERE scorecard_id = $1",
-                &[&id.0],
-            )
-            .await?;
+            tx.execute("DELETE FROM process_scorecard_conversations WHERE scorecard_id = $1", &[&id.0])
+                .await?;
             write_links(&tx, id, links).await?;
         }
         tx.execute(
@@ -205,10 +185,7 @@ impl Store {
         enqueue(&tx, customer_id, id, origin).await?;
         let scorecard = load_scorecard(&*tx, customer_id, id).await?;
         tx.commit().await?;
-        scorecard.ok_or(StoreError::NotFound {
-            what: "scorecard",
-            id: id.0,
-        })
+        scorecard.ok_or(StoreError::NotFound { what: "scorecard", id: id.0 })
     }
 
     /// Soft-deletes a live scorecard and its scores, with an outbox entry so
@@ -229,10 +206,7 @@ impl Store {
             )
             .await?;
         if deleted == 0 {
-            return Err(StoreError::NotFound {
-                what: "scorecard",
-                id: id.0,
-            });
+            return Err(StoreError::NotFound { what: "scorecard", id: id.0 });
         }
         tx.execute(
             "UPDATE scores SET deleted_at = now() WHERE scorecard_id = $1 AND deleted_at IS NULL",
@@ -245,11 +219,7 @@ impl Store {
     }
 
     /// The customer's live scorecard, or `None` (also for another customer's).
-    pub async fn get_scorecard(
-        &self,
-        customer_id: CustomerId,
-        id: ScorecardId,
-    ) -> Result<Option<Scorecard>> {
+    pub async fn get_scorecard(&self, customer_id: CustomerId, id: ScorecardId) -> Result<Option<Scorecard>> {
         let client = self.pool().get().await?;
         load_scorecard(&**client, customer_id, id).await
     }
@@ -279,10 +249,7 @@ impl Store {
                 ],
             )
             .await?;
-        let ids = rows
-            .iter()
-            .map(|r| r.try_get(0).map(ScorecardId))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = rows.iter().map(|r| r.try_get(0).map(ScorecardId)).collect::<Result<Vec<_>, _>>()?;
         load_scorecards(&**client, customer_id, &ids).await
     }
 
@@ -341,10 +308,7 @@ impl Store {
                 wanted.sort_by_key(|s| s.0);
                 let stored = live_scores(&*tx, id).await?;
                 let same_scores = stored.len() == wanted.len()
-                    && stored
-                        .iter()
-                        .zip(&wanted)
-                        .all(|(s, w)| s.criterion_id.0 == w.0 && s.value == w.1);
+                    && stored.iter().zip(&wanted).all(|(s, w)| s.criterion_id.0 == w.0 && s.value == w.1);
                 if same_agent && !deleted && same_scores {
                     (id, false)
                 } else {
@@ -363,13 +327,7 @@ impl Store {
         }
         let scorecard = load_scorecard(&*tx, customer_id, id).await?;
         tx.commit().await?;
-        Ok((
-            scorecard.ok_or(StoreError::NotFound {
-                what: "scorecard",
-                id: id.0,
-            })?,
-            changed,
-        ))
+        Ok((scorecard.ok_or(StoreError::NotFound { what: "scorecard", id: id.0 })?, changed))
     }
 }
 
@@ -401,11 +359,7 @@ async fn conversation_agent(
     Ok(row.try_get(0)?)
 }
 
-async fn check_linked(
-    tx: &Transaction<'_>,
-    customer_id: CustomerId,
-    ids: &[ConversationId],
-) -> Result<()> {
+async fn check_linked(tx: &Transaction<'_>, customer_id: CustomerId, ids: &[ConversationId]) -> Result<()> {
     let wanted: Vec<i64> = ids.iter().map(|c| c.0).collect();
     let rows = tx
         .query(
@@ -413,10 +367,8 @@ async fn check_linked(
             &[&customer_id.0, &wanted],
         )
         .await?;
-    let found: std::collections::HashSet<i64> = rows
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+    let found: std::collections::HashSet<i64> =
+        rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
     for (index, id) in ids.iter().enumerate() {
         if !found.contains(&id.0) {
             return Err(Invalid::new(
@@ -430,9 +382,7 @@ async fn check_linked(
     unique.sort_unstable();
     unique.dedup();
     if unique.len() != wanted.len() {
-        return Err(
-            Invalid::new("linked_conversation_ids", "a conversation is linked twice").into(),
-        );
+        return Err(Invalid::new("linked_conversation_ids", "a conversation is linked twice").into());
     }
     Ok(())
 }
@@ -463,11 +413,7 @@ async fn write_scores(
     Ok(())
 }
 
-async fn write_links(
-    tx: &Transaction<'_>,
-    id: ScorecardId,
-    links: &[ConversationId],
-) -> Result<()> {
+async fn write_links(tx: &Transaction<'_>, id: ScorecardId, links: &[ConversationId]) -> Result<()> {
     if links.is_empty() {
         return Ok(());
     }
@@ -488,12 +434,7 @@ async fn live_scores(client: &impl GenericClient, id: ScorecardId) -> Result<Vec
         )
         .await?;
     rows.iter()
-        .map(|r| {
-            Ok(Score {
-                criterion_id: CriterionId(r.try_get(0)?),
-                value: r.try_get(1)?,
-            })
-        })
+        .map(|r| Ok(Score { criterion_id: CriterionId(r.try_get(0)?), value: r.try_get(1)? }))
         .collect()
 }
 
@@ -542,8 +483,7 @@ async fn load_scorecards(
             updated_at: row.try_get(10)?,
         });
     }
-    let position =
-        |id: i64, scorecards: &[Scorecard]| scorecards.binary_search_by_key(&id, |s| s.id.0).ok();
+    let position = |id: i64, scorecards: &[Scorecard]| scorecards.binary_search_by_key(&id, |s| s.id.0).ok();
     let scores = client
         .query(
             "SELECT scorecard_id, criterion_id, value FROM scores
@@ -553,10 +493,9 @@ async fn load_scorecards(
         .await?;
     for row in scores {
         if let Some(i) = position(row.try_get(0)?, &scorecards) {
-            scorecards[i].scores.push(Score {
-                criterion_id: CriterionId(row.try_get(1)?),
-                value: row.try_get(2)?,
-            });
+            scorecards[i]
+                .scores
+                .push(Score { criterion_id: CriterionId(row.try_get(1)?), value: row.try_get(2)? });
         }
     }
     let links = client
@@ -568,9 +507,7 @@ async fn load_scorecards(
         .await?;
     for row in links {
         if let Some(i) = position(row.try_get(0)?, &scorecards) {
-            scorecards[i]
-                .linked_conversation_ids
-                .push(ConversationId(row.try_get(1)?));
+            scorecards[i].linked_conversation_ids.push(ConversationId(row.try_get(1)?));
         }
     }
     Ok(scorecards)

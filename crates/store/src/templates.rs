@@ -12,11 +12,7 @@ use crate::codec;
 use crate::error::Result;
 
 impl Store {
-    pub async fn create_template(
-        &self,
-        customer_id: CustomerId,
-        new: &NewTemplate,
-    ) -> Result<Template> {
+    pub async fn create_template(&self, customer_id: CustomerId, new: &NewTemplate) -> Result<Template> {
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
         let row = tx
@@ -43,19 +39,13 @@ impl Store {
             )
             .await?;
         }
-        let template = load_templates(&*tx, customer_id, &[template_id])
-            .await?
-            .pop();
+        let template = load_templates(&*tx, customer_id, &[template_id]).await?.pop();
         tx.commit().await?;
         Ok(template.expect("the template was inserted in this transaction"))
     }
 
     /// The customer's template, or `None` (also for another customer's).
-    pub async fn get_template(
-        &self,
-        customer_id: CustomerId,
-        id: TemplateId,
-    ) -> Result<Option<Template>> {
+    pub async fn get_template(&self, customer_id: CustomerId, id: TemplateId) -> Result<Option<Template>> {
         let client = self.pool().get().await?;
         Ok(load_templates(&**client, customer_id, &[id.0]).await?.pop())
     }
@@ -74,10 +64,7 @@ impl Store {
                 &[&customer_id.0, &after.map_or(0, |t| t.0), &(limit as i64)],
             )
             .await?;
-        let ids = rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<Vec<i64>, _>>()?;
+        let ids = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>()?;
         load_templates(&**client, customer_id, &ids).await
     }
 }

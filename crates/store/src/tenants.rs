@@ -40,27 +40,17 @@ impl Store {
 
     pub async fn find_customer(&self, name: &str) -> Result<Option<CustomerId>> {
         let client = self.pool().get().await?;
-        let row = client
-            .query_opt("SELECT id FROM customers WHERE name = $1", &[&name])
-            .await?;
+        let row = client.query_opt("SELECT id FROM customers WHERE name = $1", &[&name]).await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?.map(CustomerId))
     }
 
     pub async fn customer_exists(&self, id: CustomerId) -> Result<bool> {
         let client = self.pool().get().await?;
-        Ok(client
-            .query_opt("SELECT 1 FROM customers WHERE id = $1", &[&id.0])
-            .await?
-            .is_some())
+        Ok(client.query_opt("SELECT 1 FROM customers WHERE id = $1", &[&id.0]).await?.is_some())
     }
 
     /// Creates a token and returns it; it cannot be shown again.
-    pub async fn create_token(
-        &self,
-        customer_id: CustomerId,
-        is_admin: bool,
-        label: &str,
-    ) -> Result<String> {
+    pub async fn create_token(&self, customer_id: CustomerId, is_admin: bool, label: &str) -> Result<String> {
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
@@ -87,12 +77,7 @@ impl Store {
                 &[&token_hash(token)],
             )
             .await?;
-        row.map(|r| {
-            Ok(Principal {
-                customer_id: CustomerId(r.try_get(0)?),
-                is_admin: r.try_get(1)?,
-            })
-        })
-        .transpose()
+        row.map(|r| Ok(Principal { customer_id: CustomerId(r.try_get(0)?), is_admin: r.try_get(1)? }))
+            .transpose()
     }
 }

@@ -36,19 +36,13 @@ pub async fn autoscore(
         .await?
         .ok_or_else(|| Invalid::new("template_id", format!("unknown template {template_id}")))?;
     if template.template_type.is_process() {
-        return Err(Invalid::new(
-            "template_id",
-            "AutoQA scores conversations; this is a process template",
-        )
-        .into());
+        return Err(
+            Invalid::new("template_id", "AutoQA scores conversations; this is a process template").into()
+        );
     }
     let compiled = compile_rules(&template)?;
     if compiled.is_empty() {
-        return Err(Invalid::new(
-            "template_id",
-            "the template has no criterion with an AutoQA rule",
-        )
-        .into());
+        return Err(Invalid::new("template_id", "the template has no criterion with an AutoQA rule").into());
     }
     let conversations = store.conversations(customer_id, conversation_ids).await?;
     if let Some((index, missing)) = conversation_ids
@@ -64,11 +58,7 @@ pub async fn autoscore(
     }
     let criteria: Vec<RuleCriterion<'_>> = compiled
         .iter()
-        .map(|(criterion, rule)| RuleCriterion {
-            criterion_id: criterion.id,
-            scale: criterion.scale,
-            rule,
-        })
+        .map(|(criterion, rule)| RuleCriterion { criterion_id: criterion.id, scale: criterion.scale, rule })
         .collect();
     let transcripts = store.transcripts(customer_id, conversation_ids).await?;
     // Scoring is pure and cheap; the writes are one short transaction per
@@ -76,16 +66,10 @@ pub async fn autoscore(
     let scored: Vec<(ConversationId, String, Vec<Score>)> = conversations
         .into_iter()
         .map(|conversation| {
-            let messages = transcripts
-                .get(&conversation.id)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let messages = transcripts.get(&conversation.id).map(Vec::as_slice).unwrap_or_default();
             let scores = score_transcript(&criteria, messages)
                 .into_iter()
-                .map(|(criterion_id, value)| Score {
-                    criterion_id,
-                    value,
-                })
+                .map(|(criterion_id, value)| Score { criterion_id, value })
                 .collect();
             (conversation.id, conversation.agent_id, scores)
         })
@@ -95,13 +79,7 @@ pub async fn autoscore(
             let template = &template;
             async move {
                 let (scorecard, changed) = store
-                    .upsert_autoqa_scorecard(
-                        customer_id,
-                        template,
-                        conversation_id,
-                        &agent_id,
-                        &scores,
-                    )
+                    .upsert_autoqa_scorecard(customer_id, template, conversation_id, &agent_id, &scores)
                     .await?;
                 Ok(AutoscoreResult {
                     conversation_id,
@@ -123,9 +101,9 @@ fn compile_rules(
     let mut compiled = Vec::new();
     for (index, criterion) in template.criteria.iter().enumerate() {
         if let Some(rule) = &criterion.rule {
-            let rule = rule.compile().map_err(|e| {
-                Invalid::new(format!("criteria[{index}].autoqa_rule"), e.to_string())
-            })?;
+            let rule = rule
+                .compile()
+                .map_err(|e| Invalid::new(format!("criteria[{index}].autoqa_rule"), e.to_string()))?;
             compiled.push((criterion, rule));
         }
     }

@@ -32,9 +32,7 @@ pub async fn batch_index(
     let mut report = BatchIndexReport::default();
     let mut after = ConversationId(0);
     loop {
-        let conversations = store
-            .conversation_page(customer_id, selector, after, PAGE_SIZE)
-            .await?;
+        let conversations = store.conversation_page(customer_id, selector, after, PAGE_SIZE).await?;
         let Some(last) = conversations.last() else {
             break;
         };

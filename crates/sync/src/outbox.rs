@@ -47,12 +47,7 @@ pub struct OutboxDispatcher {
 
 impl OutboxDispatcher {
     pub fn new(store: Store, analytics: Analytics, config: DispatcherConfig) -> OutboxDispatcher {
-        OutboxDispatcher {
-            store,
-            analytics,
-            config,
-            wake: Arc::new(Notify::new()),
-        }
+        OutboxDispatcher { store, analytics, config, wake: Arc::new(Notify::new()) }
     }
 
     /// Runs until `shutdown` turns true: drains due entries, then waits for a
@@ -94,10 +89,7 @@ impl OutboxDispatcher {
     /// entries were claimed (0 when none were due). A ClickHouse failure is
     /// not an error here: the entries are put back for a later try.
     pub async fn dispatch_once(&self) -> Result<usize> {
-        let entries = self
-            .store
-            .claim_outbox(self.config.batch_size, self.config.lease)
-            .await?;
+        let entries = self.store.claim_outbox(self.config.batch_size, self.config.lease).await?;
         if entries.is_empty() {
             return Ok(0);
         }
@@ -105,8 +97,7 @@ impl OutboxDispatcher {
         match self.deliver(&entries).await {
             Ok(()) => {
                 self.store.complete_outbox(&ids).await?;
-                metrics::counter!("scorekeeper_outbox_delivered_total")
-                    .increment(entries.len() as u64);
+                metrics::counter!("scorekeeper_outbox_delivered_total").increment(entries.len() as u64);
             }
             Err(error) => {
                 let attempts = entries.iter().map(|e| e.attempts).max().unwrap_or(1).max(1) as u32;
@@ -121,9 +112,7 @@ impl OutboxDispatcher {
                 };
                 let reason = format!(
                     "{error}: {}",
-                    std::error::Error::source(&error)
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
+                    std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default()
                 );
                 self.store.fail_outbox(&ids, delay, &reason).await?;
                 metrics::counter!("scorekeeper_outbox_failures_total").increment(1);
@@ -136,11 +125,8 @@ impl OutboxDispatcher {
     /// write per origin so the path label is right.
     async fn deliver(&self, entries: &[OutboxEntry]) -> Result<()> {
         for path in [WritePath::Api, WritePath::AutoQa] {
-            let ids: BTreeSet<_> = entries
-                .iter()
-                .filter(|e| path_of(&e.origin) == path)
-                .map(|e| e.scorecard_id)
-                .collect();
+            let ids: BTreeSet<_> =
+                entries.iter().filter(|e| path_of(&e.origin) == path).map(|e| e.scorecard_id).collect();
             if ids.is_empty() {
                 continue;
             }
@@ -155,9 +141,5 @@ impl OutboxDispatcher {
 /// The write path an outbox origin stands for; anything but AutoQA came
 /// through the API.
 fn path_of(origin: &str) -> WritePath {
-    if origin == OutboxOrigin::AutoQa.as_str() {
-        WritePath::AutoQa
-    } else {
-        WritePath::Api
-    }
+    if origin == OutboxOrigin::AutoQa.as_str() { WritePath::AutoQa } else { WritePath::Api }
 }

@@ -27,6 +27,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::SyncError;
 use crate::retry::{self, RetryDecision};
 
+/// `JobType::JOB_TYPE_REINDEX_CONVERSATIONS` (proto `scorekeeper.v1.JobType`);
+/// a contract test checks the two agree.
+pub const JOB_TYPE: i16 = 1;
+
+/// The job handlers this service runs, by job type.
+pub fn registry(store: Store, analytics: Analytics, settings: ReindexSettings) -> scorekeeper_jobs::Registry {
+    scorekeeper_jobs::Registry::new()
+        .register(JOB_TYPE, std::sync::Arc::new(ReindexHandler::new(store, analytics, settings)))
+}
+
 /// Default batch sizes (`REINDEX_CONVERSATIONS_BATCH_SIZE`,
 /// `REINDEX_PROCESS_SCORECARDS_BATCH_SIZE`), overridable per job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,10 +47,7 @@ pub struct ReindexSettings {
 
 impl Default for ReindexSettings {
     fn default() -> Self {
-        ReindexSettings {
-            conversations_batch_size: 1000,
-            process_scorecards_batch_size: 1000,
-        }
+        ReindexSettings { conversations_batch_size: 1000, process_scorecards_batch_size: 1000 }
     }
 }
 
@@ -68,11 +75,7 @@ pub struct ReindexHandler {
 
 impl ReindexHandler {
     pub fn new(store: Store, analytics: Analytics, settings: ReindexSettings) -> ReindexHandler {
-        ReindexHandler {
-            store,
-            analytics,
-            settings,
-        }
+        ReindexHandler { store, analytics, settings }
     }
 }
 
@@ -83,10 +86,7 @@ fn spec(payload: &serde_json::Value) -> Result<ReindexSpec, String> {
 impl JobHandler for ReindexHandler {
     fn activities(&self, payload: &serde_json::Value) -> Result<Vec<String>, String> {
         let spec = spec(payload)?;
-        Ok(resolve_reindex_scope(&spec.scorecard_types)
-            .iter()
-            .map(|a| a.name().to_owned())
-            .collect())
+        Ok(resolve_reindex_scope(&spec.scorecard_types).iter().map(|a| a.name().to_owned()).collect())
     }
 
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {
@@ -107,12 +107,7 @@ impl JobHandler for ReindexHandler {
                 let resume = progress
                     .and_then(|p| p.checkpoint.clone())
                     .and_then(|c| serde_json::from_value::<Checkpoint>(c).ok());
-                let run = ActivityRun {
-                    handler: self,
-                    ctx,
-                    spec: &spec,
-                    activity,
-                };
+                let run = ActivityRun { handler: self, ctx, spec: &spec, activity };
                 run.execute(resume).await?;
             }
             Ok(())
@@ -130,22 +125,17 @@ struct ActivityRun<'a> {
 
 impl ActivityRun<'_> {
     fn by_update(&self) -> bool {
-        self.spec
-            .scope
-            .window
-            .is_some_and(|w| w.base == TimeBase::UpdatedAt)
+        self.spec.scope.window.is_some_and(|w| w.base == TimeBase::UpdatedAt)
     }
 
     fn batch_size(&self) -> usize {
         let (given, default) = match self.activity {
-            ReindexActivity::Conversations => (
-                self.spec.conversations_batch_size,
-                self.handler.settings.conversations_batch_size,
-            ),
-            ReindexActivity::ProcessScorecards => (
-                self.spec.process_scorecards_batch_size,
-                self.handler.settings.process_scorecards_batch_size,
-            ),
+            ReindexActivity::Conversations => {
+                (self.spec.conversations_batch_size, self.handler.settings.conversations_batch_size)
+            }
+            ReindexActivity::ProcessScorecards => {
+                (self.spec.process_scorecards_batch_size, self.handler.settings.process_scorecards_batch_size)
+            }
         };
         given.map_or(default, |n| n as usize).max(1)
     }
@@ -185,12 +175,10 @@ impl ActivityRun<'_> {
                     .write(WritePath::Reindex, &batch)
                     .await
                     .map_err(|e| failure(e.into()))?;
-                let checkpoint = serde_json::to_value(Checkpoint { phase, after: last })
-                    .expect("a checkpoint serialises");
+                let checkpoint =
+                    serde_json::to_value(Checkpoint { phase, after: last }).expect("a checkpoint serialises");
                 // Only now, after ClickHouse acknowledged the batch.
-                self.ctx
-                    .record_batch(name, batch.rows(), &checkpoint, started.elapsed())
-                    .await?;
+                self.ctx.record_batch(name, batch.rows(), &checkpoint, started.elapsed()).await?;
                 after = last;
             }
         }
@@ -199,11 +187,7 @@ impl ActivityRun<'_> {
 
     /// The next page of `phase` after id `after`, and the id to resume after
     /// it (`None` when the phase is done).
-    async fn read(
-        &self,
-        phase: Phase,
-        after: i64,
-    ) -> Result<(MirrorBatch, Option<i64>), SyncError> {
+    async fn read(&self, phase: Phase, after: i64) -> Result<(MirrorBatch, Option<i64>), SyncError> {
         let store = &self.handler.store;
         let scope = &self.spec.scope;
         let limit = self.batch_size();
@@ -221,14 +205,9 @@ impl ActivityRun<'_> {
                 Ok((batch, last))
             }
             Phase::Scorecards => {
-                let time = if self.by_update() {
-                    ScorecardTime::UpdatedAt
-                } else {
-                    ScorecardTime::CreatedAt
-                };
-                let (mut batch, last) = store
-                    .reindex_scorecards(scope, self.template_type(), time, after, limit)
-                    .await?;
+                let time = if self.by_update() { ScorecardTime::UpdatedAt } else { ScorecardTime::CreatedAt };
+                let (mut batch, last) =
+                    store.reindex_scorecards(scope, self.template_type(), time, after, limit).await?;
                 if self.by_update() {
                     // Scores changed in the window come in their own phase.
                     batch.scores.clear();
@@ -236,17 +215,9 @@ impl ActivityRun<'_> {
                 Ok((batch, last))
             }
             Phase::Scores => {
-                let scores = store
-                    .reindex_changed_scores(scope, self.template_type(), after, limit)
-                    .await?;
+                let scores = store.reindex_changed_scores(scope, self.template_type(), after, limit).await?;
                 let last = scores.last().map(|s| s.id);
-                Ok((
-                    MirrorBatch {
-                        scores,
-                        ..MirrorBatch::default()
-                    },
-                    last,
-                ))
+                Ok((MirrorBatch { scores, ..MirrorBatch::default() }, last))
             }
         }
     }
@@ -268,10 +239,5 @@ fn failure(error: SyncError) -> RunError {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    RunError::Failed(JobError {
-        code: code.into(),
-        message,
-        retryable,
-        details: serde_json::Value::Null,
-    })
+    RunError::Failed(JobError { code: code.into(), message, retryable, details: serde_json::Value::Null })
 }

@@ -25,13 +25,8 @@ use crate::clickhouse_proxy::ClickHouseProxy;
 pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
         Ok(request)
     }
 }
@@ -48,11 +43,7 @@ pub struct Customer {
 
 impl Customer {
     fn bearer(&self) -> Bearer {
-        Bearer(
-            format!("Bearer {}", self.token)
-                .parse()
-                .expect("tokens are ASCII"),
-        )
+        Bearer(format!("Bearer {}", self.token).parse().expect("tokens are ASCII"))
     }
     pub fn scorecards(&self) -> ScorecardServiceClient<Authed> {
         ScorecardServiceClient::with_interceptor(self.channel.clone(), self.bearer())
@@ -74,11 +65,13 @@ pub struct Options {
     /// Run the outbox dispatcher in the background (tests that drive it by
     /// hand turn it off).
     pub dispatcher: bool,
+    /// Run a job worker (reindex jobs) in the background.
+    pub worker: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dispatcher: true }
+        Options { dispatcher: true, worker: true }
     }
 }
 
@@ -123,21 +116,16 @@ impl TestEnv {
     }
 
     pub async fn start_with(options: Options) -> TestEnv {
-        TestEnv::try_start(options)
-            .await
-            .expect("starting the test environment")
+        TestEnv::try_start(options).await.expect("starting the test environment")
     }
 
     async fn try_start(options: Options) -> anyhow::Result<TestEnv> {
         let admin_url = setting("DATABASE_URL")?;
         let suffix: u64 = rand::random();
         let postgres_db = format!("sk_test_{suffix:016x}");
-        let (admin, connection) =
-            tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
+        let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
-        admin
-            .batch_execute(&format!("CREATE DATABASE {postgres_db}"))
-            .await?;
+        admin.batch_execute(&format!("CREATE DATABASE {postgres_db}")).await?;
         let store = Store::connect(&with_database(&admin_url, &postgres_db), 8)?;
         store.migrate().await?;
 
@@ -149,32 +137,34 @@ impl TestEnv {
         };
         let analytics = Analytics::new(clickhouse.clone())?;
         analytics.migrate().await?;
-        let upstream = clickhouse
-            .url
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let upstream = clickhouse.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let proxy = ClickHouseProxy::start(upstream).await?;
-        let server_analytics = Analytics::new(ClickHouseConfig {
-            url: proxy.url(),
-            ..clickhouse.clone()
-        })?;
+        let server_analytics = Analytics::new(ClickHouseConfig { url: proxy.url(), ..clickhouse.clone() })?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         if options.dispatcher {
             let dispatcher = OutboxDispatcher::new(
                 store.clone(),
                 server_analytics.clone(),
-                DispatcherConfig {
-                    poll_interval: Duration::from_millis(100),
-                    ..DispatcherConfig::default()
-                },
+                DispatcherConfig { poll_interval: Duration::from_millis(100), ..DispatcherConfig::default() },
             );
             tokio::spawn(dispatcher.run(shutdown_rx.clone()));
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let grpc_url = format!("http://{}", listener.local_addr()?);
-        let state = scorekeeper_api::ApiState::new(store.clone(), server_analytics.clone());
+        let registry = scorekeeper_sync::reindex::registry(
+            store.clone(),
+            server_analytics.clone(),
+            scorekeeper_sync::reindex::ReindexSettings::default(),
+        );
+        if options.worker {
+            let mut config = scorekeeper_jobs::WorkerConfig::new(format!("test-worker-{suffix:x}"));
+            config.poll_interval = Duration::from_millis(100);
+            config.base_backoff = Duration::from_millis(200);
+            let worker = scorekeeper_jobs::Worker::new(store.clone(), registry.clone(), config);
+            tokio::spawn(worker.run(shutdown_rx.clone()));
+        }
+        let state = scorekeeper_api::ApiState::new(store.clone(), server_analytics.clone(), registry);
         let mut stop = shutdown_rx.clone();
         tokio::spawn(scorekeeper_api::serve(state, listener, async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -188,31 +178,15 @@ impl TestEnv {
             grpc_url,
             channel,
             shutdown,
-            names: Names {
-                admin_url,
-                postgres_db,
-                clickhouse,
-            },
+            names: Names { admin_url, postgres_db, clickhouse },
         })
     }
 
     /// A new customer with a (non-admin) token.
     pub async fn customer(&self, name: &str) -> Customer {
-        let id = self
-            .store
-            .ensure_customer(name)
-            .await
-            .expect("creating a customer");
-        let token = self
-            .store
-            .create_token(id, false, "test")
-            .await
-            .expect("creating a token");
-        Customer {
-            id,
-            token,
-            channel: self.channel.clone(),
-        }
+        let id = self.store.ensure_customer(name).await.expect("creating a customer");
+        let token = self.store.create_token(id, false, "test").await.expect("creating a token");
+        Customer { id, token, channel: self.channel.clone() }
     }
 
     /// The Postgres URL of this test's database, for processes the test starts.
@@ -229,9 +203,7 @@ impl TestEnv {
     /// test started) at `grpc_url`.
     pub async fn customer_at(&self, name: &str, grpc_url: &str) -> Customer {
         let mut customer = self.customer(name).await;
-        customer.channel = Channel::from_shared(grpc_url.to_owned())
-            .expect("a valid URL")
-            .connect_lazy();
+        customer.channel = Channel::from_shared(grpc_url.to_owned()).expect("a valid URL").connect_lazy();
         customer
     }
 
@@ -249,10 +221,7 @@ impl TestEnv {
                 return Ok(());
             }
             if started.elapsed() > within {
-                bail!(
-                    "outbox still holds {} entries after {within:?}",
-                    stats.depth
-                );
+                bail!("outbox still holds {} entries after {within:?}", stats.depth);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -288,12 +257,7 @@ impl TestEnv {
     /// Every scorecard in Postgres (deleted too) with its scores, as the
     /// mirror readers see them.
     pub async fn postgres_scorecards(&self) -> MirrorBatch {
-        let client = self
-            .store
-            .pool()
-            .get()
-            .await
-            .expect("a Postgres connection");
+        let client = self.store.pool().get().await.expect("a Postgres connection");
         let ids: Vec<ScorecardId> = client
             .query("SELECT id FROM scorecards ORDER BY id", &[])
             .await
@@ -301,28 +265,17 @@ impl TestEnv {
             .iter()
             .map(|r| ScorecardId(r.get(0)))
             .collect();
-        self.store
-            .scorecard_mirror(&ids)
-            .await
-            .expect("reading scorecards")
+        self.store.scorecard_mirror(&ids).await.expect("reading scorecards")
     }
 
     /// Asserts ClickHouse's live scorecards and scores are exactly
     /// Postgres's live ones, column for column.
     pub async fn assert_scorecards_mirrored(&self) {
         let truth = self.postgres_scorecards().await;
-        let mut expected_scorecards: Vec<ScorecardRow> = truth
-            .scorecards
-            .iter()
-            .filter(|s| !s.is_deleted)
-            .map(Into::into)
-            .collect();
-        let mut expected_scores: Vec<ScoreRow> = truth
-            .scores
-            .iter()
-            .filter(|s| !s.is_deleted)
-            .map(Into::into)
-            .collect();
+        let mut expected_scorecards: Vec<ScorecardRow> =
+            truth.scorecards.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
+        let mut expected_scores: Vec<ScoreRow> =
+            truth.scores.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
         expected_scorecards.sort_by_key(|r| (r.customer_id, r.id));
         expected_scores.sort_by_key(|r| (r.customer_id, r.id));
         assert_eq!(
@@ -330,11 +283,7 @@ impl TestEnv {
             expected_scorecards,
             "ClickHouse scorecards differ from Postgres"
         );
-        assert_eq!(
-            self.clickhouse_scores().await,
-            expected_scores,
-            "ClickHouse scores differ from Postgres"
-        );
+        assert_eq!(self.clickhouse_scores().await, expected_scores, "ClickHouse scores differ from Postgres");
     }
 
     /// Rows in a ClickHouse table, tombstones and old versions included
@@ -356,12 +305,7 @@ impl TestEnv {
 
     /// Rows of a Postgres query, for assertions that nothing was written.
     pub async fn postgres_count(&self, table: &str) -> i64 {
-        let client = self
-            .store
-            .pool()
-            .get()
-            .await
-            .expect("a Postgres connection");
+        let client = self.store.pool().get().await.expect("a Postgres connection");
         client
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .await
@@ -379,19 +323,14 @@ impl Drop for TestEnv {
         // Drop runs outside async context guarantees: clean up on a thread
         // with its own runtime. FORCE ends the pool's open connections.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async move {
                 if let Ok((admin, connection)) =
                     tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
                 {
                     tokio::spawn(connection);
                     let _ = admin
-                        .batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS {postgres_db} WITH (FORCE)"
-                        ))
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {postgres_db} WITH (FORCE)"))
                         .await;
                 }
                 let _ = clickhouse::Client::default()

@@ -41,22 +41,12 @@ async fn autoqa_scores_deterministically_once_per_conversation() {
         "polite",
         "agent-1",
         T0,
-        &[
-            (Speaker::Agent, "Thank you for calling!"),
-            (Speaker::Customer, "Hi, not my problem really"),
-        ],
+        &[(Speaker::Agent, "Thank you for calling!"), (Speaker::Customer, "Hi, not my problem really")],
     );
-    let rude = conversation(
-        "rude",
-        "agent-2",
-        T0 + 60,
-        &[(Speaker::Agent, "Yes? Not my problem.")],
-    );
+    let rude = conversation("rude", "agent-2", T0 + 60, &[(Speaker::Agent, "Yes? Not my problem.")]);
     let stored = customer
         .conversations()
-        .upsert_conversations(v1::UpsertConversationsRequest {
-            conversations: vec![polite.clone(), rude],
-        })
+        .upsert_conversations(v1::UpsertConversationsRequest { conversations: vec![polite.clone(), rude] })
         .await
         .unwrap()
         .into_inner()
@@ -79,14 +69,8 @@ async fn autoqa_scores_deterministically_once_per_conversation() {
     );
     for again in [a, b, c] {
         assert_eq!(
-            again
-                .iter()
-                .map(|r| (r.scorecard_id, r.total_score, r.changed))
-                .collect::<Vec<_>>(),
-            first
-                .iter()
-                .map(|r| (r.scorecard_id, r.total_score, false))
-                .collect::<Vec<_>>()
+            again.iter().map(|r| (r.scorecard_id, r.total_score, r.changed)).collect::<Vec<_>>(),
+            first.iter().map(|r| (r.scorecard_id, r.total_score, false)).collect::<Vec<_>>()
         );
     }
     assert_eq!(
@@ -105,27 +89,19 @@ async fn autoqa_scores_deterministically_once_per_conversation() {
     });
     customer
         .conversations()
-        .upsert_conversations(v1::UpsertConversationsRequest {
-            conversations: vec![fixed],
-        })
+        .upsert_conversations(v1::UpsertConversationsRequest { conversations: vec![fixed] })
         .await
         .unwrap();
     let after = autoscore(&customer, template.id, &ids[..1]).await;
     assert_eq!(after[0].scorecard_id, first[0].scorecard_id);
     assert!(after[0].changed);
-    assert_eq!(
-        after[0].total_score, 50.0,
-        "the customer saying the greeting does not count for the agent"
-    );
+    assert_eq!(after[0].total_score, 50.0, "the customer saying the greeting does not count for the agent");
 
     env.outbox_drained(Duration::from_secs(20)).await.unwrap();
     env.assert_scorecards_mirrored().await;
     let rows = env.clickhouse_scorecards().await;
     assert_eq!(rows.len(), 2);
-    assert!(
-        rows.iter()
-            .all(|r| r.is_process_scorecard == 0 && r.source == 2)
-    );
+    assert!(rows.iter().all(|r| r.is_process_scorecard == 0 && r.source == 2));
     assert_eq!(
         env.clickhouse_scores().await.len(),
         4,

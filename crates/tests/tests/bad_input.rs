@@ -46,37 +46,17 @@ pub(crate) enum Call {
 /// Makes `call` as `customer`, keeping only the status.
 async fn call(customer: &Customer, call: Call) -> Result<(), Status> {
     match call {
-        Call::CreateTemplate(r) => customer
-            .scorecards()
-            .create_scorecard_template(r)
-            .await
-            .map(drop),
-        Call::GetTemplate(r) => customer
-            .scorecards()
-            .get_scorecard_template(r)
-            .await
-            .map(drop),
-        Call::ListTemplates(r) => customer
-            .scorecards()
-            .list_scorecard_templates(r)
-            .await
-            .map(drop),
+        Call::CreateTemplate(r) => customer.scorecards().create_scorecard_template(r).await.map(drop),
+        Call::GetTemplate(r) => customer.scorecards().get_scorecard_template(r).await.map(drop),
+        Call::ListTemplates(r) => customer.scorecards().list_scorecard_templates(r).await.map(drop),
         Call::CreateScorecard(r) => customer.scorecards().create_scorecard(r).await.map(drop),
         Call::GetScorecard(r) => customer.scorecards().get_scorecard(r).await.map(drop),
         Call::UpdateScorecard(r) => customer.scorecards().update_scorecard(r).await.map(drop),
         Call::DeleteScorecard(r) => customer.scorecards().delete_scorecard(r).await.map(drop),
         Call::ListScorecards(r) => customer.scorecards().list_scorecards(r).await.map(drop),
-        Call::Upsert(r) => customer
-            .conversations()
-            .upsert_conversations(r)
-            .await
-            .map(drop),
+        Call::Upsert(r) => customer.conversations().upsert_conversations(r).await.map(drop),
         Call::GetConversation(r) => customer.conversations().get_conversation(r).await.map(drop),
-        Call::BatchIndex(r) => customer
-            .conversations()
-            .batch_index_conversations(r)
-            .await
-            .map(drop),
+        Call::BatchIndex(r) => customer.conversations().batch_index_conversations(r).await.map(drop),
         Call::Autoscore(r) => customer.autoqa().autoscore_conversations(r).await.map(drop),
         Call::Stats(r) => customer.analytics().get_score_stats(r).await.map(drop),
     }
@@ -141,14 +121,8 @@ impl Snapshot {
             env.clickhouse_row_count(scorecards),
             env.clickhouse_row_count(scores),
         );
-        let clickhouse = CLICKHOUSE_TABLES
-            .into_iter()
-            .zip([conversations, scorecards, scores])
-            .collect();
-        Snapshot {
-            postgres,
-            clickhouse,
-        }
+        let clickhouse = CLICKHOUSE_TABLES.into_iter().zip([conversations, scorecards, scores]).collect();
+        Snapshot { postgres, clickhouse }
     }
 
     /// What differs from `before`, for an assertion message.
@@ -171,10 +145,7 @@ impl Snapshot {
 
 /// The field a status message names: messages are `field: reason`.
 fn named_field(status: &Status) -> &str {
-    status
-        .message()
-        .split_once(": ")
-        .map_or("", |(field, _)| field)
+    status.message().split_once(": ").map_or("", |(field, _)| field)
 }
 
 /// Makes `request` as `customer`, requires it to fail with `code` (and, for
@@ -207,12 +178,7 @@ pub(crate) async fn assert_rejected(
             );
         }
         Expect::NotFound => {
-            assert_eq!(
-                status.code(),
-                Code::NotFound,
-                "{name}: wrong code (message {:?})",
-                status.message()
-            );
+            assert_eq!(status.code(), Code::NotFound, "{name}: wrong code (message {:?})", status.message());
             assert!(
                 status.message().contains("not found"),
                 "{name}: NOT_FOUND message {:?} does not say what was not found",
@@ -221,11 +187,7 @@ pub(crate) async fn assert_rejected(
         }
     }
     let after = Snapshot::take(env).await;
-    assert!(
-        after == before,
-        "{name}: the rejected request wrote something: {}",
-        after.diff(&before)
-    );
+    assert!(after == before, "{name}: the rejected request wrote something: {}", after.diff(&before));
     status
 }
 
@@ -244,19 +206,11 @@ struct Case {
 }
 
 fn invalid(name: &str, field: &str, request: Call) -> Case {
-    Case {
-        name: name.to_owned(),
-        request,
-        expected: Expect::Invalid(field.to_owned()),
-    }
+    Case { name: name.to_owned(), request, expected: Expect::Invalid(field.to_owned()) }
 }
 
 fn not_found(name: String, request: Call) -> Case {
-    Case {
-        name,
-        request,
-        expected: Expect::NotFound,
-    }
+    Case { name, request, expected: Expect::NotFound }
 }
 
 /// One customer's data that the cases refer to.
@@ -326,9 +280,7 @@ impl World {
             .delete_scorecard(pb::DeleteScorecardRequest { id: deleted.id })
             .await
             .expect("deleting a scorecard of the world");
-        env.outbox_drained(DRAIN)
-            .await
-            .expect("the world's scorecards reach ClickHouse");
+        env.outbox_drained(DRAIN).await.expect("the world's scorecards reach ClickHouse");
         World {
             customer,
             conv_template,
@@ -395,10 +347,7 @@ pub(crate) async fn create_scorecard(
 }
 
 fn score(criterion_id: i64, value: f64) -> pb::Score {
-    pb::Score {
-        criterion_id,
-        value,
-    }
+    pb::Score { criterion_id, value }
 }
 
 /// A valid conversation template with a manual and a rule criterion.
@@ -423,12 +372,7 @@ fn template_with(second: pb::Criterion) -> Call {
 /// [`new_template`] with its rule changed by `change`.
 fn template_with_rule(change: impl FnOnce(&mut pb::AutoQaRule)) -> Call {
     let mut request = new_template();
-    change(
-        request.criteria[1]
-            .autoqa_rule
-            .as_mut()
-            .expect("new_template has a rule"),
-    );
+    change(request.criteria[1].autoqa_rule.as_mut().expect("new_template has a rule"));
     Call::CreateTemplate(request)
 }
 
@@ -438,10 +382,7 @@ fn new_conversation(external_id: &str) -> v1::Conversation {
         external_id,
         "agent-new",
         T0 + 3600,
-        &[
-            (v1::Speaker::Agent, "Good morning"),
-            (v1::Speaker::Customer, "Hello"),
-        ],
+        &[(v1::Speaker::Agent, "Good morning"), (v1::Speaker::Customer, "Hello")],
     )
 }
 
@@ -450,9 +391,7 @@ fn new_conversation(external_id: &str) -> v1::Conversation {
 fn upsert_with(change: impl FnOnce(&mut v1::Conversation)) -> Call {
     let mut second = new_conversation("new-2");
     change(&mut second);
-    Call::Upsert(v1::UpsertConversationsRequest {
-        conversations: vec![new_conversation("new-1"), second],
-    })
+    Call::Upsert(v1::UpsertConversationsRequest { conversations: vec![new_conversation("new-1"), second] })
 }
 
 fn batch_index(conversation_ids: Vec<i64>, start: Option<i64>, end: Option<i64>) -> Call {
@@ -464,17 +403,11 @@ fn batch_index(conversation_ids: Vec<i64>, start: Option<i64>, end: Option<i64>)
 }
 
 fn autoscore(template_id: i64, conversation_ids: Vec<i64>) -> Call {
-    Call::Autoscore(v1::AutoscoreConversationsRequest {
-        template_id,
-        conversation_ids,
-    })
+    Call::Autoscore(v1::AutoscoreConversationsRequest { template_id, conversation_ids })
 }
 
 fn stats(group_by: i32) -> Call {
-    Call::Stats(v1::GetScoreStatsRequest {
-        group_by,
-        ..Default::default()
-    })
+    Call::Stats(v1::GetScoreStatsRequest { group_by, ..Default::default() })
 }
 
 fn cases(w: &World) -> Vec<Case> {
@@ -488,34 +421,22 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "create scorecard: unknown template",
             "template_id",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                template_id: UNKNOWN,
-                ..w.conv_scorecard()
-            }),
+            Call::CreateScorecard(pb::CreateScorecardRequest { template_id: UNKNOWN, ..w.conv_scorecard() }),
         ),
         invalid(
             "create scorecard: no template",
             "template_id",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                template_id: 0,
-                ..w.conv_scorecard()
-            }),
+            Call::CreateScorecard(pb::CreateScorecardRequest { template_id: 0, ..w.conv_scorecard() }),
         ),
         invalid(
             "create scorecard: conversation template without conversation_id",
             "conversation_id",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                conversation_id: 0,
-                ..w.conv_scorecard()
-            }),
+            Call::CreateScorecard(pb::CreateScorecardRequest { conversation_id: 0, ..w.conv_scorecard() }),
         ),
         invalid(
             "create scorecard: process template with conversation_id",
             "conversation_id",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                conversation_id: c[0],
-                ..w.proc_scorecard()
-            }),
+            Call::CreateScorecard(pb::CreateScorecardRequest { conversation_id: c[0], ..w.proc_scorecard() }),
         ),
         invalid(
             "create scorecard: conversation template with linked conversations",
@@ -626,10 +547,7 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "create scorecard: negative conversation_id",
             "conversation_id",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                conversation_id: -3,
-                ..w.conv_scorecard()
-            }),
+            Call::CreateScorecard(pb::CreateScorecardRequest { conversation_id: -3, ..w.conv_scorecard() }),
         ),
         invalid(
             "create scorecard: unknown linked conversation",
@@ -699,26 +617,18 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "create template: unknown type 7",
             "template_type",
-            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
-                template_type: 7,
-                ..new_template()
-            }),
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest { template_type: 7, ..new_template() }),
         ),
         invalid(
             "create template: no criteria",
             "criteria",
-            Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
-                criteria: vec![],
-                ..new_template()
-            }),
+            Call::CreateTemplate(pb::CreateScorecardTemplateRequest { criteria: vec![], ..new_template() }),
         ),
         invalid(
             "create template: 101 criteria",
             "criteria",
             Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
-                criteria: (0..101)
-                    .map(|i| criterion(&format!("c{i}"), 1.0, 5.0))
-                    .collect(),
+                criteria: (0..101).map(|i| criterion(&format!("c{i}"), 1.0, 5.0)).collect(),
                 ..new_template()
             }),
         ),
@@ -751,11 +661,7 @@ fn cases(w: &World) -> Vec<Case> {
             "criteria[1].name",
             template_with(criterion("", 1.0, 5.0)),
         ),
-        invalid(
-            "create template: weight 0",
-            "criteria[1].weight",
-            template_with(criterion("w", 0.0, 5.0)),
-        ),
+        invalid("create template: weight 0", "criteria[1].weight", template_with(criterion("w", 0.0, 5.0))),
         invalid(
             "create template: negative weight",
             "criteria[1].weight",
@@ -774,10 +680,7 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "create template: range so wide the total would be NaN",
             "criteria[1].min_value",
-            template_with(pb::Criterion {
-                min_value: -1e308,
-                ..criterion("w", 1.0, 1e308)
-            }),
+            template_with(pb::Criterion { min_value: -1e308, ..criterion("w", 1.0, 1e308) }),
         ),
         invalid(
             "create template: max beyond the value bound",
@@ -792,10 +695,7 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "create template: min > max",
             "criteria[1].max_value",
-            template_with(pb::Criterion {
-                min_value: 3.0,
-                ..criterion("w", 1.0, 2.0)
-            }),
+            template_with(pb::Criterion { min_value: 3.0, ..criterion("w", 1.0, 2.0) }),
         ),
         invalid(
             "create template: infinite max",
@@ -857,17 +757,13 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "upsert: empty batch",
             "conversations",
-            Call::Upsert(v1::UpsertConversationsRequest {
-                conversations: vec![],
-            }),
+            Call::Upsert(v1::UpsertConversationsRequest { conversations: vec![] }),
         ),
         invalid(
             "upsert: 501 conversations",
             "conversations",
             Call::Upsert(v1::UpsertConversationsRequest {
-                conversations: (0..501)
-                    .map(|i| new_conversation(&format!("bulk-{i}")))
-                    .collect(),
+                conversations: (0..501).map(|i| new_conversation(&format!("bulk-{i}"))).collect(),
             }),
         ),
         invalid(
@@ -900,20 +796,11 @@ fn cases(w: &World) -> Vec<Case> {
             "conversations[1].started_at",
             upsert_with(|c| c.started_at = None),
         ),
-        invalid(
-            "upsert: missing ended_at",
-            "conversations[1].ended_at",
-            upsert_with(|c| c.ended_at = None),
-        ),
+        invalid("upsert: missing ended_at", "conversations[1].ended_at", upsert_with(|c| c.ended_at = None)),
         invalid(
             "upsert: started_at nanos out of range",
             "conversations[1].started_at",
-            upsert_with(|c| {
-                c.started_at = Some(prost_types::Timestamp {
-                    seconds: T0,
-                    nanos: -1,
-                })
-            }),
+            upsert_with(|c| c.started_at = Some(prost_types::Timestamp { seconds: T0, nanos: -1 })),
         ),
         invalid(
             "upsert: started_at before year 1",
@@ -961,11 +848,7 @@ fn cases(w: &World) -> Vec<Case> {
             upsert_with(|c| c.messages = vec![c.messages[0].clone(); 5001]),
         ),
         // BatchIndexConversations.
-        invalid(
-            "batch index: neither ids nor window",
-            "conversation_ids",
-            batch_index(vec![], None, None),
-        ),
+        invalid("batch index: neither ids nor window", "conversation_ids", batch_index(vec![], None, None)),
         invalid(
             "batch index: ids and window",
             "conversation_ids",
@@ -976,70 +859,31 @@ fn cases(w: &World) -> Vec<Case> {
             "conversation_ids",
             batch_index(vec![c[0]], Some(T0), None),
         ),
-        invalid(
-            "batch index: window without end",
-            "end_time",
-            batch_index(vec![], Some(T0), None),
-        ),
-        invalid(
-            "batch index: window without start",
-            "start_time",
-            batch_index(vec![], None, Some(T0)),
-        ),
+        invalid("batch index: window without end", "end_time", batch_index(vec![], Some(T0), None)),
+        invalid("batch index: window without start", "start_time", batch_index(vec![], None, Some(T0))),
         invalid(
             "batch index: start before year 1",
             "start_time",
             batch_index(vec![], Some(BEFORE_YEAR_1), Some(T0)),
         ),
-        invalid(
-            "batch index: end before start",
-            "end_time",
-            batch_index(vec![], Some(T0 + 60), Some(T0)),
-        ),
-        invalid(
-            "batch index: empty window",
-            "end_time",
-            batch_index(vec![], Some(T0), Some(T0)),
-        ),
+        invalid("batch index: end before start", "end_time", batch_index(vec![], Some(T0 + 60), Some(T0))),
+        invalid("batch index: empty window", "end_time", batch_index(vec![], Some(T0), Some(T0))),
         invalid(
             "batch index: 10001 ids",
             "conversation_ids",
             batch_index((0..10_001).map(|i| c[i % c.len()]).collect(), None, None),
         ),
-        invalid(
-            "batch index: id 0",
-            "conversation_ids[1]",
-            batch_index(vec![c[0], 0], None, None),
-        ),
+        invalid("batch index: id 0", "conversation_ids[1]", batch_index(vec![c[0], 0], None, None)),
         // AutoscoreConversations.
-        invalid(
-            "autoscore: no conversation ids",
-            "conversation_ids",
-            autoscore(w.rule_template.id, vec![]),
-        ),
+        invalid("autoscore: no conversation ids", "conversation_ids", autoscore(w.rule_template.id, vec![])),
         invalid(
             "autoscore: 10001 conversation ids",
             "conversation_ids",
-            autoscore(
-                w.rule_template.id,
-                (0..10_001).map(|i| c[i % c.len()]).collect(),
-            ),
+            autoscore(w.rule_template.id, (0..10_001).map(|i| c[i % c.len()]).collect()),
         ),
-        invalid(
-            "autoscore: no template",
-            "template_id",
-            autoscore(0, vec![c[0]]),
-        ),
-        invalid(
-            "autoscore: unknown template",
-            "template_id",
-            autoscore(UNKNOWN, vec![c[0]]),
-        ),
-        invalid(
-            "autoscore: process template",
-            "template_id",
-            autoscore(w.proc_template.id, vec![c[0]]),
-        ),
+        invalid("autoscore: no template", "template_id", autoscore(0, vec![c[0]])),
+        invalid("autoscore: unknown template", "template_id", autoscore(UNKNOWN, vec![c[0]])),
+        invalid("autoscore: process template", "template_id", autoscore(w.proc_template.id, vec![c[0]])),
         invalid(
             "autoscore: template without rules",
             "template_id",
@@ -1059,10 +903,7 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "update scorecard: id 0",
             "id",
-            Call::UpdateScorecard(pb::UpdateScorecardRequest {
-                id: 0,
-                ..w.update()
-            }),
+            Call::UpdateScorecard(pb::UpdateScorecardRequest { id: 0, ..w.update() }),
         ),
         invalid(
             "update scorecard: score above max",
@@ -1107,18 +948,12 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "update scorecard: agent on a conversation scorecard",
             "agent_id",
-            Call::UpdateScorecard(pb::UpdateScorecardRequest {
-                agent_id: "agent-4".into(),
-                ..w.update()
-            }),
+            Call::UpdateScorecard(pb::UpdateScorecardRequest { agent_id: "agent-4".into(), ..w.update() }),
         ),
         invalid(
             "update scorecard: negative expected_version",
             "expected_version",
-            Call::UpdateScorecard(pb::UpdateScorecardRequest {
-                expected_version: -1,
-                ..w.update()
-            }),
+            Call::UpdateScorecard(pb::UpdateScorecardRequest { expected_version: -1, ..w.update() }),
         ),
         invalid(
             "update process scorecard: unknown linked conversation",
@@ -1151,44 +986,27 @@ fn cases(w: &World) -> Vec<Case> {
             }),
         ),
         // Reads with bad arguments.
-        invalid(
-            "get scorecard: id 0",
-            "id",
-            Call::GetScorecard(pb::GetScorecardRequest { id: 0 }),
-        ),
+        invalid("get scorecard: id 0", "id", Call::GetScorecard(pb::GetScorecardRequest { id: 0 })),
         invalid(
             "delete scorecard: negative id",
             "id",
             Call::DeleteScorecard(pb::DeleteScorecardRequest { id: -7 }),
         ),
-        invalid(
-            "get template: id 0",
-            "id",
-            Call::GetTemplate(pb::GetScorecardTemplateRequest { id: 0 }),
-        ),
+        invalid("get template: id 0", "id", Call::GetTemplate(pb::GetScorecardTemplateRequest { id: 0 })),
         invalid(
             "get conversation: id 0",
             "id",
-            Call::GetConversation(v1::GetConversationRequest {
-                id: 0,
-                include_messages: true,
-            }),
+            Call::GetConversation(v1::GetConversationRequest { id: 0, include_messages: true }),
         ),
         invalid(
             "list scorecards: page_size -1",
             "page_size",
-            Call::ListScorecards(pb::ListScorecardsRequest {
-                page_size: -1,
-                ..Default::default()
-            }),
+            Call::ListScorecards(pb::ListScorecardsRequest { page_size: -1, ..Default::default() }),
         ),
         invalid(
             "list scorecards: page_size 501",
             "page_size",
-            Call::ListScorecards(pb::ListScorecardsRequest {
-                page_size: 501,
-                ..Default::default()
-            }),
+            Call::ListScorecards(pb::ListScorecardsRequest { page_size: 501, ..Default::default() }),
         ),
         invalid(
             "list scorecards: garbage page_token",
@@ -1201,10 +1019,7 @@ fn cases(w: &World) -> Vec<Case> {
         invalid(
             "list templates: page_size 501",
             "page_size",
-            Call::ListTemplates(pb::ListScorecardTemplatesRequest {
-                page_size: 501,
-                ..Default::default()
-            }),
+            Call::ListTemplates(pb::ListScorecardTemplatesRequest { page_size: 501, ..Default::default() }),
         ),
         invalid(
             "list templates: garbage page_token",
@@ -1214,11 +1029,7 @@ fn cases(w: &World) -> Vec<Case> {
                 ..Default::default()
             }),
         ),
-        invalid(
-            "score stats: group_by UNSPECIFIED",
-            "group_by",
-            stats(v1::StatsGroupBy::Unspecified as i32),
-        ),
+        invalid("score stats: group_by UNSPECIFIED", "group_by", stats(v1::StatsGroupBy::Unspecified as i32)),
         invalid("score stats: group_by 42", "group_by", stats(42)),
         invalid(
             "score stats: end before start",
@@ -1242,18 +1053,12 @@ fn cases(w: &World) -> Vec<Case> {
     // Ids that do not exist, or no longer do.
     for (what, id) in [("unknown", UNKNOWN), ("deleted", w.deleted_scorecard)] {
         let name = |rpc: &str| format!("{rpc} of a {what} scorecard");
-        cases.push(not_found(
-            name("get"),
-            Call::GetScorecard(pb::GetScorecardRequest { id }),
-        ));
+        cases.push(not_found(name("get"), Call::GetScorecard(pb::GetScorecardRequest { id })));
         cases.push(not_found(
             name("update"),
             Call::UpdateScorecard(pb::UpdateScorecardRequest { id, ..w.update() }),
         ));
-        cases.push(not_found(
-            name("delete"),
-            Call::DeleteScorecard(pb::DeleteScorecardRequest { id }),
-        ));
+        cases.push(not_found(name("delete"), Call::DeleteScorecard(pb::DeleteScorecardRequest { id })));
     }
     cases.push(not_found(
         "get of an unknown template".into(),
@@ -1261,10 +1066,7 @@ fn cases(w: &World) -> Vec<Case> {
     ));
     cases.push(not_found(
         "get of an unknown conversation".into(),
-        Call::GetConversation(v1::GetConversationRequest {
-            id: UNKNOWN,
-            include_messages: true,
-        }),
+        Call::GetConversation(v1::GetConversationRequest { id: UNKNOWN, include_messages: true }),
     ));
     cases
 }
@@ -1276,14 +1078,7 @@ async fn bad_input_is_rejected_by_field_and_writes_nothing() {
     let cases = cases(&world);
     let count = cases.len();
     for case in cases {
-        assert_rejected(
-            &env,
-            &world.customer,
-            &case.name,
-            case.request,
-            &case.expected,
-        )
-        .await;
+        assert_rejected(&env, &world.customer, &case.name, case.request, &case.expected).await;
     }
     eprintln!("bad input: {count} cases rejected without writing");
 
@@ -1291,14 +1086,8 @@ async fn bad_input_is_rejected_by_field_and_writes_nothing() {
     // snapshot sees what they write. Otherwise a case could pass for the
     // wrong reason, or the "nothing written" check see nothing at all.
     let controls = [
-        (
-            "a conversation scorecard",
-            Call::CreateScorecard(world.conv_scorecard()),
-        ),
-        (
-            "a process scorecard",
-            Call::CreateScorecard(world.proc_scorecard()),
-        ),
+        ("a conversation scorecard", Call::CreateScorecard(world.conv_scorecard())),
+        ("a process scorecard", Call::CreateScorecard(world.proc_scorecard())),
         (
             "a process scorecard with a 256-byte agent",
             Call::CreateScorecard(pb::CreateScorecardRequest {
@@ -1311,9 +1100,7 @@ async fn bad_input_is_rejected_by_field_and_writes_nothing() {
         (
             "a template with 100 criteria",
             Call::CreateTemplate(pb::CreateScorecardTemplateRequest {
-                criteria: (0..100)
-                    .map(|i| criterion(&format!("c{i}"), 1.0, 5.0))
-                    .collect(),
+                criteria: (0..100).map(|i| criterion(&format!("c{i}"), 1.0, 5.0)).collect(),
                 ..new_template()
             }),
         ),
@@ -1325,10 +1112,7 @@ async fn bad_input_is_rejected_by_field_and_writes_nothing() {
                 c.messages[1].text = "x".repeat(16 * 1024);
             }),
         ),
-        (
-            "an autoscore",
-            autoscore(world.rule_template.id, world.conversation_ids()),
-        ),
+        ("an autoscore", autoscore(world.rule_template.id, world.conversation_ids())),
     ];
     for (name, request) in controls {
         let before = Snapshot::take(&env).await;

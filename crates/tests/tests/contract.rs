@@ -21,8 +21,7 @@ const SERVED: [&str; 4] = [
 ];
 
 fn descriptors() -> FileDescriptorSet {
-    FileDescriptorSet::decode(scorekeeper_proto::FILE_DESCRIPTOR_SET)
-        .expect("FILE_DESCRIPTOR_SET decodes")
+    FileDescriptorSet::decode(scorekeeper_proto::FILE_DESCRIPTOR_SET).expect("FILE_DESCRIPTOR_SET decodes")
 }
 
 /// The top-level enum `full_name` (`package.Name`).
@@ -47,16 +46,12 @@ fn find_message<'a>(set: &'a FileDescriptorSet, full_name: &str) -> &'a Descript
 
 /// Whether an enum reserves `number` (enum ranges are inclusive).
 fn enum_reserves(e: &EnumDescriptorProto, number: i32) -> bool {
-    e.reserved_range
-        .iter()
-        .any(|r| (r.start()..=r.end()).contains(&number))
+    e.reserved_range.iter().any(|r| (r.start()..=r.end()).contains(&number))
 }
 
 /// Whether a message reserves `number` (message ranges end exclusively).
 fn message_reserves(m: &DescriptorProto, number: i32) -> bool {
-    m.reserved_range
-        .iter()
-        .any(|r| (r.start()..r.end()).contains(&number))
+    m.reserved_range.iter().any(|r| (r.start()..r.end()).contains(&number))
 }
 
 #[test]
@@ -85,9 +80,7 @@ fn retired_job_type_stays_reserved() {
         e.reserved_range
     );
     assert!(
-        e.reserved_name
-            .iter()
-            .any(|n| n == "JOB_TYPE_REINDEX_PROCESS_SCORECARDS"),
+        e.reserved_name.iter().any(|n| n == "JOB_TYPE_REINDEX_PROCESS_SCORECARDS"),
         "JobType must reserve the name JOB_TYPE_REINDEX_PROCESS_SCORECARDS; reserved: {:?}",
         e.reserved_name
     );
@@ -97,10 +90,7 @@ fn retired_job_type_stays_reserved() {
         .filter(|v| v.number() == 61 || v.name() == "JOB_TYPE_REINDEX_PROCESS_SCORECARDS")
         .map(|v| v.name())
         .collect();
-    assert!(
-        reused.is_empty(),
-        "JobType reuses the retired value: {reused:?}"
-    );
+    assert!(reused.is_empty(), "JobType reuses the retired value: {reused:?}");
 }
 
 #[test]
@@ -112,12 +102,7 @@ fn retired_job_payload_field_stays_reserved() {
         "JobPayload must reserve field 59 (was ReindexProcessScorecardsPayload); reserved: {:?}",
         m.reserved_range
     );
-    let reused: Vec<&str> = m
-        .field
-        .iter()
-        .filter(|f| f.number() == 59)
-        .map(|f| f.name())
-        .collect();
+    let reused: Vec<&str> = m.field.iter().filter(|f| f.number() == 59).map(|f| f.name()).collect();
     assert!(reused.is_empty(), "JobPayload reuses field 59: {reused:?}");
 }
 
@@ -131,11 +116,7 @@ fn reindex_payload_carries_scorecard_types() {
         .find(|f| f.name() == "reindex_scorecard_types")
         .expect("ReindexConversationsPayload.reindex_scorecard_types exists");
     assert_eq!(field.number(), 13, "reindex_scorecard_types field number");
-    assert_eq!(
-        field.label(),
-        Label::Repeated,
-        "reindex_scorecard_types label"
-    );
+    assert_eq!(field.label(), Label::Repeated, "reindex_scorecard_types label");
     assert_eq!(field.r#type(), Type::Enum, "reindex_scorecard_types type");
     assert_eq!(
         field.type_name(),
@@ -151,9 +132,7 @@ async fn health_service_reports_serving() {
     let mut health = HealthClient::new(env.channel());
     for service in std::iter::once("").chain(SERVED) {
         let status = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
+            .check(HealthCheckRequest { service: service.into() })
             .await
             .unwrap_or_else(|e| panic!("health check of {service:?}: {e:?}"))
             .into_inner()
@@ -161,16 +140,10 @@ async fn health_service_reports_serving() {
         assert_eq!(status, ServingStatus::Serving, "health of {service:?}");
     }
     let unknown = health
-        .check(HealthCheckRequest {
-            service: "scorekeeper.v1.NoSuchService".into(),
-        })
+        .check(HealthCheckRequest { service: "scorekeeper.v1.NoSuchService".into() })
         .await
         .expect_err("health check of an unknown service");
-    assert_eq!(
-        unknown.code(),
-        Code::NotFound,
-        "health of an unknown service"
-    );
+    assert_eq!(unknown.code(), Code::NotFound, "health of an unknown service");
 }
 
 /// Asks reflection for its services with one `ListServices` request. Both
@@ -195,21 +168,12 @@ macro_rules! list_services {
             .message()
             .await
             .expect(concat!("reflection ", stringify!($version), " streams"))
-            .expect(concat!(
-                "reflection ",
-                stringify!($version),
-                " sends a response"
-            ));
+            .expect(concat!("reflection ", stringify!($version), " sends a response"));
         match response.message_response {
-            Some(MessageResponse::ListServicesResponse(list)) => list
-                .service
-                .into_iter()
-                .map(|s| s.name)
-                .collect::<Vec<String>>(),
-            other => panic!(
-                "reflection {}: expected a service list, got {other:?}",
-                stringify!($version)
-            ),
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect::<Vec<String>>()
+            }
+            other => panic!("reflection {}: expected a service list, got {other:?}", stringify!($version)),
         }
     }};
 }
@@ -221,10 +185,7 @@ async fn reflection_lists_the_services_in_both_versions() {
     let v1alpha = list_services!(v1alpha, env.channel());
     for (version, services) in [("v1", &v1), ("v1alpha", &v1alpha)] {
         let own = format!("grpc.reflection.{version}.ServerReflection");
-        for expected in SERVED
-            .iter()
-            .chain(&["grpc.health.v1.Health", own.as_str()])
-        {
+        for expected in SERVED.iter().chain(&["grpc.health.v1.Health", own.as_str()]) {
             assert!(
                 services.iter().any(|s| s == expected),
                 "reflection {version} does not list {expected}: {services:?}"
@@ -233,16 +194,10 @@ async fn reflection_lists_the_services_in_both_versions() {
     }
     // Apart from each listing itself, both versions describe one server.
     let others = |services: Vec<String>| {
-        let mut services: Vec<String> = services
-            .into_iter()
-            .filter(|s| !s.starts_with("grpc.reflection."))
-            .collect();
+        let mut services: Vec<String> =
+            services.into_iter().filter(|s| !s.starts_with("grpc.reflection.")).collect();
         services.sort();
         services
     };
-    assert_eq!(
-        others(v1),
-        others(v1alpha),
-        "reflection v1 and v1alpha list different services"
-    );
+    assert_eq!(others(v1), others(v1alpha), "reflection v1 and v1alpha list different services");
 }

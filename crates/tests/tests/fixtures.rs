@@ -12,13 +12,7 @@ pub fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
 pub const T0: i64 = 1_767_225_600;
 
 pub fn criterion(name: &str, weight: f64, max: f64) -> pb::Criterion {
-    pb::Criterion {
-        name: name.into(),
-        weight,
-        min_value: 0.0,
-        max_value: max,
-        ..Default::default()
-    }
+    pb::Criterion { name: name.into(), weight, min_value: 0.0, max_value: max, ..Default::default() }
 }
 
 pub fn rule_criterion(name: &str, kind: auto_qa_rule::Kind, pattern: &str) -> pb::Criterion {
@@ -57,21 +51,13 @@ pub async fn conversation_template(customer: &Customer) -> pb::ScorecardTemplate
     template(
         customer,
         pb::ScorecardTemplateType::Conversation,
-        vec![
-            criterion("greeting", 1.0, 5.0),
-            criterion("resolution", 3.0, 10.0),
-        ],
+        vec![criterion("greeting", 1.0, 5.0), criterion("resolution", 3.0, 10.0)],
     )
     .await
 }
 
 pub async fn process_template(customer: &Customer) -> pb::ScorecardTemplate {
-    template(
-        customer,
-        pb::ScorecardTemplateType::Process,
-        vec![criterion("follow-up", 2.0, 4.0)],
-    )
-    .await
+    template(customer, pb::ScorecardTemplateType::Process, vec![criterion("follow-up", 2.0, 4.0)]).await
 }
 
 pub fn conversation(
@@ -115,9 +101,7 @@ pub async fn conversations(customer: &Customer, n: usize) -> Vec<v1::Conversatio
         .collect();
     customer
         .conversations()
-        .upsert_conversations(v1::UpsertConversationsRequest {
-            conversations: batch,
-        })
+        .upsert_conversations(v1::UpsertConversationsRequest { conversations: batch })
         .await
         .expect("upserting conversations")
         .into_inner()
@@ -125,13 +109,5 @@ pub async fn conversations(customer: &Customer, n: usize) -> Vec<v1::Conversatio
 }
 
 pub fn scores(template: &pb::ScorecardTemplate, values: &[f64]) -> Vec<pb::Score> {
-    template
-        .criteria
-        .iter()
-        .zip(values)
-        .map(|(c, v)| pb::Score {
-            criterion_id: c.id,
-            value: *v,
-        })
-        .collect()
+    template.criteria.iter().zip(values).map(|(c, v)| pb::Score { criterion_id: c.id, value: *v }).collect()
 }

@@ -30,10 +30,7 @@ struct Header(Option<String>);
 impl tonic::service::Interceptor for Header {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert(
-                "authorization",
-                value.parse().expect("an ASCII header value"),
-            );
+            request.metadata_mut().insert("authorization", value.parse().expect("an ASCII header value"));
         }
         Ok(request)
     }
@@ -56,10 +53,7 @@ async fn calls_with(channel: Channel, header: Header) -> Vec<(&'static str, Resu
     vec![
         (
             "ListScorecardTemplates",
-            scorecards
-                .list_scorecard_templates(pb::ListScorecardTemplatesRequest::default())
-                .await
-                .map(drop),
+            scorecards.list_scorecard_templates(pb::ListScorecardTemplatesRequest::default()).await.map(drop),
         ),
         (
             "CreateScorecardTemplate (valid)",
@@ -91,10 +85,7 @@ async fn calls_with(channel: Channel, header: Header) -> Vec<(&'static str, Resu
         (
             "GetConversation",
             conversations
-                .get_conversation(v1::GetConversationRequest {
-                    id: 1,
-                    include_messages: true,
-                })
+                .get_conversation(v1::GetConversationRequest { id: 1, include_messages: true })
                 .await
                 .map(drop),
         ),
@@ -131,22 +122,14 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
 
     let headers = [
         ("no authorization", Header(None)),
-        (
-            "an unknown token",
-            Header(Some(format!("Bearer sk_{}", "0".repeat(64)))),
-        ),
+        ("an unknown token", Header(Some(format!("Bearer sk_{}", "0".repeat(64))))),
         ("another scheme", Header(Some("Basic x".into()))),
         ("an empty bearer token", Header(Some("Bearer ".into()))),
-        (
-            "the right token without a scheme",
-            Header(Some(customer.token.clone())),
-        ),
+        ("the right token without a scheme", Header(Some(customer.token.clone()))),
     ];
     for (what, header) in headers {
         for (rpc, result) in calls_with(env.channel(), header).await {
-            let status = result
-                .err()
-                .unwrap_or_else(|| panic!("{rpc} with {what}: accepted"));
+            let status = result.err().unwrap_or_else(|| panic!("{rpc} with {what}: accepted"));
             assert_eq!(
                 status.code(),
                 Code::Unauthenticated,
@@ -156,22 +139,14 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
         }
     }
     let after = Snapshot::take(&env).await;
-    assert!(
-        after == before,
-        "unauthenticated calls wrote something: {}",
-        after.diff(&before)
-    );
+    assert!(after == before, "unauthenticated calls wrote something: {}", after.diff(&before));
 
     // Control: the same calls with the customer's real token get past
     // authentication.
     let valid = Header(Some(format!("Bearer {}", customer.token)));
     for (rpc, result) in calls_with(env.channel(), valid).await {
         if let Err(status) = result {
-            assert_ne!(
-                status.code(),
-                Code::Unauthenticated,
-                "{rpc} with a valid token: {status:?}"
-            );
+            assert_ne!(status.code(), Code::Unauthenticated, "{rpc} with a valid token: {status:?}");
         }
     }
 }
@@ -228,11 +203,7 @@ impl Tenant {
         let rule_template = create_template(named(
             pb::CreateScorecardTemplateRequest {
                 template_type: pb::ScorecardTemplateType::Conversation as i32,
-                criteria: vec![rule_criterion(
-                    "thanks",
-                    auto_qa_rule::Kind::Present,
-                    "thank you",
-                )],
+                criteria: vec![rule_criterion("thanks", auto_qa_rule::Kind::Present, "thank you")],
                 ..Default::default()
             },
             "rule",
@@ -306,14 +277,7 @@ impl Tenant {
     }
 
     fn template_ids(&self) -> HashSet<i64> {
-        [
-            &self.conv_template,
-            &self.proc_template,
-            &self.rule_template,
-        ]
-        .iter()
-        .map(|t| t.id)
-        .collect()
+        [&self.conv_template, &self.proc_template, &self.rule_template].iter().map(|t| t.id).collect()
     }
 
     /// What the tenant itself reads back of its scorecards and conversations.
@@ -336,10 +300,7 @@ impl Tenant {
             conversations.push(
                 self.customer
                     .conversations()
-                    .get_conversation(v1::GetConversationRequest {
-                        id,
-                        include_messages: true,
-                    })
+                    .get_conversation(v1::GetConversationRequest { id, include_messages: true })
                     .await
                     .expect("the owner reads its conversation")
                     .into_inner()
@@ -387,15 +348,10 @@ async fn customers_cannot_see_or_change_each_others_data() {
 
     // By id: NOT_FOUND, as if A's rows did not exist.
     let not_found = [
-        (
-            "B gets A's scorecard",
-            Call::GetScorecard(pb::GetScorecardRequest { id: a.scorecard.id }),
-        ),
+        ("B gets A's scorecard", Call::GetScorecard(pb::GetScorecardRequest { id: a.scorecard.id })),
         (
             "B gets A's process scorecard",
-            Call::GetScorecard(pb::GetScorecardRequest {
-                id: a.process_scorecard.id,
-            }),
+            Call::GetScorecard(pb::GetScorecardRequest { id: a.process_scorecard.id }),
         ),
         (
             "B updates A's scorecard",
@@ -414,15 +370,10 @@ async fn customers_cannot_see_or_change_each_others_data() {
                 ..Default::default()
             }),
         ),
-        (
-            "B deletes A's scorecard",
-            Call::DeleteScorecard(pb::DeleteScorecardRequest { id: a.scorecard.id }),
-        ),
+        ("B deletes A's scorecard", Call::DeleteScorecard(pb::DeleteScorecardRequest { id: a.scorecard.id })),
         (
             "B gets A's template",
-            Call::GetTemplate(pb::GetScorecardTemplateRequest {
-                id: a.conv_template.id,
-            }),
+            Call::GetTemplate(pb::GetScorecardTemplateRequest { id: a.conv_template.id }),
         ),
         (
             "B gets A's conversation",
@@ -528,14 +479,8 @@ async fn customers_cannot_see_or_change_each_others_data() {
     let listed_ids: HashSet<i64> = listed.iter().map(|s| s.id).collect();
     assert_eq!(listed_ids, b.scorecard_ids(), "B's scorecard list");
     for filter in [
-        pb::ListScorecardsRequest {
-            template_id: a.conv_template.id,
-            ..Default::default()
-        },
-        pb::ListScorecardsRequest {
-            conversation_id: a.conversations[0].id,
-            ..Default::default()
-        },
+        pb::ListScorecardsRequest { template_id: a.conv_template.id, ..Default::default() },
+        pb::ListScorecardsRequest { conversation_id: a.conversations[0].id, ..Default::default() },
     ] {
         let listed = scorecards
             .list_scorecards(filter.clone())
@@ -543,10 +488,7 @@ async fn customers_cannot_see_or_change_each_others_data() {
             .expect("B lists with a filter")
             .into_inner()
             .scorecards;
-        assert!(
-            listed.is_empty(),
-            "B filtering by A's ids ({filter:?}) lists {listed:?}"
-        );
+        assert!(listed.is_empty(), "B filtering by A's ids ({filter:?}) lists {listed:?}");
     }
     let templates = scorecards
         .list_scorecard_templates(pb::ListScorecardTemplatesRequest::default())
@@ -569,11 +511,7 @@ async fn customers_cannot_see_or_change_each_others_data() {
         .expect("B indexes by id")
         .into_inner();
     assert_eq!(
-        (
-            report.conversations_indexed,
-            report.scorecards_indexed,
-            report.scores_indexed
-        ),
+        (report.conversations_indexed, report.scorecards_indexed, report.scores_indexed),
         (0, 0, 0),
         "B indexing A's conversation ids"
     );
@@ -591,12 +529,8 @@ async fn customers_cannot_see_or_change_each_others_data() {
         b.conversations.len() as i64,
         "B indexing a window holding everyone's conversations"
     );
-    let indexed_customers: HashSet<i64> = env
-        .clickhouse_conversations()
-        .await
-        .iter()
-        .map(|c| c.customer_id)
-        .collect();
+    let indexed_customers: HashSet<i64> =
+        env.clickhouse_conversations().await.iter().map(|c| c.customer_id).collect();
     assert_eq!(
         indexed_customers,
         HashSet::from([b.customer.id.0]),
@@ -613,17 +547,11 @@ async fn customers_cannot_see_or_change_each_others_data() {
         ),
         (
             v1::StatsGroupBy::Template,
-            HashSet::from([
-                b.conv_template.id.to_string(),
-                b.proc_template.id.to_string(),
-            ]),
+            HashSet::from([b.conv_template.id.to_string(), b.proc_template.id.to_string()]),
         ),
     ] {
         let rows = analytics
-            .get_score_stats(v1::GetScoreStatsRequest {
-                group_by: group_by as i32,
-                ..Default::default()
-            })
+            .get_score_stats(v1::GetScoreStatsRequest { group_by: group_by as i32, ..Default::default() })
             .await
             .expect("B's stats")
             .into_inner()
@@ -637,30 +565,18 @@ async fn customers_cannot_see_or_change_each_others_data() {
         .customer
         .conversations()
         .upsert_conversations(v1::UpsertConversationsRequest {
-            conversations: vec![conversation(
-                &a.conversations[0].external_id,
-                "bravo-agent-9",
-                T0,
-                &[],
-            )],
+            conversations: vec![conversation(&a.conversations[0].external_id, "bravo-agent-9", T0, &[])],
         })
         .await
         .expect("B upserts an external id A also uses")
         .into_inner()
         .conversations;
     assert_eq!(mine.len(), 1);
-    assert_ne!(
-        mine[0].id, a.conversations[0].id,
-        "B's upsert took over A's conversation"
-    );
+    assert_ne!(mine[0].id, a.conversations[0].id, "B's upsert took over A's conversation");
     assert_eq!(mine[0].customer_id, b.customer.id.0);
 
     // A's data is unchanged, in Postgres and in ClickHouse.
-    assert_eq!(
-        a.state().await,
-        a_before,
-        "A's scorecards or conversations changed"
-    );
+    assert_eq!(a.state().await, a_before, "A's scorecards or conversations changed");
     env.outbox_drained(DRAIN).await.unwrap();
     env.assert_scorecards_mirrored().await;
     let a_in_clickhouse: HashSet<i64> = env
@@ -670,9 +586,5 @@ async fn customers_cannot_see_or_change_each_others_data() {
         .filter(|s| s.customer_id == a.customer.id.0)
         .map(|s| s.id)
         .collect();
-    assert_eq!(
-        a_in_clickhouse,
-        a.scorecard_ids(),
-        "A's live scorecards in ClickHouse"
-    );
+    assert_eq!(a_in_clickhouse, a.scorecard_ids(), "A's live scorecards in ClickHouse");
 }

@@ -65,36 +65,20 @@ async fn create_update_delete_reach_clickhouse() {
         .scorecard
         .unwrap();
     assert_eq!(updated.scores.len(), 1);
-    api.delete_scorecard(pb::DeleteScorecardRequest { id: ids[1] })
-        .await
-        .expect("delete");
+    api.delete_scorecard(pb::DeleteScorecardRequest { id: ids[1] }).await.expect("delete");
 
     env.outbox_drained(DRAIN).await.unwrap();
     env.assert_scorecards_mirrored().await;
 
     let in_clickhouse = env.clickhouse_scorecards().await;
-    assert_eq!(
-        in_clickhouse.len(),
-        5,
-        "5 conversation + 1 process - 1 deleted"
-    );
-    let process_row = in_clickhouse
-        .iter()
-        .find(|r| r.id == process.id)
-        .expect("process scorecard in ClickHouse");
+    assert_eq!(in_clickhouse.len(), 5, "5 conversation + 1 process - 1 deleted");
+    let process_row =
+        in_clickhouse.iter().find(|r| r.id == process.id).expect("process scorecard in ClickHouse");
     assert_eq!(process_row.is_process_scorecard, 1);
     assert_eq!(process_row.conversation_id, 0);
+    assert!(in_clickhouse.iter().filter(|r| r.id != process.id).all(|r| r.is_process_scorecard == 0));
     assert!(
-        in_clickhouse
-            .iter()
-            .filter(|r| r.id != process.id)
-            .all(|r| r.is_process_scorecard == 0)
-    );
-    assert!(
-        env.clickhouse_scores()
-            .await
-            .iter()
-            .all(|s| s.scorecard_id != ids[1]),
+        env.clickhouse_scores().await.iter().all(|s| s.scorecard_id != ids[1]),
         "deleted scorecard's scores are tombstoned"
     );
 }
@@ -136,15 +120,10 @@ async fn clickhouse_outage_loses_nothing() {
         "nothing can reach ClickHouse while it is cut off"
     );
     let stats = env.store.outbox_stats().await.unwrap();
-    assert_eq!(
-        stats.depth, 20,
-        "every acknowledged create waits in the outbox"
-    );
+    assert_eq!(stats.depth, 20, "every acknowledged create waits in the outbox");
 
     env.proxy.restore();
-    env.outbox_drained(Duration::from_secs(30))
-        .await
-        .expect("the outbox drains once ClickHouse is back");
+    env.outbox_drained(Duration::from_secs(30)).await.expect("the outbox drains once ClickHouse is back");
     env.assert_scorecards_mirrored().await;
     assert_eq!(env.clickhouse_scorecards().await.len(), 20);
 }
@@ -186,34 +165,25 @@ async fn a_stale_version_arriving_late_loses_to_the_newer_one() {
     env.outbox_drained(DRAIN).await.unwrap();
 
     // The old state arrives late, as a slow or retried writer would send it.
-    env.analytics
-        .write(scorekeeper_analytics::WritePath::Reindex, &stale)
-        .await
-        .unwrap();
+    env.analytics.write(scorekeeper_analytics::WritePath::Reindex, &stale).await.unwrap();
     env.assert_scorecards_mirrored().await;
     let row = &env.clickhouse_scorecards().await[0];
     assert_eq!(row.total_score, 100.0);
     assert_eq!(row.version, updated.version as u64);
 
     // And a delete beats a late live row too.
-    api.delete_scorecard(pb::DeleteScorecardRequest { id: created.id })
-        .await
-        .unwrap();
+    api.delete_scorecard(pb::DeleteScorecardRequest { id: created.id }).await.unwrap();
     env.outbox_drained(DRAIN).await.unwrap();
-    env.analytics
-        .write(scorekeeper_analytics::WritePath::Reindex, &stale)
-        .await
-        .unwrap();
-    assert!(
-        env.clickhouse_scorecards().await.is_empty(),
-        "the tombstone wins over the stale live row"
-    );
+    env.analytics.write(scorekeeper_analytics::WritePath::Reindex, &stale).await.unwrap();
+    assert!(env.clickhouse_scorecards().await.is_empty(), "the tombstone wins over the stale live row");
     assert!(env.clickhouse_scores().await.is_empty());
 }
 
 #[tokio::test]
 async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
-    let env = TestEnv::start_with(scorekeeper_tests::env::Options { dispatcher: false }).await;
+    let env =
+        TestEnv::start_with(scorekeeper_tests::env::Options { dispatcher: false, ..Default::default() })
+            .await;
     let customer = env.customer("acme").await;
     let conv_template = conversation_template(&customer).await;
     let proc_template = process_template(&customer).await;
@@ -250,14 +220,7 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
         .await
         .expect("batch index by window")
         .into_inner();
-    assert_eq!(
-        (
-            report.conversations_indexed,
-            report.scorecards_indexed,
-            report.scores_indexed
-        ),
-        (4, 4, 8)
-    );
+    assert_eq!((report.conversations_indexed, report.scorecards_indexed, report.scores_indexed), (4, 4, 8));
     // And two more by id.
     customer
         .conversations()
@@ -270,28 +233,16 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
 
     let in_clickhouse = env.clickhouse_conversations().await;
     let all = scorekeeper_store::mirror::ConversationSelector::Ids(
-        convs
-            .iter()
-            .map(|c| scorekeeper_domain::ConversationId(c.id))
-            .collect(),
+        convs.iter().map(|c| scorekeeper_domain::ConversationId(c.id)).collect(),
     );
     let stored = env
         .store
-        .conversation_page(
-            customer.id,
-            &all,
-            scorekeeper_domain::ConversationId(0),
-            100,
-        )
+        .conversation_page(customer.id, &all, scorekeeper_domain::ConversationId(0), 100)
         .await
         .unwrap();
-    let expected: Vec<scorekeeper_analytics::rows::ConversationRow> =
-        stored.iter().map(Into::into).collect();
+    let expected: Vec<scorekeeper_analytics::rows::ConversationRow> = stored.iter().map(Into::into).collect();
     assert_eq!(expected.len(), 6);
-    assert_eq!(
-        in_clickhouse, expected,
-        "conversations in ClickHouse equal Postgres"
-    );
+    assert_eq!(in_clickhouse, expected, "conversations in ClickHouse equal Postgres");
     let scorecards = env.clickhouse_scorecards().await;
     assert_eq!(scorecards.len(), 6);
     assert!(
@@ -299,12 +250,8 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
         "batch index never writes process scorecards"
     );
     let truth = env.postgres_scorecards().await;
-    let expected: Vec<scorekeeper_analytics::rows::ScorecardRow> = truth
-        .scorecards
-        .iter()
-        .filter(|s| !s.template_type.is_process())
-        .map(Into::into)
-        .collect();
+    let expected: Vec<scorekeeper_analytics::rows::ScorecardRow> =
+        truth.scorecards.iter().filter(|s| !s.template_type.is_process()).map(Into::into).collect();
     assert_eq!(scorecards, expected);
     assert_eq!(env.clickhouse_scores().await.len(), 12);
 }

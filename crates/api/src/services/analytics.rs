@@ -21,13 +21,12 @@ impl AnalyticsService for Analytics {
         let principal = self.0.auth.principal(&request).await?;
         let r = request.get_ref();
         let (group_by, start, end) = (|| {
-            let group_by =
-                match validate::known_enum::<StatsGroupBy>("group_by", r.group_by, false)? {
-                    StatsGroupBy::Agent => GroupBy::Agent,
-                    StatsGroupBy::Template => GroupBy::Template,
-                    StatsGroupBy::Day => GroupBy::Day,
-                    StatsGroupBy::Unspecified => return Err(Invalid::new("group_by", "required")),
-                };
+            let group_by = match validate::known_enum::<StatsGroupBy>("group_by", r.group_by, false)? {
+                StatsGroupBy::Agent => GroupBy::Agent,
+                StatsGroupBy::Template => GroupBy::Template,
+                StatsGroupBy::Day => GroupBy::Day,
+                StatsGroupBy::Unspecified => return Err(Invalid::new("group_by", "required")),
+            };
             let start = validate::optional_timestamp("start_time", &r.start_time)?;
             let end = validate::optional_timestamp("end_time", &r.end_time)?;
             if let (Some(s), Some(e)) = (start, end)

@@ -28,21 +28,15 @@ impl AutoQaService for AutoQa {
                 .conversation_ids
                 .iter()
                 .enumerate()
-                .map(|(i, id)| {
-                    validate::id(&format!("conversation_ids[{i}]"), *id).map(ConversationId)
-                })
+                .map(|(i, id)| validate::id(&format!("conversation_ids[{i}]"), *id).map(ConversationId))
                 .collect::<Checked<Vec<_>>>()?;
             Ok::<_, scorekeeper_domain::Invalid>((template_id, ids))
         })()
         .map_err(ApiError::from)?;
-        let results = scorekeeper_sync::autoqa::autoscore(
-            &self.0.store,
-            principal.customer_id,
-            template_id,
-            &ids,
-        )
-        .await
-        .map_err(ApiError::from)?;
+        let results =
+            scorekeeper_sync::autoqa::autoscore(&self.0.store, principal.customer_id, template_id, &ids)
+                .await
+                .map_err(ApiError::from)?;
         Ok(Response::new(AutoscoreConversationsResponse {
             results: results
                 .iter()

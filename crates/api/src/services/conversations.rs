@@ -28,20 +28,16 @@ fn selector(r: &BatchIndexConversationsRequest) -> Checked<ConversationSelector>
                 .conversation_ids
                 .iter()
                 .enumerate()
-                .map(|(i, id)| {
-                    validate::id(&format!("conversation_ids[{i}]"), *id).map(ConversationId)
-                })
+                .map(|(i, id)| validate::id(&format!("conversation_ids[{i}]"), *id).map(ConversationId))
                 .collect::<Checked<Vec<_>>>()?;
             Ok(ConversationSelector::Ids(ids))
         }
-        (false, _) => Err(Invalid::new(
-            "conversation_ids",
-            "give either conversation_ids or a time window, not both",
-        )),
-        (true, (None, None)) => Err(Invalid::new(
-            "conversation_ids",
-            "give conversation_ids or start_time and end_time",
-        )),
+        (false, _) => {
+            Err(Invalid::new("conversation_ids", "give either conversation_ids or a time window, not both"))
+        }
+        (true, (None, None)) => {
+            Err(Invalid::new("conversation_ids", "give conversation_ids or start_time and end_time"))
+        }
         (true, _) => {
             let start = validate::required_timestamp("start_time", &r.start_time)?;
             let end = validate::required_timestamp("end_time", &r.end_time)?;
@@ -62,11 +58,7 @@ impl ConversationService for Conversations {
         let principal = self.0.auth.principal(&request).await?;
         let r = request.get_ref();
         let new = (|| {
-            validate::between(
-                "conversations",
-                &r.conversations,
-                MAX_CONVERSATIONS_PER_UPSERT,
-            )?;
+            validate::between("conversations", &r.conversations, MAX_CONVERSATIONS_PER_UPSERT)?;
             let mut seen = HashSet::new();
             r.conversations
                 .iter()
@@ -83,12 +75,8 @@ impl ConversationService for Conversations {
                 .collect::<Checked<Vec<_>>>()
         })()
         .map_err(ApiError::from)?;
-        let stored = self
-            .0
-            .store
-            .upsert_conversations(principal.customer_id, &new)
-            .await
-            .map_err(ApiError::from)?;
+        let stored =
+            self.0.store.upsert_conversations(principal.customer_id, &new).await.map_err(ApiError::from)?;
         Ok(Response::new(UpsertConversationsResponse {
             conversations: stored.iter().map(convert::conversation_to_wire).collect(),
         }))
@@ -107,10 +95,7 @@ impl ConversationService for Conversations {
             .get_conversation(principal.customer_id, id, r.include_messages)
             .await
             .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound {
-                what: "conversation",
-                id: id.to_string(),
-            })?;
+            .ok_or(ApiError::NotFound { what: "conversation", id: id.to_string() })?;
         Ok(Response::new(GetConversationResponse {
             conversation: Some(convert::conversation_to_wire(&conversation)),
         }))

@@ -3,4 +3,5 @@
 pub mod analytics;
 pub mod autoqa;
 pub mod conversations;
+pub mod jobs;
 pub mod scorecards;

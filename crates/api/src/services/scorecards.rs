@@ -21,9 +21,7 @@ fn linked(ids: &[i64]) -> validate::Checked<Vec<ConversationId>> {
     validate::at_most("linked_conversation_ids", ids, MAX_LINKED_CONVERSATIONS)?;
     ids.iter()
         .enumerate()
-        .map(|(i, id)| {
-            validate::id(&format!("linked_conversation_ids[{i}]"), *id).map(ConversationId)
-        })
+        .map(|(i, id)| validate::id(&format!("linked_conversation_ids[{i}]"), *id).map(ConversationId))
         .collect()
 }
 
@@ -35,12 +33,8 @@ impl ScorecardService for Scorecards {
     ) -> Result<Response<CreateScorecardTemplateResponse>, Status> {
         let principal = self.0.auth.principal(&request).await?;
         let new = convert::new_template(request.get_ref()).map_err(ApiError::from)?;
-        let template = self
-            .0
-            .store
-            .create_template(principal.customer_id, &new)
-            .await
-            .map_err(ApiError::from)?;
+        let template =
+            self.0.store.create_template(principal.customer_id, &new).await.map_err(ApiError::from)?;
         Ok(Response::new(CreateScorecardTemplateResponse {
             template: Some(convert::template_to_wire(&template)),
         }))
@@ -58,10 +52,7 @@ impl ScorecardService for Scorecards {
             .get_template(principal.customer_id, id)
             .await
             .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound {
-                what: "template",
-                id: id.to_string(),
-            })?;
+            .ok_or(ApiError::NotFound { what: "template", id: id.to_string() })?;
         Ok(Response::new(GetScorecardTemplateResponse {
             template: Some(convert::template_to_wire(&template)),
         }))
@@ -117,9 +108,7 @@ impl ScorecardService for Scorecards {
             .create_scorecard(principal.customer_id, &new, OutboxOrigin::Api)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(CreateScorecardResponse {
-            scorecard: Some(convert::scorecard_to_wire(&scorecard)),
-        }))
+        Ok(Response::new(CreateScorecardResponse { scorecard: Some(convert::scorecard_to_wire(&scorecard)) }))
     }
 
     async fn get_scorecard(
@@ -134,13 +123,8 @@ impl ScorecardService for Scorecards {
             .get_scorecard(principal.customer_id, id)
             .await
             .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound {
-                what: "scorecard",
-                id: id.to_string(),
-            })?;
-        Ok(Response::new(GetScorecardResponse {
-            scorecard: Some(convert::scorecard_to_wire(&scorecard)),
-        }))
+            .ok_or(ApiError::NotFound { what: "scorecard", id: id.to_string() })?;
+        Ok(Response::new(GetScorecardResponse { scorecard: Some(convert::scorecard_to_wire(&scorecard)) }))
     }
 
     async fn update_scorecard(
@@ -152,10 +136,7 @@ impl ScorecardService for Scorecards {
         let (id, change) = (|| {
             validate::optional_name("agent_id", &r.agent_id, MAX_NAME_BYTES)?;
             if r.expected_version < 0 {
-                return Err(scorekeeper_domain::Invalid::new(
-                    "expected_version",
-                    "must not be negative",
-                ));
+                return Err(scorekeeper_domain::Invalid::new("expected_version", "must not be negative"));
             }
             let links = linked(&r.linked_conversation_ids)?;
             Ok((
@@ -175,9 +156,7 @@ impl ScorecardService for Scorecards {
             .update_scorecard(principal.customer_id, id, &change, OutboxOrigin::Api)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(UpdateScorecardResponse {
-            scorecard: Some(convert::scorecard_to_wire(&scorecard)),
-        }))
+        Ok(Response::new(UpdateScorecardResponse { scorecard: Some(convert::scorecard_to_wire(&scorecard)) }))
     }
 
     async fn delete_scorecard(

@@ -1,0 +1,302 @@
+//! `JobService`: durable jobs. A customer token creates and sees its own
+//! customer's jobs; an admin token may also create jobs for all customers and
+//! sees every job.
+
+use chrono::{DateTime, Utc};
+use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
+use scorekeeper_domain::{ConversationId, CustomerId, Invalid, TemplateType};
+use scorekeeper_proto::v1::job_payload::Payload;
+use scorekeeper_proto::v1::job_service_server::JobService;
+use scorekeeper_proto::v1::*;
+use scorekeeper_store::jobs::{self as stored, JobFilter, NewJob};
+use scorekeeper_store::tenants::Principal;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::convert::{template_type_from_wire, template_type_to_wire};
+use crate::error::ApiError;
+use crate::server::ApiState;
+use crate::validate::{self, Checked};
+
+pub struct Jobs(pub ApiState);
+
+/// Attempts a job gets before it is `failed`.
+const MAX_ATTEMPTS: i32 = 10;
+/// Largest batch size a payload may ask for.
+const MAX_BATCH_SIZE: i32 = 100_000;
+
+/// Which customer's jobs the caller may see: `None` for an admin (all).
+fn visible_customer(principal: Principal) -> Option<CustomerId> {
+    (!principal.is_admin).then_some(principal.customer_id)
+}
+
+fn reindex_spec(principal: Principal, p: &ReindexConversationsPayload) -> Result<ReindexSpec, ApiError> {
+    let field = |name: &str| format!("payload.reindex_conversations.{name}");
+    let customer_id = match p.customer_id {
+        0 if principal.is_admin => None,
+        0 => return Err(ApiError::PermissionDenied("only an admin token may reindex all customers")),
+        id if id == principal.customer_id.0 || principal.is_admin => {
+            Some(CustomerId(validate::id(&field("customer_id"), id)?))
+        }
+        _ => return Err(ApiError::PermissionDenied("a customer token may only reindex its own customer")),
+    };
+    let checked = (|| {
+        let window = match (&p.start_time, &p.end_time) {
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Invalid::new(field("end_time"), "give both start_time and end_time, or neither"));
+            }
+            (Some(start), Some(end)) => {
+                let start = validate::timestamp(&field("start_time"), start)?;
+                let end = validate::timestamp(&field("end_time"), end)?;
+                if end <= start {
+                    return Err(Invalid::new(field("end_time"), "must be after start_time"));
+                }
+                let base =
+                    match validate::known_enum::<ReindexTimeBase>(&field("time_base"), p.time_base, true)? {
+                        // Old clients: the conversation start, as before time bases existed.
+                        ReindexTimeBase::Unspecified | ReindexTimeBase::ConversationStart => {
+                            TimeBase::ConversationStart
+                        }
+                        ReindexTimeBase::UpdatedAt => TimeBase::UpdatedAt,
+                    };
+                Some(TimeWindow { start, end, base })
+            }
+        };
+        validate::at_most(&field("conversation_ids"), &p.conversation_ids, MAX_IDS_PER_BATCH)?;
+        let conversation_ids = p
+            .conversation_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| validate::id(&field(&format!("conversation_ids[{i}]")), *id).map(ConversationId))
+            .collect::<Checked<Vec<_>>>()?;
+        let batch = |name: &str, value: i32| -> Checked<Option<u32>> {
+            match value {
+                0 => Ok(None),
+                n if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(Some(n as u32)),
+                _ => Err(Invalid::new(field(name), format!("must be in [0, {MAX_BATCH_SIZE}]"))),
+            }
+        };
+        let scorecard_types = p
+            .reindex_scorecard_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| template_type_from_wire(&field(&format!("reindex_scorecard_types[{i}]")), *t))
+            .collect::<Checked<Vec<TemplateType>>>()?;
+        Ok(ReindexSpec {
+            scope: ReindexScope { customer_id, window, conversation_ids },
+            scorecard_types,
+            conversations_batch_size: batch("conversations_batch_size", p.conversations_batch_size)?,
+            process_scorecards_batch_size: batch(
+                "process_scorecards_batch_size",
+                p.process_scorecards_batch_size,
+            )?,
+        })
+    })();
+    Ok(checked?)
+}
+
+fn payload_to_wire(job_type: i16, payload: &serde_json::Value) -> Option<JobPayload> {
+    if i32::from(job_type) != JobType::ReindexConversations as i32 {
+        return None;
+    }
+    let spec: ReindexSpec = serde_json::from_value(payload.clone()).ok()?;
+    let window = spec.scope.window;
+    Some(JobPayload {
+        payload: Some(Payload::ReindexConversations(ReindexConversationsPayload {
+            customer_id: spec.scope.customer_id.map_or(0, |c| c.0),
+            start_time: window.map(|w| validate::to_timestamp(w.start)),
+            end_time: window.map(|w| validate::to_timestamp(w.end)),
+            time_base: match window.map(|w| w.base) {
+                None => ReindexTimeBase::Unspecified,
+                Some(TimeBase::ConversationStart) => ReindexTimeBase::ConversationStart,
+                Some(TimeBase::UpdatedAt) => ReindexTimeBase::UpdatedAt,
+            } as i32,
+            conversation_ids: spec.scope.conversation_ids.iter().map(|c| c.0).collect(),
+            conversations_batch_size: spec.conversations_batch_size.map_or(0, |n| n as i32),
+            process_scorecards_batch_size: spec.process_scorecards_batch_size.map_or(0, |n| n as i32),
+            reindex_scorecard_types: spec.scorecard_types.iter().map(|t| template_type_to_wire(*t)).collect(),
+        })),
+    })
+}
+
+fn state_to_wire(state: stored::JobState) -> JobState {
+    match state {
+        stored::JobState::Queued => JobState::Queued,
+        stored::JobState::Running => JobState::Running,
+        stored::JobState::Succeeded => JobState::Succeeded,
+        stored::JobState::Failed => JobState::Failed,
+        stored::JobState::Cancelled => JobState::Cancelled,
+    }
+}
+
+fn job_to_wire(job: &stored::Job) -> Job {
+    let time = |t: Option<DateTime<Utc>>| t.map(validate::to_timestamp);
+    Job {
+        id: job.id.to_string(),
+        customer_id: job.customer_id.map_or(0, |c| c.0),
+        r#type: i32::from(job.job_type),
+        payload: payload_to_wire(job.job_type, &job.payload),
+        state: state_to_wire(job.state) as i32,
+        attempts: job.attempts,
+        progress: job
+            .activities
+            .iter()
+            .map(|a| ActivityProgress {
+                activity: a.activity.clone(),
+                rows_done: a.rows_done,
+                batches_done: a.batches_done,
+                rows_per_second: a.rows_per_second(),
+                checkpoint: a.checkpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
+                finished: a.finished,
+            })
+            .collect(),
+        error: job.error.as_ref().map(|e| JobError {
+            code: e.code.clone(),
+            message: e.message.clone(),
+            retryable: e.retryable,
+        }),
+        created_at: Some(validate::to_timestamp(job.created_at)),
+        started_at: time(job.started_at),
+        finished_at: time(job.finished_at),
+    }
+}
+
+fn job_id(field: &str, text: &str) -> Checked<Uuid> {
+    Uuid::parse_str(text).map_err(|_| Invalid::new(field, "not a job id"))
+}
+
+/// Page tokens of ListJobs: `<created_at micros>:<id>` of the last job.
+fn page_token(job: &stored::Job) -> String {
+    format!("{}:{}", job.created_at.timestamp_micros(), job.id)
+}
+
+fn parse_page_token(token: &str) -> Checked<Option<(DateTime<Utc>, Uuid)>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Invalid::new("page_token", "not a token this server issued");
+    let (micros, id) = token.split_once(':').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
+}
+
+#[tonic::async_trait]
+impl JobService for Jobs {
+    async fn create_job(
+        &self,
+        request: Request<CreateJobRequest>,
+    ) -> Result<Response<CreateJobResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let r = request.get_ref();
+        let job_type = validate::known_enum::<JobType>("type", r.r#type, false).map_err(ApiError::from)?;
+        let handler = i16::try_from(r.r#type).ok().and_then(|t| self.0.jobs.handler(t)).ok_or_else(|| {
+            ApiError::from(Invalid::new(
+                "type",
+                format!("job type {} is not registered on this server", job_type.as_str_name()),
+            ))
+        })?;
+        let spec = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
+            Some(Payload::ReindexConversations(p)) if job_type == JobType::ReindexConversations => {
+                reindex_spec(principal, p)?
+            }
+            _ => {
+                return Err(ApiError::from(Invalid::new(
+                    "payload",
+                    format!("a {} job needs its payload", job_type.as_str_name()),
+                ))
+                .into());
+            }
+        };
+        let payload = serde_json::to_value(&spec).expect("a ReindexSpec serialises");
+        let activities =
+            handler.activities(&payload).map_err(|e| ApiError::from(Invalid::new("payload", e)))?;
+        let (job, _) = self
+            .0
+            .store
+            .create_job(&NewJob {
+                customer_id: spec.scope.customer_id,
+                job_type: r.r#type as i16,
+                payload,
+                max_attempts: MAX_ATTEMPTS,
+                dedupe_key: None,
+                activities,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(CreateJobResponse { job: Some(job_to_wire(&job)) }))
+    }
+
+    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<GetJobResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let id = job_id("id", &request.get_ref().id).map_err(ApiError::from)?;
+        let job = self
+            .0
+            .store
+            .get_job(id, visible_customer(principal))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
+        Ok(Response::new(GetJobResponse { job: Some(job_to_wire(&job)) }))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let r = request.get_ref();
+        let (filter, size, after) = (|| {
+            let state = match validate::known_enum::<JobState>("state", r.state, true)? {
+                JobState::Unspecified => None,
+                JobState::Queued => Some(stored::JobState::Queued),
+                JobState::Running => Some(stored::JobState::Running),
+                JobState::Succeeded => Some(stored::JobState::Succeeded),
+                JobState::Failed => Some(stored::JobState::Failed),
+                JobState::Cancelled => Some(stored::JobState::Cancelled),
+            };
+            let job_type = match validate::known_enum::<JobType>("type", r.r#type, true)? {
+                JobType::Unspecified => None,
+                t => Some(t as i16),
+            };
+            if r.customer_id < 0 {
+                return Err(Invalid::new("customer_id", "must not be negative"));
+            }
+            let customer_id = match visible_customer(principal) {
+                // A customer token lists its own jobs, whatever it asks for.
+                Some(own) if r.customer_id == 0 || r.customer_id == own.0 => Some(own),
+                Some(_) => {
+                    return Err(Invalid::new("customer_id", "a customer token lists only its own jobs"));
+                }
+                None => (r.customer_id > 0).then_some(CustomerId(r.customer_id)),
+            };
+            let (size, _) = validate::page(r.page_size, "")?;
+            Ok((JobFilter { state, job_type, customer_id }, size, parse_page_token(&r.page_token)?))
+        })()
+        .map_err(ApiError::from)?;
+        let jobs = self.0.store.list_jobs(&filter, after, size).await.map_err(ApiError::from)?;
+        let next_page_token = match jobs.last() {
+            Some(last) if jobs.len() == size => page_token(last),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListJobsResponse { jobs: jobs.iter().map(job_to_wire).collect(), next_page_token }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<CancelJobRequest>,
+    ) -> Result<Response<CancelJobResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let id = job_id("id", &request.get_ref().id).map_err(ApiError::from)?;
+        let job = self
+            .0
+            .store
+            .request_cancel(id, visible_customer(principal))
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
+        Ok(Response::new(CancelJobResponse { job: Some(job_to_wire(&job)) }))
+    }
+}
