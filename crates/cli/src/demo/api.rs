@@ -1,0 +1,109 @@
+//! Getting at the API: the operator step that creates the customer and its
+//! token in Postgres, and the gRPC clients that carry that token.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use scorekeeper_domain::CustomerId;
+use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
+use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
+use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
+use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
+use scorekeeper_store::Store;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use super::section;
+
+// ---------------------------------------------------------------------------
+// The gRPC clients, all carrying the customer's token.
+
+/// Adds `authorization: Bearer <token>` to every request; the server
+/// derives the customer from the token, never from the request body.
+#[derive(Clone)]
+pub(super) struct BearerToken(MetadataValue<Ascii>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Authed = InterceptedService<Channel, BearerToken>;
+
+pub(super) struct Api {
+    pub(super) scorecards: ScorecardServiceClient<Authed>,
+    pub(super) conversations: ConversationServiceClient<Authed>,
+    pub(super) autoqa: AutoQaServiceClient<Authed>,
+    pub(super) analytics: AnalyticsServiceClient<Authed>,
+}
+
+impl Api {
+    pub(super) async fn connect(url: &str, token: &str) -> anyhow::Result<Api> {
+        let auth = BearerToken(
+            format!("Bearer {token}").parse().context("the API token is not a valid header value")?,
+        );
+        // Generous per-call timeout: autoscoring a thousand transcripts on a
+        // debug build takes a while, but a hung server should still end the
+        // demo rather than leave it waiting forever.
+        let channel = Endpoint::from_shared(url.to_owned())
+            .with_context(|| format!("--grpc-url {url:?} is not a valid URL"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(300))
+            .connect()
+            .await
+            .with_context(|| {
+                format!("connecting to scorekeeper serve at {url} (is it running? scripts/demo starts one)")
+            })?;
+        Ok(Api {
+            scorecards: ScorecardServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            conversations: ConversationServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            autoqa: AutoQaServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            analytics: AnalyticsServiceClient::with_interceptor(channel, auth),
+        })
+    }
+}
+
+/// Turns a gRPC outcome into the response message or an error naming the
+/// step and the status code and message (not tonic's long `Debug` form with
+/// metadata and details).
+pub(super) trait RpcOutcome<T> {
+    fn during(self, step: impl Display) -> anyhow::Result<T>;
+}
+
+impl<T> RpcOutcome<T> for Result<Response<T>, Status> {
+    fn during(self, step: impl Display) -> anyhow::Result<T> {
+        self.map(Response::into_inner).map_err(|status| anyhow!("{step}: {}", describe(&status)))
+    }
+}
+
+pub(super) fn describe(status: &Status) -> String {
+    format!("gRPC status {:?}: {}", status.code(), status.message())
+}
+
+// ---------------------------------------------------------------------------
+// Step 1: the operator creates the customer and its token.
+
+pub(super) async fn create_tenant(store: &Store, customer: &str) -> anyhow::Result<(CustomerId, String)> {
+    section("1. Operator: customer and API token");
+    let customer_id = store.ensure_customer(customer).await.context("creating the customer in Postgres")?;
+    let token =
+        store.create_token(customer_id, false, "scorekeeper demo").await.context("creating the API token")?;
+    println!("customer {customer:?} has id {customer_id}   (what `scorekeeper customer-create` does)");
+    println!(
+        "API token sk_…{} created   (what `scorekeeper token-create` does; it prints the token once, the demo prints it again at the end)",
+        token_tail(&token)
+    );
+    println!("every call below sends `authorization: Bearer <token>`; the token decides the customer");
+    Ok((customer_id, token))
+}
+
+/// The last characters of a token, enough to recognise it in a log.
+fn token_tail(token: &str) -> &str {
+    token.get(token.len().saturating_sub(6)..).unwrap_or("")
+}

@@ -1,0 +1,186 @@
+//! `scorekeeper demo`: walks a new user through the product against a running
+//! `scorekeeper serve` (which `scripts/demo` starts on the local stack).
+//!
+//! The story, one function per step: an operator creates a customer and an
+//! API token; the customer defines a conversation template (with AutoQA
+//! rules) and a process template; uploads a few thousand synthetic
+//! conversations; indexes them into ClickHouse; lets AutoQA score them
+//! (checking every score against what its transcript was written to earn,
+//! then running it again to show it is idempotent); has reviewers create,
+//! update and delete manual scorecards; and finally reads the analytics from
+//! ClickHouse and checks them against the same statistics computed from
+//! Postgres, the source of truth.
+//!
+//! Everything except the operator step goes through the public gRPC API with
+//! the customer's token, exactly as a client would. The synthetic content is
+//! deterministic (fixed seeds), so two runs differ only in ids and times.
+//!
+//! The steps live by concern: `api` (the operator step and the gRPC
+//! clients), `world` (templates and the synthetic conversations), `scoring`
+//! (batch index, AutoQA, manual scorecards) and `compare` (ClickHouse
+//! against Postgres); this file runs them in order and prints the summary.
+
+mod api;
+mod compare;
+mod scoring;
+mod world;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use scorekeeper_domain::CustomerId;
+
+use self::scoring::{AutoqaOutcome, ReviewOutcome};
+use self::world::Uploaded;
+use crate::settings::PostgresArgs;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// gRPC endpoint of a running `scorekeeper serve`.
+    #[arg(long, env = "SK_GRPC_URL", default_value = "http://127.0.0.1:50051")]
+    grpc_url: String,
+    /// Postgres of that server: the demo creates the customer and token there
+    /// (the operator step) and reads the truth to compare ClickHouse with.
+    #[command(flatten)]
+    postgres: PostgresArgs,
+    /// How many synthetic conversations to upload.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    conversations: u32,
+    /// Customer name; default `demo-<unix seconds>`, so every run starts
+    /// from an empty customer.
+    #[arg(long)]
+    customer: Option<String>,
+}
+
+/// Server limit on conversations per UpsertConversations call
+/// (`limits::MAX_CONVERSATIONS_PER_UPSERT`).
+const UPSERT_BATCH: usize = scorekeeper_domain::limits::MAX_CONVERSATIONS_PER_UPSERT;
+/// Conversation ids per AutoscoreConversations call. The server takes up to
+/// 10 000; smaller calls keep each one short and show progress.
+const AUTOSCORE_BATCH: usize = 1000;
+/// How many synthetic agents handle the conversations.
+const AGENTS: u64 = 10;
+/// Conversations start within this many days before now.
+const HISTORY_DAYS: i64 = 14;
+/// How long the analytics step waits for ClickHouse to catch up.
+const CONVERGENCE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Averages computed by the two databases may differ in the last bits
+/// (different summation order), never more than this, relative.
+const AVERAGE_TOLERANCE: f64 = 1e-9;
+
+/// Seeds of the pseudo-random streams: fixed, so the content of every run
+/// is the same. Separate streams, so changing one step's choices leaves the
+/// other steps' data as it was.
+const CONTENT_SEED: u64 = 0x5C0E_4EE9_0000_0001;
+const REVIEW_SEED: u64 = 0x5C0E_4EE9_0000_0002;
+
+/// Runs every step in order; fails on the first step that fails, or when
+/// ClickHouse does not agree with Postgres in time.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let customer = args.customer.clone().unwrap_or_else(|| format!("demo-{}", Utc::now().timestamp()));
+    println!("scorekeeper demo: customer {customer:?}, server {}", args.grpc_url);
+
+    let store = args.postgres.store()?;
+    let (customer_id, token) = api::create_tenant(&store, &customer).await?;
+    let mut api = api::Api::connect(&args.grpc_url, &token).await?;
+
+    let templates = world::create_templates(&mut api).await?;
+    let uploaded = world::upsert_conversations(&mut api, args.conversations as usize).await?;
+    scoring::index_conversations(&mut api, &uploaded.conversations).await?;
+    let autoqa = scoring::autoscore(&mut api, &templates.conversation, &uploaded.conversations).await?;
+    let reviews = scoring::manual_scorecards(&mut api, &templates, &uploaded.conversations).await?;
+    let live_scorecards = compare::compare_analytics(&mut api, &store, customer_id, &templates).await?;
+
+    print_summary(&Summary {
+        customer: &customer,
+        customer_id,
+        token: &token,
+        grpc_url: &args.grpc_url,
+        uploaded: &uploaded,
+        autoqa: &autoqa,
+        reviews: &reviews,
+        live_scorecards,
+        elapsed: started.elapsed(),
+    });
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the steps.
+
+fn section(title: &str) {
+    println!("\n== {title} ==");
+}
+
+fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+}
+
+/// Equal up to [`AVERAGE_TOLERANCE`], relative (absolute for values below 1).
+fn nearly_equal(a: f64, b: f64) -> bool {
+    (a - b).abs() <= AVERAGE_TOLERANCE * a.abs().max(b.abs()).max(1.0)
+}
+
+// ---------------------------------------------------------------------------
+// Step 8: summary and what to look at next.
+
+struct Summary<'a> {
+    customer: &'a str,
+    customer_id: CustomerId,
+    token: &'a str,
+    grpc_url: &'a str,
+    uploaded: &'a Uploaded,
+    autoqa: &'a AutoqaOutcome,
+    reviews: &'a ReviewOutcome,
+    /// All of the customer's, also from earlier runs with the same `--customer`.
+    live_scorecards: i64,
+    elapsed: Duration,
+}
+
+fn print_summary(s: &Summary<'_>) {
+    section("8. Summary");
+    let r = s.reviews;
+    println!("customer            {}", s.customer);
+    println!("conversations       {} ({} messages)", s.uploaded.conversations.len(), s.uploaded.messages);
+    println!(
+        "AutoQA scorecards   {} ({} written, average {:.1}%; re-run on {} changed nothing)",
+        s.autoqa.scorecards, s.autoqa.changed, s.autoqa.average, s.autoqa.rerun
+    );
+    println!(
+        "manual scorecards   {} conversation + {} process, {} updated, {} deleted",
+        r.conversation_scorecards, r.process_scorecards, r.updated, r.deleted
+    );
+    println!(
+        "live scorecards     {} (the customer's, identical in Postgres and ClickHouse)",
+        s.live_scorecards
+    );
+    println!("time taken          {:.1?}", s.elapsed);
+    let host = s.grpc_url.trim_start_matches("http://").trim_start_matches("https://");
+    // scripts/demo passes SK_HTTP_ADDR to serve; the same default here.
+    let http_addr = std::env::var("SK_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:9464".to_owned());
+    println!("\nWhat next:");
+    println!(
+        "  - the next two need `scorekeeper serve`; scripts/demo stops its server when the demo ends, so start it again:"
+    );
+    println!(
+        "    eval \"$(scripts/stack env)\" && target/release/scorekeeper serve --grpc-addr {host} --http-addr {http_addr} &"
+    );
+    println!("  - what each write path sent to ClickHouse, and the outbox backlog:");
+    println!(
+        "    curl -s http://{http_addr}/metrics | grep -E 'scorekeeper_(clickhouse_rows_written|outbox)'"
+    );
+    println!(
+        "  - query the API yourself with this demo customer's token (serve offers reflection, so no .proto files are needed):"
+    );
+    println!("    grpcurl -plaintext -H 'authorization: Bearer {}' \\", s.token);
+    println!(
+        "      -d '{{\"group_by\": \"STATS_GROUP_BY_DAY\"}}' {host} scorekeeper.v1.AnalyticsService/GetScoreStats"
+    );
+    println!("  - the ClickHouse copy itself:");
+    println!(
+        "    SELECT agent_id, count(), avg(total_score) FROM scorekeeper.scorecards FINAL \
+         WHERE customer_id = {} AND is_deleted = 0 GROUP BY agent_id ORDER BY agent_id",
+        s.customer_id
+    );
+}
