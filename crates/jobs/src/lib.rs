@@ -12,6 +12,7 @@
 
 pub mod context;
 pub mod handler;
+pub mod scheduler;
 pub mod worker;
 
 pub use context::JobContext;

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod mirror;
 pub mod outbox;
 pub mod reindex;
+pub mod schedules;
 pub mod scorecards;
 pub mod stats;
 pub mod templates;

@@ -8,6 +8,7 @@ pub mod batch_index;
 pub mod error;
 pub mod outbox;
 pub mod reindex;
+pub mod reindex_schedule;
 pub mod retry;
 
 pub use error::{Result, SyncError};

@@ -4,5 +4,6 @@ mod autoqa;
 mod bad_input;
 mod contract;
 mod fixtures;
+mod scheduler;
 mod tenancy;
 mod write_paths;
