@@ -1,7 +1,9 @@
 //! The `scorekeeper` binary. Parses settings and wires the library crates
 //! together; no logic of its own.
 
+mod client;
 mod demo;
+mod jobs;
 mod serve;
 mod settings;
 
@@ -37,6 +39,11 @@ enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create a JOB_TYPE_REINDEX_CONVERSATIONS job through the API (--wait to follow it).
+    Reindex(jobs::ReindexArgs),
+    /// List, inspect or cancel jobs through the API.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Walk through the whole product on the local stack against a running `serve`.
     Demo(demo::DemoArgs),
 }
@@ -95,6 +102,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", store.create_token(customer_id, admin, &label).await?);
             Ok(())
         }
+        Command::Reindex(args) => jobs::reindex(args).await,
+        Command::Jobs(command) => jobs::run(command).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -17,6 +17,7 @@ use scorekeeper_jobs::{Worker, WorkerConfig};
 use scorekeeper_store::Store;
 use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
 use scorekeeper_sync::reindex::ReindexSettings;
+use scorekeeper_sync::reindex_schedule::ReindexScheduleSettings;
 use tokio::sync::watch;
 
 use crate::settings::{ClickHouseArgs, PostgresArgs};
@@ -55,6 +56,20 @@ pub struct ServeArgs {
     /// Process scorecards per reindex batch (a job's payload may override it).
     #[arg(long, env = "REINDEX_PROCESS_SCORECARDS_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     reindex_process_scorecards_batch_size: u32,
+    /// Do not run the reindex scheduler in this process (others may).
+    #[arg(long, env = "SK_NO_SCHEDULER")]
+    no_scheduler: bool,
+    /// When to create a scheduled reindex job: a cron expression of 5 fields
+    /// (minute first) or 6 (second first), UTC. Unset: no scheduled reindex.
+    #[arg(long, env = "REINDEX_SCHEDULE")]
+    reindex_schedule: Option<String>,
+    /// What the scheduled reindex covers: conversation, process or all.
+    #[arg(long, env = "REINDEX_MODE", default_value = "all")]
+    reindex_mode: String,
+    /// How far back a scheduled reindex looks, before the previous tick
+    /// (rows updated since then are copied), e.g. 24h.
+    #[arg(long, env = "REINDEX_LOOKBACK", default_value = "24h")]
+    reindex_lookback: String,
     /// Do not apply migrations at start.
     #[arg(long, env = "SK_NO_MIGRATE")]
     no_migrate: bool,
@@ -67,6 +82,13 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Settings first: a bad one stops start-up before anything runs.
+    let schedule = match &args.reindex_schedule {
+        Some(schedule) if !args.no_scheduler => {
+            Some(ReindexScheduleSettings::parse(&args.reindex_mode, schedule, &args.reindex_lookback)?)
+        }
+        _ => None,
+    };
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
     let store = args.postgres.store()?;
     let analytics = args.clickhouse.analytics()?;
@@ -125,6 +147,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             worker.run(shutdown).await;
             Ok(())
         });
+    }
+    match schedule {
+        Some(settings) => {
+            tracing::info!(schedule = ?args.reindex_schedule, mode = %args.reindex_mode, lookback = %args.reindex_lookback, "reindex scheduler running");
+            let scheduler = settings.scheduler(store.clone());
+            let shutdown = shutdown_rx.clone();
+            tasks.spawn(async move {
+                scheduler.run(shutdown).await;
+                Ok(())
+            });
+        }
+        None => {
+            tracing::info!("no reindex scheduler in this process (REINDEX_SCHEDULE unset or --no-scheduler)")
+        }
     }
     if !args.no_api {
         let grpc = tokio::net::TcpListener::bind(args.grpc_addr)

@@ -80,6 +80,20 @@ impl JobContext {
         .await
     }
 
+    /// Records how many rows `activity` expects to copy (for progress and
+    /// ETA). Fenced like [`JobContext::record_batch`].
+    pub async fn record_estimate(&self, activity: &str, rows: i64) -> Result<(), RunError> {
+        if let Some(reason) = self.stop_reason() {
+            return Err(RunError::Stopped(reason));
+        }
+        let lease = self
+            .store
+            .record_estimate(self.job.id, self.fence, activity, rows)
+            .await
+            .map_err(store_failure)?;
+        self.check(lease)
+    }
+
     /// Marks `activity` finished, so a later attempt skips it.
     pub async fn finish_activity(&self, activity: &str, active: Duration) -> Result<(), RunError> {
         self.record(&ProgressUpdate {
@@ -97,14 +111,13 @@ impl JobContext {
         if let Some(reason) = self.stop_reason() {
             return Err(RunError::Stopped(reason));
         }
-        let lease = self.store.record_progress(self.job.id, self.fence, update).await.map_err(|e| {
-            RunError::Failed(JobError {
-                code: "postgres_unavailable".into(),
-                message: format!("recording progress: {e}"),
-                retryable: e.is_transient(),
-                details: serde_json::Value::Null,
-            })
-        })?;
+        let lease =
+            self.store.record_progress(self.job.id, self.fence, update).await.map_err(store_failure)?;
+        self.check(lease)
+    }
+
+    /// Stops the attempt when the lease is lost or a cancel was asked.
+    fn check(&self, lease: Lease) -> Result<(), RunError> {
         match lease {
             Lease::Lost => {
                 self.stop(StopReason::LeaseLost);
@@ -117,4 +130,15 @@ impl JobContext {
             Lease::Held { cancel_requested: false } => Ok(()),
         }
     }
+}
+
+/// Postgres failing under a progress write: the attempt fails, retryably
+/// when the failure is transient.
+fn store_failure(error: scorekeeper_store::StoreError) -> RunError {
+    RunError::Failed(JobError {
+        code: "postgres".into(),
+        message: format!("recording progress: {error}"),
+        retryable: error.is_transient(),
+        details: serde_json::Value::Null,
+    })
 }

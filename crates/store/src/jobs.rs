@@ -71,6 +71,8 @@ pub struct ActivityProgress {
     pub finished: bool,
     /// Time spent in this activity over all attempts.
     pub active_ms: i64,
+    /// Rows the activity expects to copy; 0 until it has counted.
+    pub rows_estimated: i64,
 }
 
 impl ActivityProgress {
@@ -199,7 +201,8 @@ pub(crate) async fn insert_job(tx: &Transaction<'_>, new: &NewJob) -> Result<Opt
         let row = tx
             .query_one(
                 "INSERT INTO job_activities (job_id, activity, position) VALUES ($1, $2, $3)
-                 RETURNING activity, position, rows_done, batches_done, checkpoint, finished, active_ms",
+                 RETURNING activity, position, rows_done, batches_done, checkpoint, finished, active_ms,
+                           rows_estimated",
                 &[&created.id, activity, &(position as i32)],
             )
             .await?;
@@ -211,6 +214,7 @@ pub(crate) async fn insert_job(tx: &Transaction<'_>, new: &NewJob) -> Result<Opt
             checkpoint: row.try_get(4)?,
             finished: row.try_get(5)?,
             active_ms: row.try_get(6)?,
+            rows_estimated: row.try_get(7)?,
         });
     }
     Ok(Some(created))
@@ -306,7 +310,8 @@ impl Store {
         let client = self.pool().get().await?;
         let rows = client
             .query(
-                "SELECT job_id, activity, position, rows_done, batches_done, checkpoint, finished, active_ms
+                "SELECT job_id, activity, position, rows_done, batches_done, checkpoint, finished, active_ms,
+                        rows_estimated
                  FROM job_activities WHERE job_id = ANY($1) ORDER BY job_id, position",
                 &[&ids],
             )
@@ -322,6 +327,7 @@ impl Store {
                 checkpoint: row.try_get(5)?,
                 finished: row.try_get(6)?,
                 active_ms: row.try_get(7)?,
+                rows_estimated: row.try_get(8)?,
             });
         }
         Ok(by_job)
@@ -430,6 +436,24 @@ impl Store {
                     &update.finished,
                     &millis(update.active),
                 ],
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => Lease::Held { cancel_requested: row.try_get(0)? },
+            None => Lease::Lost,
+        })
+    }
+
+    /// Records how many rows `activity` expects to copy, for attempt `fence`.
+    pub async fn record_estimate(&self, id: Uuid, fence: i32, activity: &str, rows: i64) -> Result<Lease> {
+        let client = self.pool().get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE job_activities a SET rows_estimated = $4, updated_at = now()
+                 FROM jobs j
+                 WHERE a.job_id = j.id AND a.activity = $3 AND j.id = $1 AND j.attempts = $2 AND j.state = 'running'
+                 RETURNING j.cancel_requested",
+                &[&id, &fence, &activity, &rows],
             )
             .await?;
         Ok(match row {

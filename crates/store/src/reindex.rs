@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord};
-use scorekeeper_domain::reindex::{ReindexScope, TimeBase};
+use scorekeeper_domain::reindex::{ReindexActivity, ReindexScope, TimeBase};
 use scorekeeper_domain::{ScorecardId, TemplateType};
 use tokio_postgres::types::ToSql;
 
@@ -162,5 +162,54 @@ impl Store {
             .query(&format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"), &[&ids])
             .await?;
         rows.iter().map(score_record).collect()
+    }
+}
+
+impl Store {
+    /// How many rows `activity` will copy for `scope`, counted the way its
+    /// passes read them (for progress and ETA; rows written meanwhile make
+    /// it approximate).
+    pub async fn reindex_estimate(&self, scope: &ReindexScope, activity: ReindexActivity) -> Result<i64> {
+        let by_update = scope.window.is_some_and(|w| w.base == TimeBase::UpdatedAt);
+        let kind = match activity {
+            ReindexActivity::Conversations => TemplateType::Conversation.number(),
+            ReindexActivity::ProcessScorecards => TemplateType::Process.number(),
+        };
+        let scorecards_time = if by_update { "c.updated_at" } else { "c.created_at" };
+        // Scorecards of the activity in scope, and their scores.
+        let scorecards = format!(
+            "SELECT c.id FROM scorecards c WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
+            customer_and_window("c.customer_id", scorecards_time)
+        );
+        let scores = if by_update {
+            format!(
+                "SELECT count(*) FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
+                 WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
+                customer_and_window("s.customer_id", "s.updated_at")
+            )
+        } else {
+            "SELECT count(*) FROM scores WHERE scorecard_id IN (SELECT id FROM sc)".to_owned()
+        };
+        let sql = match (activity, by_update) {
+            (ReindexActivity::Conversations, false) => format!(
+                "WITH conv AS (SELECT id FROM conversations WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4))),
+                      sc AS (SELECT id FROM scorecards WHERE template_type = $5 AND conversation_id IN (SELECT id FROM conv))
+                 SELECT (SELECT count(*) FROM conv) + (SELECT count(*) FROM sc) + ({scores})",
+                customer_and_window("customer_id", "started_at")
+            ),
+            (ReindexActivity::Conversations, true) => format!(
+                "WITH sc AS ({scorecards})
+                 SELECT (SELECT count(*) FROM conversations WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4)))
+                      + (SELECT count(*) FROM sc) + ({scores})",
+                customer_and_window("customer_id", "updated_at")
+            ),
+            (ReindexActivity::ProcessScorecards, _) => {
+                format!("WITH sc AS ({scorecards}) SELECT (SELECT count(*) FROM sc) + ({scores})")
+            }
+        };
+        let params = ScopeParams::new(scope);
+        let client = self.pool().get().await?;
+        let row = client.query_one(&sql, &params.with(&[&kind])).await?;
+        Ok(row.try_get(0)?)
     }
 }

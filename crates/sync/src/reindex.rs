@@ -160,6 +160,15 @@ impl ActivityRun<'_> {
 
     async fn execute(&self, resume: Option<Checkpoint>) -> Result<(), RunError> {
         let name = self.activity.name();
+        if self.ctx.activity(name).is_none_or(|p| p.rows_estimated == 0 && p.checkpoint.is_none()) {
+            let estimate = self
+                .handler
+                .store
+                .reindex_estimate(&self.spec.scope, self.activity)
+                .await
+                .map_err(|e| failure(e.into()))?;
+            self.ctx.record_estimate(name, estimate).await?;
+        }
         for phase in self.phases() {
             let mut after = match resume {
                 Some(c) if c.phase == phase => c.after,

@@ -31,9 +31,6 @@ use scorekeeper_store::jobs::NewJob;
 /// (`schedule:reindex:<tick>`).
 pub const SCHEDULE_NAME: &str = "reindex";
 
-/// `JOB_TYPE_REINDEX_CONVERSATIONS` (proto `scorekeeper.v1.JobType`).
-const JOB_TYPE_REINDEX_CONVERSATIONS: i16 = 1;
-
 /// Attempts of a scheduled job before it is failed.
 pub const MAX_ATTEMPTS: i32 = 10;
 
@@ -118,7 +115,7 @@ impl ReindexScheduleSettings {
         };
         NewJob {
             customer_id: None,
-            job_type: JOB_TYPE_REINDEX_CONVERSATIONS,
+            job_type: crate::reindex::JOB_TYPE,
             payload: serde_json::to_value(&spec).expect("a ReindexSpec always serialises"),
             max_attempts: MAX_ATTEMPTS,
             dedupe_key: None,

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::clickhouse_proxy::ClickHouseProxy;
+use crate::proxy::TcpProxy;
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
@@ -76,12 +76,18 @@ impl Default for Options {
 }
 
 pub struct TestEnv {
-    /// The store of this test's database (also used by the server).
+    /// The store of this test's database, direct (never through a proxy).
     pub store: Store,
+    /// The store the server under test (API, dispatcher, worker) uses:
+    /// through `postgres_proxy`.
+    pub server_store: Store,
+    /// What the server under test talks to Postgres through; cut it to take
+    /// Postgres "down" for this test only.
+    pub postgres_proxy: TcpProxy,
     /// ClickHouse as the test sees it: direct, never through the proxy.
     pub analytics: Analytics,
     /// What the server under test talks to; cut it to take ClickHouse down.
-    pub proxy: ClickHouseProxy,
+    pub proxy: TcpProxy,
     /// ClickHouse as the server under test sees it (through the proxy).
     pub server_analytics: Analytics,
     pub grpc_url: String,
@@ -101,6 +107,28 @@ fn setting(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| {
         format!("{name} is not set: start the local stack and run `eval \"$(scripts/stack env)\"` (scripts/test does)")
     })
+}
+
+/// `host:port` of a `postgres://user:pass@host:port/db` URL.
+fn postgres_addr(url: &str) -> anyhow::Result<String> {
+    let config: tokio_postgres::Config = url.parse()?;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => bail!("DATABASE_URL must name a TCP host for the tests"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    Ok(format!("{host}:{port}"))
+}
+
+/// The URL with its `host:port` replaced by `addr`.
+fn with_addr(url: &str, addr: std::net::SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (credentials, rest) = match rest.rsplit_once('@') {
+        Some((credentials, rest)) => (format!("{credentials}@"), rest),
+        None => (String::new(), rest),
+    };
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    format!("{scheme}://{credentials}{addr}{path}")
 }
 
 /// `postgres://…/old?x` with the database replaced.
@@ -128,6 +156,9 @@ impl TestEnv {
         admin.batch_execute(&format!("CREATE DATABASE {postgres_db}")).await?;
         let store = Store::connect(&with_database(&admin_url, &postgres_db), 8)?;
         store.migrate().await?;
+        let postgres_proxy = TcpProxy::start(postgres_addr(&admin_url)?).await?;
+        let server_store =
+            Store::connect(&with_addr(&with_database(&admin_url, &postgres_db), postgres_proxy.addr()), 16)?;
 
         let clickhouse = ClickHouseConfig {
             url: setting("CLICKHOUSE_URL")?,
@@ -138,13 +169,13 @@ impl TestEnv {
         let analytics = Analytics::new(clickhouse.clone())?;
         analytics.migrate().await?;
         let upstream = clickhouse.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
-        let proxy = ClickHouseProxy::start(upstream).await?;
+        let proxy = TcpProxy::start(upstream).await?;
         let server_analytics = Analytics::new(ClickHouseConfig { url: proxy.url(), ..clickhouse.clone() })?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         if options.dispatcher {
             let dispatcher = OutboxDispatcher::new(
-                store.clone(),
+                server_store.clone(),
                 server_analytics.clone(),
                 DispatcherConfig { poll_interval: Duration::from_millis(100), ..DispatcherConfig::default() },
             );
@@ -153,7 +184,7 @@ impl TestEnv {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let grpc_url = format!("http://{}", listener.local_addr()?);
         let registry = scorekeeper_sync::reindex::registry(
-            store.clone(),
+            server_store.clone(),
             server_analytics.clone(),
             scorekeeper_sync::reindex::ReindexSettings::default(),
         );
@@ -161,10 +192,12 @@ impl TestEnv {
             let mut config = scorekeeper_jobs::WorkerConfig::new(format!("test-worker-{suffix:x}"));
             config.poll_interval = Duration::from_millis(100);
             config.base_backoff = Duration::from_millis(200);
-            let worker = scorekeeper_jobs::Worker::new(store.clone(), registry.clone(), config);
+            // Short, so tests of lost workers and outages finish quickly.
+            config.lease = Duration::from_secs(3);
+            let worker = scorekeeper_jobs::Worker::new(server_store.clone(), registry.clone(), config);
             tokio::spawn(worker.run(shutdown_rx.clone()));
         }
-        let state = scorekeeper_api::ApiState::new(store.clone(), server_analytics.clone(), registry);
+        let state = scorekeeper_api::ApiState::new(server_store.clone(), server_analytics.clone(), registry);
         let mut stop = shutdown_rx.clone();
         tokio::spawn(scorekeeper_api::serve(state, listener, async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -172,6 +205,8 @@ impl TestEnv {
         let channel = Channel::from_shared(grpc_url.clone())?.connect_lazy();
         Ok(TestEnv {
             store,
+            server_store,
+            postgres_proxy,
             analytics,
             proxy,
             server_analytics,
@@ -344,5 +379,77 @@ impl Drop for TestEnv {
             Some(())
         });
         let _ = cleanup.join();
+    }
+}
+
+/// What [`bulk_import`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BulkData {
+    pub conversation_template: scorekeeper_domain::TemplateId,
+    pub process_template: scorekeeper_domain::TemplateId,
+    pub conversations: i64,
+    pub conversation_scorecards: i64,
+    pub process_scorecards: i64,
+    /// Conversations, scorecards and scores, all live.
+    pub rows: i64,
+}
+
+/// Writes rows straight into Postgres, as a bulk import (or any writer that
+/// bypasses the API) would: nothing of it reaches ClickHouse. Per
+/// conversation one conversation scorecard with two scores; one process
+/// scorecard (one score) per ten conversations, linked to one of them.
+pub async fn bulk_import(store: &Store, customer: CustomerId, conversations: i64) -> BulkData {
+    use scorekeeper_domain::TemplateType;
+    use scorekeeper_domain::scorecard::{NewCriterion, NewTemplate};
+    use scorekeeper_domain::scoring::CriterionScale;
+    let scale = CriterionScale { weight: 1.0, min_value: 0.0, max_value: 5.0 };
+    let criterion = |name: &str| NewCriterion { name: name.into(), scale, rule: None };
+    let template =
+        |name: &str, template_type, criteria| NewTemplate { name: name.into(), template_type, criteria };
+    let conversation_template = store
+        .create_template(
+            customer,
+            &template("bulk", TemplateType::Conversation, vec![criterion("a"), criterion("b")]),
+        )
+        .await
+        .expect("conversation template");
+    let process_template = store
+        .create_template(customer, &template("bulk process", TemplateType::Process, vec![criterion("p")]))
+        .await
+        .expect("process template");
+    let client = store.pool().get().await.expect("a Postgres connection");
+    let (c, ct, pt) = (customer.0, conversation_template.id.0, process_template.id.0);
+    let (ca, cb, pc) = (
+        conversation_template.criteria[0].id.0,
+        conversation_template.criteria[1].id.0,
+        process_template.criteria[0].id.0,
+    );
+    let statements = format!(
+        "INSERT INTO conversations (customer_id, external_id, agent_id, started_at, ended_at, message_count)
+         SELECT {c}, 'bulk-' || g, 'agent-' || (g % 7), timestamptz '2026-01-01' + g * interval '1 minute',
+                timestamptz '2026-01-01' + g * interval '1 minute' + interval '5 minutes', 0
+         FROM generate_series(1, {conversations}) g;
+         INSERT INTO scorecards (customer_id, template_id, template_type, conversation_id, agent_id, source, total_score)
+         SELECT customer_id, {ct}, 1, id, agent_id, 1, 50 FROM conversations WHERE customer_id = {c};
+         INSERT INTO scores (customer_id, scorecard_id, criterion_id, value)
+         SELECT customer_id, id, {ca}, 2.5 FROM scorecards WHERE customer_id = {c} AND template_id = {ct}
+         UNION ALL SELECT customer_id, id, {cb}, 2.5 FROM scorecards WHERE customer_id = {c} AND template_id = {ct};
+         WITH created AS (
+             INSERT INTO scorecards (customer_id, template_id, template_type, agent_id, source, total_score)
+             SELECT {c}, {pt}, 2, 'agent-' || g, 1, 40 FROM generate_series(1, {conversations} / 10) g RETURNING id
+         ) INSERT INTO scores (customer_id, scorecard_id, criterion_id, value) SELECT {c}, id, {pc}, 2 FROM created;
+         INSERT INTO process_scorecard_conversations (scorecard_id, conversation_id)
+         SELECT s.id, (SELECT min(id) FROM conversations WHERE customer_id = {c}) FROM scorecards s
+         WHERE s.customer_id = {c} AND s.template_id = {pt};"
+    );
+    client.batch_execute(&statements).await.expect("bulk import");
+    let processes = conversations / 10;
+    BulkData {
+        conversation_template: conversation_template.id,
+        process_template: process_template.id,
+        conversations,
+        conversation_scorecards: conversations,
+        process_scorecards: processes,
+        rows: conversations + conversations * 3 + processes * 2,
     }
 }

@@ -7,7 +7,7 @@
 //! (`eval "$(scripts/stack env)"`); a test fails, never skips, when they are
 //! missing.
 
-pub mod clickhouse_proxy;
 pub mod env;
+pub mod proxy;
 
 pub use env::{Customer, TestEnv};

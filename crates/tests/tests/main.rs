@@ -4,6 +4,7 @@ mod autoqa;
 mod bad_input;
 mod contract;
 mod fixtures;
+mod job_faults;
 mod scheduler;
 mod tenancy;
 mod write_paths;

@@ -150,6 +150,7 @@ fn job_to_wire(job: &stored::Job) -> Job {
                 rows_per_second: a.rows_per_second(),
                 checkpoint: a.checkpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
                 finished: a.finished,
+                rows_estimated: a.rows_estimated,
             })
             .collect(),
         error: job.error.as_ref().map(|e| JobError {

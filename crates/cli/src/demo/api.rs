@@ -11,30 +11,13 @@ use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
 use scorekeeper_store::Store;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status};
+use tonic::{Response, Status};
 
 use super::section;
+use crate::client::{Authed, BearerToken};
 
 // ---------------------------------------------------------------------------
 // The gRPC clients, all carrying the customer's token.
-
-/// Adds `authorization: Bearer <token>` to every request; the server
-/// derives the customer from the token, never from the request body.
-#[derive(Clone)]
-pub(super) struct BearerToken(MetadataValue<Ascii>);
-
-impl Interceptor for BearerToken {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-type Authed = InterceptedService<Channel, BearerToken>;
 
 pub(super) struct Api {
     pub(super) scorecards: ScorecardServiceClient<Authed>,
@@ -45,21 +28,13 @@ pub(super) struct Api {
 
 impl Api {
     pub(super) async fn connect(url: &str, token: &str) -> anyhow::Result<Api> {
-        let auth = BearerToken(
-            format!("Bearer {token}").parse().context("the API token is not a valid header value")?,
-        );
+        let auth = BearerToken::new(token)?;
         // Generous per-call timeout: autoscoring a thousand transcripts on a
         // debug build takes a while, but a hung server should still end the
         // demo rather than leave it waiting forever.
-        let channel = Endpoint::from_shared(url.to_owned())
-            .with_context(|| format!("--grpc-url {url:?} is not a valid URL"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(300))
-            .connect()
+        let channel = crate::client::connect(url, Duration::from_secs(300))
             .await
-            .with_context(|| {
-                format!("connecting to scorekeeper serve at {url} (is it running? scripts/demo starts one)")
-            })?;
+            .context("is it running? scripts/demo starts one")?;
         Ok(Api {
             scorecards: ScorecardServiceClient::with_interceptor(channel.clone(), auth.clone()),
             conversations: ConversationServiceClient::with_interceptor(channel.clone(), auth.clone()),

@@ -1,7 +1,8 @@
-//! A TCP proxy in front of the real ClickHouse that a test can cut: the way
-//! to take ClickHouse "down" for one test without stopping the server other
-//! tests share. While cut, new connections are closed at once and open ones
-//! are dropped, which the client sees as a network failure.
+//! A TCP proxy in front of a real server (ClickHouse or Postgres) that a test
+//! can cut: the way to take a server "down" for one test without stopping
+//! the server other tests share. While cut, new connections are closed at
+//! once and open ones are dropped, which clients see exactly as a server
+//! restart: connections lost, reconnects refused until it is back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,16 +10,16 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-pub struct ClickHouseProxy {
+pub struct TcpProxy {
     addr: SocketAddr,
     up: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl ClickHouseProxy {
+impl TcpProxy {
     /// Starts a proxy on a free loopback port forwarding to `upstream`
     /// (host:port).
-    pub async fn start(upstream: String) -> anyhow::Result<ClickHouseProxy> {
+    pub async fn start(upstream: String) -> anyhow::Result<TcpProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (up, up_rx) = watch::channel(true);
@@ -43,15 +44,20 @@ impl ClickHouseProxy {
                 });
             }
         });
-        Ok(ClickHouseProxy { addr, up, task })
+        Ok(TcpProxy { addr, up, task })
     }
 
-    /// The URL clients should use instead of the real server's.
+    /// `host:port` clients should use instead of the real server's.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// An HTTP URL to the proxy.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Cuts every connection, now and until [`ClickHouseProxy::restore`].
+    /// Cuts every connection, now and until [`TcpProxy::restore`].
     pub fn cut(&self) {
         let _ = self.up.send(false);
     }
@@ -61,7 +67,7 @@ impl ClickHouseProxy {
     }
 }
 
-impl Drop for ClickHouseProxy {
+impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.task.abort();
     }

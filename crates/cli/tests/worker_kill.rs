@@ -1,0 +1,105 @@
+//! `kill -9` of a worker process in the middle of a reindex: another worker
+//! process takes the job over once the lease expires, resumes from the
+//! checkpoint (rows already recorded are not read again), and the job
+//! succeeds with ClickHouse equal to Postgres.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use scorekeeper_domain::TemplateType;
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_scope};
+use scorekeeper_store::jobs::{Job, JobState, NewJob};
+use scorekeeper_sync::reindex::JOB_TYPE;
+use scorekeeper_tests::TestEnv;
+use scorekeeper_tests::env::{Options, bulk_import};
+use tokio::process::{Child, Command};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A worker-only `scorekeeper serve` on this test's databases.
+fn worker_process(env: &TestEnv) -> Child {
+    let clickhouse = env.clickhouse_config();
+    Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
+        .arg("serve")
+        .env("DATABASE_URL", env.database_url())
+        .env("CLICKHOUSE_URL", &clickhouse.url)
+        .env("CLICKHOUSE_DATABASE", &clickhouse.database)
+        .env("SK_NO_API", "true")
+        .env("SK_NO_DISPATCHER", "true")
+        .env("SK_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("JOB_LEASE_SECONDS", "3")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting a worker process")
+}
+
+fn rows_done(job: &Job) -> i64 {
+    job.activities.iter().map(|a| a.rows_done).sum()
+}
+
+async fn poll(env: &TestEnv, job: &Job, within: Duration, until: impl Fn(&Job) -> bool) -> Job {
+    let started = Instant::now();
+    loop {
+        let now = env.store.get_job(job.id, None).await.unwrap().unwrap();
+        if until(&now) {
+            return now;
+        }
+        assert_ne!(now.state, JobState::Failed, "the job failed: {:?}", now.error);
+        assert!(started.elapsed() < within, "timed out; job: {now:#?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_worker_s_job_is_resumed_by_another() {
+    let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
+    let customer = env.customer("acme").await;
+    let data = bulk_import(&env.store, customer.id, 1000).await;
+    let spec = ReindexSpec {
+        scope: ReindexScope { customer_id: Some(customer.id), ..ReindexScope::default() },
+        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
+        conversations_batch_size: Some(10),
+        process_scorecards_batch_size: Some(10),
+    };
+    let (job, _) = env
+        .store
+        .create_job(&NewJob {
+            customer_id: Some(customer.id),
+            job_type: JOB_TYPE,
+            payload: serde_json::to_value(&spec).unwrap(),
+            max_attempts: 10,
+            dedupe_key: None,
+            activities: resolve_reindex_scope(&spec.scorecard_types)
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect(),
+        })
+        .await
+        .unwrap();
+
+    let mut first = worker_process(&env);
+    let running = poll(&env, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    assert_eq!(running.state, JobState::Running);
+    first.start_kill().expect("kill -9 the first worker");
+    first.wait().await.unwrap();
+    let at_kill = env.store.get_job(job.id, None).await.unwrap().unwrap();
+    assert!(
+        rows_done(&at_kill) < data.rows,
+        "killed in the middle: {} of {} rows",
+        rows_done(&at_kill),
+        data.rows
+    );
+
+    let _second = worker_process(&env);
+    let done = poll(&env, &job, Duration::from_secs(90), |j| j.state == JobState::Succeeded).await;
+    assert_eq!(done.attempts, 2, "the second worker took the job over once");
+    assert_eq!(rows_done(&done), data.rows, "resumed from the checkpoint: no recorded row was read again");
+    assert!(done.activities.iter().all(|a| a.finished));
+    env.assert_scorecards_mirrored().await;
+    assert_eq!(env.clickhouse_conversations().await.len() as i64, data.conversations);
+}

@@ -1,0 +1,191 @@
+//! The job engine under faults: a stale worker is fenced, many workers never
+//! write a batch twice, and a ClickHouse or Postgres outage in the middle of
+//! a reindex is retried until the job succeeds from its checkpoint.
+
+use std::time::{Duration, Instant};
+
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_scope};
+use scorekeeper_domain::{CustomerId, TemplateType};
+use scorekeeper_store::Store;
+use scorekeeper_store::jobs::{AttemptOutcome, Job, JobState, Lease, NewJob, ProgressUpdate};
+use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, registry};
+use scorekeeper_tests::TestEnv;
+use scorekeeper_tests::env::{BulkData, Options, bulk_import};
+use tokio::sync::watch;
+
+/// Creates a reindex job for `customer` of both scorecard types.
+async fn reindex_job(store: &Store, customer: CustomerId, batch_size: u32) -> Job {
+    let spec = ReindexSpec {
+        scope: ReindexScope { customer_id: Some(customer), ..ReindexScope::default() },
+        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
+        conversations_batch_size: Some(batch_size),
+        process_scorecards_batch_size: Some(batch_size),
+    };
+    let activities =
+        resolve_reindex_scope(&spec.scorecard_types).iter().map(|a| a.name().to_owned()).collect();
+    let new = NewJob {
+        customer_id: Some(customer),
+        job_type: JOB_TYPE,
+        payload: serde_json::to_value(&spec).unwrap(),
+        max_attempts: 10,
+        dedupe_key: None,
+        activities,
+    };
+    store.create_job(&new).await.expect("creating a job").0
+}
+
+async fn job(store: &Store, job: &Job) -> Job {
+    store.get_job(job.id, None).await.expect("reading the job").expect("the job exists")
+}
+
+fn rows_done(job: &Job) -> i64 {
+    job.activities.iter().map(|a| a.rows_done).sum()
+}
+
+/// Waits until `check` holds for the job, or panics with the job's state.
+async fn wait_job(store: &Store, created: &Job, within: Duration, check: impl Fn(&Job) -> bool) -> Job {
+    let started = Instant::now();
+    loop {
+        let now = job(store, created).await;
+        if check(&now) {
+            return now;
+        }
+        assert!(started.elapsed() < within, "job did not get there in {within:?}: {now:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn succeeded(job: &Job) -> bool {
+    assert_ne!(job.state, JobState::Failed, "the job failed: {:?}", job.error);
+    job.state == JobState::Succeeded
+}
+
+/// ClickHouse holds exactly Postgres's live rows of every table.
+async fn assert_mirrored(env: &TestEnv, data: &BulkData) {
+    env.assert_scorecards_mirrored().await;
+    assert_eq!(env.clickhouse_conversations().await.len() as i64, data.conversations);
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_cannot_write() {
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false }).await;
+    let customer = env.customer("acme").await;
+    let created = reindex_job(&env.store, customer.id, 10).await;
+    let lease = Duration::from_millis(500);
+    let a = env.store.claim_job("worker-a", lease, &[JOB_TYPE]).await.unwrap().expect("a claims the job");
+    assert_eq!(a.fence, 1);
+    let progress = |rows| ProgressUpdate {
+        activity: "reindex_conversations",
+        rows,
+        batches: 1,
+        checkpoint: None,
+        finished: false,
+        active: Duration::from_millis(1),
+    };
+    assert!(matches!(
+        env.store.record_progress(created.id, a.fence, &progress(5)).await.unwrap(),
+        Lease::Held { .. }
+    ));
+
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+    let b = env
+        .store
+        .claim_job("worker-b", Duration::from_secs(30), &[JOB_TYPE])
+        .await
+        .unwrap()
+        .expect("b takes over");
+    assert_eq!(b.fence, 2, "the takeover is a new attempt");
+    assert_eq!(b.job.activities[0].rows_done, 5, "b sees a's recorded progress");
+
+    // a wakes up: every write it tries is refused, and changes nothing.
+    assert_eq!(env.store.record_progress(created.id, a.fence, &progress(100)).await.unwrap(), Lease::Lost);
+    assert_eq!(env.store.heartbeat(created.id, a.fence, lease).await.unwrap(), Lease::Lost);
+    assert!(!env.store.finish_attempt(created.id, a.fence, &AttemptOutcome::Succeeded).await.unwrap());
+    let now = job(&env.store, &created).await;
+    assert_eq!((now.state, now.attempts, rows_done(&now)), (JobState::Running, 2, 5));
+    assert_eq!(now.lease_owner.as_deref(), Some("worker-b"));
+
+    // b's writes go through.
+    assert!(matches!(
+        env.store.record_progress(created.id, b.fence, &progress(7)).await.unwrap(),
+        Lease::Held { .. }
+    ));
+    assert!(env.store.finish_attempt(created.id, b.fence, &AttemptOutcome::Succeeded).await.unwrap());
+    let done = job(&env.store, &created).await;
+    assert_eq!((done.state, rows_done(&done)), (JobState::Succeeded, 12));
+}
+
+#[tokio::test]
+async fn many_workers_and_jobs_write_each_batch_once() {
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false }).await;
+    let mut jobs = Vec::new();
+    let mut total_rows = 0;
+    for i in 0..12 {
+        let customer = env.customer(&format!("customer-{i}")).await;
+        let data = bulk_import(&env.store, customer.id, 60).await;
+        total_rows += data.rows;
+        jobs.push((reindex_job(&env.store, customer.id, 7).await, data));
+    }
+    let (stop, stop_rx) = watch::channel(false);
+    let registry =
+        registry(env.server_store.clone(), env.server_analytics.clone(), ReindexSettings::default());
+    for w in 0..4 {
+        let mut config = scorekeeper_jobs::WorkerConfig::new(format!("worker-{w}"));
+        config.poll_interval = Duration::from_millis(50);
+        let worker = scorekeeper_jobs::Worker::new(env.server_store.clone(), registry.clone(), config);
+        tokio::spawn(worker.run(stop_rx.clone()));
+    }
+    for (created, data) in &jobs {
+        let done = wait_job(&env.store, created, Duration::from_secs(60), succeeded).await;
+        assert_eq!(done.attempts, 1, "no job was taken over while its lease was held");
+        assert_eq!(rows_done(&done), data.rows, "every row was read once");
+    }
+    let _ = stop.send(true);
+    // Without FINAL: had any batch been written twice, ClickHouse would
+    // hold more rows than Postgres.
+    let raw = env.clickhouse_row_count("conversations").await
+        + env.clickhouse_row_count("scorecards").await
+        + env.clickhouse_row_count("scores").await;
+    assert_eq!(raw as i64, total_rows, "each batch reached ClickHouse exactly once");
+    env.assert_scorecards_mirrored().await;
+}
+
+#[tokio::test]
+async fn a_clickhouse_outage_mid_job_is_retried_from_the_checkpoint() {
+    let env = TestEnv::start().await;
+    let customer = env.customer("acme").await;
+    let data = bulk_import(&env.store, customer.id, 200).await;
+    let created = reindex_job(&env.store, customer.id, 5).await;
+    wait_job(&env.store, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    env.proxy.cut();
+    let failed = wait_job(&env.store, &created, Duration::from_secs(30), |j| j.error.is_some()).await;
+    let error = failed.error.clone().unwrap();
+    assert!(error.retryable, "an unreachable ClickHouse is worth retrying: {error:?}");
+    assert_ne!(failed.state, JobState::Failed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.proxy.restore();
+    let done = wait_job(&env.store, &created, Duration::from_secs(60), succeeded).await;
+    assert!(done.attempts >= 2, "the outage cost at least one attempt");
+    assert_eq!(rows_done(&done), data.rows, "the retry resumed from the checkpoint, re-reading nothing");
+    assert_mirrored(&env, &data).await;
+}
+
+#[tokio::test]
+async fn a_postgres_outage_mid_job_is_survived() {
+    let env = TestEnv::start().await;
+    let customer = env.customer("acme").await;
+    let data = bulk_import(&env.store, customer.id, 200).await;
+    let created = reindex_job(&env.store, customer.id, 5).await;
+    wait_job(&env.store, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    // Every connection of the worker is cut, and reconnects are refused,
+    // as in a Postgres restart.
+    env.postgres_proxy.cut();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = job(&env.store, &created).await;
+    env.postgres_proxy.restore();
+    let done = wait_job(&env.store, &created, Duration::from_secs(60), succeeded).await;
+    assert!(rows_done(&during) < data.rows, "the outage hit the job in the middle");
+    assert!(done.attempts >= 2, "the outage cost at least one attempt");
+    assert_eq!(rows_done(&done), data.rows, "the job resumed from its checkpoint");
+    assert_mirrored(&env, &data).await;
+}
