@@ -1,0 +1,726 @@
+//! Reindex scopes end to end: for every combination of scorecard types,
+//! explicit conversations, time windows (on the conversation start and on
+//! the last update), customer and batch sizes, a reindex job copies exactly
+//! the rows in scope from Postgres to ClickHouse, column for column and
+//! tombstones included, and nothing outside the scope.
+//!
+//! Every test starts from a world that lives in Postgres only (written
+//! through the API with the outbox dispatcher off, then the outbox emptied),
+//! so whatever ClickHouse holds afterwards came from the job.
+//!
+//! Also home of what the job API tests share: [`World`], [`Truth`],
+//! [`Rows`] and [`assert_clickhouse_holds`].
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use chrono::{DateTime, Utc};
+use scorekeeper_analytics::WritePath;
+use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
+use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch};
+use scorekeeper_domain::{ConversationId, CustomerId};
+use scorekeeper_proto::coaching::{self as pb, ScorecardTemplateType as Kind};
+use scorekeeper_proto::v1::{self, Job, ReindexConversationsPayload, ReindexTimeBase};
+use scorekeeper_store::mirror::ConversationSelector;
+use scorekeeper_tests::env::Options;
+use scorekeeper_tests::{Customer, TestEnv};
+use tonic::Code;
+
+use crate::fixtures::*;
+use crate::job_api::{
+    CONVERSATION_ACTIVITY, PROCESS_ACTIVITY, create_job, jobs, reindex_request, run_job, scorecard_types,
+};
+
+const DAY: i64 = 86_400;
+
+/// One customer's part of the world.
+pub(crate) struct Side {
+    pub(crate) customer: Customer,
+    conversation_template: pb::ScorecardTemplate,
+    process_template: pb::ScorecardTemplate,
+    /// Conversation `i` started at `T0 + i days`.
+    pub(crate) conversations: Vec<i64>,
+    /// The first conversation scorecard of each conversation (conversation
+    /// 0 has a second one).
+    pub(crate) cards: Vec<i64>,
+    /// Process scorecards, in the order of their links.
+    pub(crate) process: Vec<i64>,
+}
+
+/// Creates the scorecards concurrently (the server is the slow part);
+/// returns their ids in request order.
+async fn create_scorecards(customer: &Customer, requests: Vec<pb::CreateScorecardRequest>) -> Vec<i64> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let mut api = customer.scorecards();
+            tokio::spawn(async move { api.create_scorecard(request).await })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let created = task.await.expect("a create task").expect("creating a scorecard").into_inner();
+        ids.push(created.scorecard.expect("a scorecard").id);
+    }
+    ids
+}
+
+impl Side {
+    /// `count` conversations a day apart, a conversation scorecard on
+    /// each (two on the first), and a process scorecard per entry of
+    /// `links` (indexes into the conversations) created at `T0 + days`.
+    async fn build(env: &TestEnv, name: &str, count: usize, links: &[(&[usize], f64)]) -> Side {
+        let customer = env.customer(name).await;
+        let conversation_template = conversation_template(&customer).await;
+        let process_template = process_template(&customer).await;
+        let conversations: Vec<i64> = conversations(&customer, count).await.iter().map(|c| c.id).collect();
+        // As a bulk import would: conversation i starts on day i.
+        let client = env.store.pool().get().await.expect("a Postgres connection");
+        for (i, id) in conversations.iter().enumerate() {
+            let started = (T0 + i as i64 * DAY) as f64;
+            client
+                .execute(
+                    "UPDATE conversations SET started_at = to_timestamp($2), ended_at = to_timestamp($2 + 600)
+                     WHERE id = $1",
+                    &[id, &started],
+                )
+                .await
+                .expect("spreading the conversations over days");
+        }
+        let card = |i: usize| pb::CreateScorecardRequest {
+            template_id: conversation_template.id,
+            conversation_id: conversations[i],
+            scores: scores(&conversation_template, &[(i % 6) as f64, 7.0]),
+            ..Default::default()
+        };
+        // The second scorecard of conversation 0 comes last.
+        let mut cards =
+            create_scorecards(&customer, (0..conversations.len()).chain([0]).map(card).collect()).await;
+        cards.pop();
+        let process_cards = links
+            .iter()
+            .enumerate()
+            .map(|(k, (linked, _))| pb::CreateScorecardRequest {
+                template_id: process_template.id,
+                agent_id: format!("lead-{k}"),
+                linked_conversation_ids: linked.iter().map(|&i| conversations[i]).collect(),
+                scores: scores(&process_template, &[(k % 5) as f64]),
+                ..Default::default()
+            })
+            .collect();
+        let process = create_scorecards(&customer, process_cards).await;
+        // And process scorecards created over days.
+        for (id, (_, created_days)) in process.iter().zip(links) {
+            let created = T0 as f64 + created_days * DAY as f64;
+            client
+                .execute("UPDATE scorecards SET created_at = to_timestamp($2) WHERE id = $1", &[id, &created])
+                .await
+                .expect("back-dating a process scorecard");
+        }
+        Side { customer, conversation_template, process_template, conversations, cards, process }
+    }
+
+    async fn delete(&self, id: i64) {
+        self.customer
+            .scorecards()
+            .delete_scorecard(pb::DeleteScorecardRequest { id })
+            .await
+            .expect("deleting a scorecard");
+    }
+
+    async fn update(&self, id: i64, scores: Vec<pb::Score>) {
+        self.customer
+            .scorecards()
+            .update_scorecard(pb::UpdateScorecardRequest { id, scores, ..Default::default() })
+            .await
+            .expect("updating a scorecard");
+    }
+}
+
+/// Two customers' conversations and scorecards, in Postgres only:
+///
+/// * A: conversations a0..a5 (external ids c0..c5; a_i started on day i,
+///   that is at `T0 + i` days); a conversation scorecard on each, two on
+///   a0, the one on a3 deleted; process scorecards P0 (links a0, a1;
+///   created on day 0.5), P1 (a3; day 1), P2 (none; day 4), P3 (a4, a5;
+///   day 2.5; deleted).
+/// * B: conversations b0..b2 with a scorecard each, the one on b1 deleted;
+///   Q0 (links b0; created day 2).
+pub(crate) struct World {
+    pub(crate) a: Side,
+    pub(crate) b: Side,
+    /// Every scorecard and score as it was before the deletes.
+    before_deletes: MirrorBatch,
+}
+
+impl World {
+    /// A fresh environment (outbox dispatcher off, job worker on) holding
+    /// the world in Postgres and nothing in ClickHouse.
+    pub(crate) async fn start() -> (TestEnv, World) {
+        let env = TestEnv::start_with(Options { dispatcher: false, ..Default::default() }).await;
+        let (a, b) = tokio::join!(
+            Side::build(&env, "acme", 6, &[(&[0, 1], 0.5), (&[3], 1.0), (&[], 4.0), (&[4, 5], 2.5)]),
+            Side::build(&env, "globex", 3, &[(&[0], 2.0)]),
+        );
+        let before_deletes = env.postgres_scorecards().await;
+        tokio::join!(a.delete(a.cards[3]), a.delete(a.process[3]), b.delete(b.cards[1]));
+        let client = env.store.pool().get().await.expect("a Postgres connection");
+        client.execute("DELETE FROM outbox", &[]).await.expect("emptying the outbox");
+        assert_eq!(clickhouse_rows(&env).await, Rows::default(), "the world must start in Postgres only");
+        (env, World { a, b, before_deletes })
+    }
+}
+
+/// Postgres now, as the mirror readers see it (deleted rows included).
+pub(crate) struct Truth {
+    conversations: Vec<ConversationRecord>,
+    scorecards: MirrorBatch,
+}
+
+impl Truth {
+    pub(crate) async fn read(env: &TestEnv, world: &World) -> Truth {
+        let everything = ConversationSelector::StartedBetween {
+            start: DateTime::UNIX_EPOCH,
+            end: DateTime::from_timestamp(T0 + 3650 * DAY, 0).expect("a valid time"),
+        };
+        let mut conversations = Vec::new();
+        for side in [&world.a, &world.b] {
+            conversations.extend(
+                env.store
+                    .conversation_page(side.customer.id, &everything, ConversationId(0), 10_000)
+                    .await
+                    .expect("reading conversations"),
+            );
+        }
+        Truth { conversations, scorecards: env.postgres_scorecards().await }
+    }
+
+    /// The conversation scorecards of these conversations.
+    pub(crate) fn cards_of(&self, conversations: &[i64]) -> Vec<i64> {
+        self.scorecards
+            .scorecards
+            .iter()
+            .filter(|s| !s.template_type.is_process())
+            .filter(|s| s.conversation_id.is_some_and(|c| conversations.contains(&c.0)))
+            .map(|s| s.id.0)
+            .collect()
+    }
+
+    /// The rows of these conversations and scorecards, with every score of
+    /// the scorecards; deleted rows as tombstones.
+    pub(crate) fn rows(&self, conversations: &[i64], scorecards: &[i64]) -> Rows {
+        let mut rows = Rows {
+            conversations: pick(&self.conversations, |c| conversations.contains(&c.id.0)),
+            scorecards: pick(&self.scorecards.scorecards, |s| scorecards.contains(&s.id.0)),
+            scores: pick(&self.scorecards.scores, |s| scorecards.contains(&s.scorecard_id.0)),
+        };
+        assert_eq!(
+            rows.conversations.len(),
+            conversations.len(),
+            "the test asks for conversations Postgres does not hold"
+        );
+        assert_eq!(
+            rows.scorecards.len(),
+            scorecards.len(),
+            "the test asks for scorecards Postgres does not hold"
+        );
+        rows.sort();
+        rows
+    }
+
+    /// What a reindex of `conversations` (with their conversation
+    /// scorecards) and of the `process` scorecards must write.
+    pub(crate) fn scope(&self, conversations: &[i64], process: &[i64]) -> Rows {
+        let mut scorecards = self.cards_of(conversations);
+        scorecards.extend_from_slice(process);
+        self.rows(conversations, &scorecards)
+    }
+
+    /// Everything of `side`, both scorecard types.
+    pub(crate) fn all_of(&self, side: &Side) -> Rows {
+        self.scope(&side.conversations, &side.process)
+    }
+}
+
+/// The ClickHouse rows of the records `keep` accepts.
+fn pick<R, T: for<'r> From<&'r R>>(records: &[R], keep: impl Fn(&R) -> bool) -> Vec<T> {
+    records.iter().filter(|r| keep(r)).map(T::from).collect()
+}
+
+/// Mirror rows of the three tables, in (customer, id) order.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Rows {
+    pub(crate) conversations: Vec<ConversationRow>,
+    pub(crate) scorecards: Vec<ScorecardRow>,
+    pub(crate) scores: Vec<ScoreRow>,
+}
+
+impl Rows {
+    fn sort(&mut self) {
+        self.conversations.sort_by_key(Key::key);
+        self.scorecards.sort_by_key(Key::key);
+        self.scores.sort_by_key(Key::key);
+    }
+
+    fn merge(mut self, other: Rows) -> Rows {
+        self.conversations.extend(other.conversations);
+        self.scorecards.extend(other.scorecards);
+        self.scores.extend(other.scores);
+        self.sort();
+        self
+    }
+
+    /// What the conversation activity (`process == false`) or the process
+    /// activity reports as rows_done for these rows.
+    pub(crate) fn activity_rows(&self, process: bool) -> i64 {
+        let conversations = if process { 0 } else { self.conversations.len() };
+        let scorecards = self.scorecards.iter().filter(|s| (s.is_process_scorecard == 1) == process).count();
+        let scores = self.scores.iter().filter(|s| (s.is_process_scorecard == 1) == process).count();
+        (conversations + scorecards + scores) as i64
+    }
+
+    fn scorecard_ids(&self) -> BTreeSet<i64> {
+        self.scorecards.iter().map(|s| s.id).collect()
+    }
+}
+
+/// The (customer_id, id) a row is keyed by in ClickHouse.
+trait Key {
+    fn key(&self) -> (i64, i64);
+}
+
+impl Key for ConversationRow {
+    fn key(&self) -> (i64, i64) {
+        (self.customer_id, self.id)
+    }
+}
+impl Key for ScorecardRow {
+    fn key(&self) -> (i64, i64) {
+        (self.customer_id, self.id)
+    }
+}
+impl Key for ScoreRow {
+    fn key(&self) -> (i64, i64) {
+        (self.customer_id, self.id)
+    }
+}
+
+/// A client of this test's ClickHouse database (direct, not through the
+/// proxy).
+pub(crate) fn clickhouse_client(env: &TestEnv) -> clickhouse::Client {
+    let config = env.clickhouse_config();
+    clickhouse::Client::default()
+        .with_url(&config.url)
+        .with_user(&config.user)
+        .with_password(&config.password)
+        .with_database(&config.database)
+        .with_validation(false)
+}
+
+/// Every row of `table` in ClickHouse as FINAL sees it, tombstones included.
+async fn clickhouse_table<T>(env: &TestEnv, table: &str) -> Vec<T>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    clickhouse_client(env)
+        .query(&format!("SELECT ?fields FROM {table} FINAL ORDER BY customer_id, id"))
+        .fetch_all::<T>()
+        .await
+        .unwrap_or_else(|e| panic!("reading {table} from ClickHouse: {e}"))
+}
+
+pub(crate) async fn clickhouse_rows(env: &TestEnv) -> Rows {
+    Rows {
+        conversations: clickhouse_table(env, "conversations").await,
+        scorecards: clickhouse_table(env, "scorecards").await,
+        scores: clickhouse_table(env, "scores").await,
+    }
+}
+
+fn assert_table<T: Key + PartialEq + Debug>(case: &str, table: &str, actual: &[T], expected: &[T]) {
+    let keys = |rows: &[T]| rows.iter().map(Key::key).collect::<BTreeSet<_>>();
+    let (have, want) = (keys(actual), keys(expected));
+    let missing: Vec<_> = want.difference(&have).collect();
+    let outside: Vec<_> = have.difference(&want).collect();
+    assert!(
+        missing.is_empty() && outside.is_empty(),
+        "{case}: ClickHouse {table}: in scope but missing (customer, id) {missing:?}; \
+         present but out of scope {outside:?}"
+    );
+    let differing: Vec<String> = actual
+        .iter()
+        .zip(expected)
+        .filter(|(row, truth)| row != truth)
+        .map(|(row, truth)| format!("\n  ClickHouse {row:?}\n  Postgres   {truth:?}"))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{case}: {} ClickHouse {table} rows differ from Postgres:{}",
+        differing.len(),
+        differing.concat()
+    );
+}
+
+/// ClickHouse (FINAL, tombstones included) holds exactly `expected`.
+pub(crate) async fn assert_clickhouse_holds(env: &TestEnv, case: &str, expected: &Rows) {
+    let actual = clickhouse_rows(env).await;
+    assert_table(case, "conversations", &actual.conversations, &expected.conversations);
+    assert_table(case, "scorecards", &actual.scorecards, &expected.scorecards);
+    assert_table(case, "scores", &actual.scores, &expected.scores);
+}
+
+/// The job's activities in order, all finished, each with at least the
+/// rows of its scope done; exactly those unless `resent` (a lookback by
+/// update may send a row twice: a changed score with its changed scorecard,
+/// then in the pass of changed scores).
+fn assert_progress(case: &str, job: &Job, expected: &[(&str, i64)], resent: bool) {
+    let names: Vec<&str> = job.progress.iter().map(|p| p.activity.as_str()).collect();
+    let wanted: Vec<&str> = expected.iter().map(|e| e.0).collect();
+    assert_eq!(names, wanted, "{case}: the job's activities");
+    for (progress, (name, rows)) in job.progress.iter().zip(expected) {
+        assert!(progress.finished, "{case}: activity {name} is not finished: {progress:?}");
+        let counted = if resent { progress.rows_done >= *rows } else { progress.rows_done == *rows };
+        let bound = if resent { "at least" } else { "exactly" };
+        assert!(counted, "{case}: rows_done of {name} should be {bound} {rows}: {progress:?}");
+    }
+}
+
+fn payload(customer: &Customer, types: &[Kind]) -> ReindexConversationsPayload {
+    ReindexConversationsPayload {
+        customer_id: customer.id.0,
+        reindex_scorecard_types: scorecard_types(types),
+        ..Default::default()
+    }
+}
+
+/// The progress a job of these scorecard types must show, as the proto
+/// documents it: conversation first (also when no type is given), then
+/// process, with every row of `expected` counted.
+fn progress_of(types: &[i32], expected: &Rows) -> Vec<(&'static str, i64)> {
+    let mut progress = Vec::new();
+    if types.is_empty() || types.contains(&(Kind::Conversation as i32)) {
+        progress.push((CONVERSATION_ACTIVITY, expected.activity_rows(false)));
+    }
+    if types.contains(&(Kind::Process as i32)) {
+        progress.push((PROCESS_ACTIVITY, expected.activity_rows(true)));
+    }
+    progress
+}
+
+/// Runs a reindex of `payload` as `token`, then checks ClickHouse holds
+/// exactly `expected` and the job's progress agrees with it.
+async fn check_scope(
+    env: &TestEnv,
+    token: &str,
+    case: &str,
+    payload: ReindexConversationsPayload,
+    expected: &Rows,
+) -> Job {
+    let progress = progress_of(&payload.reindex_scorecard_types, expected);
+    let by_update = payload.start_time.is_some() && payload.time_base == ReindexTimeBase::UpdatedAt as i32;
+    let job = run_job(&mut jobs(env, token), reindex_request(payload), case).await;
+    assert_clickhouse_holds(env, case, expected).await;
+    assert_progress(case, &job, &progress, by_update);
+    job
+}
+
+/// The conversation-only scope of A: its conversations, conversation
+/// scorecards and their scores; never a process scorecard.
+async fn assert_conversation_scope(case: &str, types: &[Kind]) {
+    let (env, world) = World::start().await;
+    let truth = Truth::read(&env, &world).await;
+    let expected = truth.scope(&world.a.conversations, &[]);
+    assert!(expected.scorecards.iter().all(|s| s.is_process_scorecard == 0));
+    check_scope(&env, &world.a.customer.token, case, payload(&world.a.customer, types), &expected).await;
+    assert!(
+        clickhouse_rows(&env).await.scorecards.iter().all(|s| s.is_process_scorecard == 0),
+        "{case}: the conversation activity wrote a process scorecard"
+    );
+}
+
+#[tokio::test]
+async fn no_scorecard_types_reindexes_conversations_only() {
+    assert_conversation_scope("old client, no scorecard types", &[]).await;
+}
+
+#[tokio::test]
+async fn conversation_type_reindexes_conversations_only() {
+    assert_conversation_scope("[CONVERSATION]", &[Kind::Conversation]).await;
+}
+
+#[tokio::test]
+async fn process_type_reindexes_process_scorecards_only() {
+    let (env, world) = World::start().await;
+    let truth = Truth::read(&env, &world).await;
+    let expected = truth.scope(&[], &world.a.process);
+    let case = "[PROCESS]";
+    check_scope(&env, &world.a.customer.token, case, payload(&world.a.customer, &[Kind::Process]), &expected)
+        .await;
+    let written = clickhouse_rows(&env).await;
+    assert!(written.conversations.is_empty(), "{case}: no conversation may be written");
+    assert!(
+        written.scorecards.iter().all(|s| s.is_process_scorecard == 1)
+            && written.scores.iter().all(|s| s.is_process_scorecard == 1),
+        "{case}: only process scorecards and their scores may be written"
+    );
+}
+
+#[tokio::test]
+async fn both_types_run_conversation_then_process() {
+    let (env, world) = World::start().await;
+    let truth = Truth::read(&env, &world).await;
+    let expected = truth.all_of(&world.a);
+    // Asked for in the other order: conversation still runs first.
+    let case = "[PROCESS, CONVERSATION]";
+    let types = [Kind::Process, Kind::Conversation];
+    let job =
+        check_scope(&env, &world.a.customer.token, case, payload(&world.a.customer, &types), &expected).await;
+    assert!(job.progress.iter().all(|p| p.rows_done > 0 && p.batches_done > 0), "{case}: {:?}", job.progress);
+}
+
+#[tokio::test]
+async fn explicit_conversations_bring_their_scorecards_and_linked_process_scorecards() {
+    let (env, world) = World::start().await;
+    let truth = Truth::read(&env, &world).await;
+    let (a, b) = (&world.a, &world.b);
+    // a0 (two scorecards, linked from P0) and a3 (scorecard deleted, linked
+    // from P1); b0 belongs to another customer and must be left out.
+    let expected = truth.scope(&[a.conversations[0], a.conversations[3]], &[a.process[0], a.process[1]]);
+    assert_eq!(expected.scorecards.len(), 5, "two on a0, one on a3, P0 and P1");
+    let case = "explicit conversation ids";
+    let ids = vec![a.conversations[0], a.conversations[3], b.conversations[0]];
+    let types = [Kind::Conversation, Kind::Process];
+    check_scope(
+        &env,
+        &a.customer.token,
+        case,
+        ReindexConversationsPayload { conversation_ids: ids, ..payload(&a.customer, &types) },
+        &expected,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn conversation_start_window_covers_conversations_started_and_process_scorecards_created_in_it() {
+    let (env, world) = World::start().await;
+    let truth = Truth::read(&env, &world).await;
+    let a = &world.a;
+    // [day 1, day 4): a1..a3 (a4 starts exactly at the end), P1 (created
+    // exactly at the start) and P3 (deleted); not P0, although linked to a1,
+    // nor P2, created exactly at the end, nor B's Q0, created on day 2.
+    let expected = truth.scope(&a.conversations[1..4], &[a.process[1], a.process[3]]);
+    let case = "window on the conversation start";
+    check_scope(
+        &env,
+        &a.customer.token,
+        case,
+        ReindexConversationsPayload {
+            start_time: ts(T0 + DAY),
+            end_time: ts(T0 + 4 * DAY),
+            time_base: ReindexTimeBase::ConversationStart as i32,
+            ..payload(&a.customer, &[Kind::Conversation, Kind::Process])
+        },
+        &expected,
+    )
+    .await;
+}
+
+/// Postgres's clock, to the microsecond.
+async fn postgres_now(env: &TestEnv) -> DateTime<Utc> {
+    let client = env.store.pool().get().await.expect("a Postgres connection");
+    client.query_one("SELECT clock_timestamp()", &[]).await.expect("reading the clock").get(0)
+}
+
+fn timestamp(time: DateTime<Utc>) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 })
+}
+
+/// Both scorecard types of the customer's rows updated since `since`.
+fn lookback(customer: &Customer, since: DateTime<Utc>) -> ReindexConversationsPayload {
+    ReindexConversationsPayload {
+        start_time: timestamp(since),
+        end_time: timestamp(since + chrono::Duration::minutes(10)),
+        time_base: ReindexTimeBase::UpdatedAt as i32,
+        ..payload(customer, &[Kind::Conversation, Kind::Process])
+    }
+}
+
+#[tokio::test]
+async fn updated_at_window_covers_exactly_the_rows_changed_in_it() {
+    let (env, world) = World::start().await;
+    let (a, b) = (&world.a, &world.b);
+    let since = postgres_now(&env).await;
+    a.update(a.cards[1], scores(&a.conversation_template, &[1.0])).await; // drops a score
+    a.update(a.process[0], scores(&a.process_template, &[3.0])).await;
+    a.delete(a.cards[4]).await;
+    a.customer
+        .conversations()
+        .upsert_conversations(v1::UpsertConversationsRequest {
+            conversations: vec![conversation("c2", "agent-moved", T0 + 2 * DAY, &[])],
+        })
+        .await
+        .expect("moving a conversation to another agent");
+    // Another customer's change in the window stays out.
+    b.update(b.cards[0], scores(&b.conversation_template, &[2.0, 2.0])).await;
+
+    let truth = Truth::read(&env, &world).await;
+    let changed = [a.cards[1], a.process[0], a.cards[4]];
+    let expected = truth.rows(&[a.conversations[2]], &changed);
+    // The test's idea of "changed" is Postgres's.
+    let of_a = |customer: CustomerId| customer == a.customer.id;
+    let changed_conversations: Vec<i64> = truth
+        .conversations
+        .iter()
+        .filter(|c| of_a(c.customer_id) && c.updated_at >= since)
+        .map(|c| c.id.0)
+        .collect();
+    assert_eq!(changed_conversations, [a.conversations[2]], "conversations of A changed since {since}");
+    let changed_scorecards: BTreeSet<i64> = truth
+        .scorecards
+        .scorecards
+        .iter()
+        .filter(|s| of_a(s.customer_id) && s.updated_at >= since)
+        .map(|s| s.id.0)
+        .collect();
+    assert_eq!(changed_scorecards, expected.scorecard_ids(), "scorecards of A changed since {since}");
+    let changed_scores =
+        truth.scorecards.scores.iter().filter(|s| of_a(s.customer_id) && s.updated_at >= since);
+    assert_eq!(
+        changed_scores.count(),
+        expected.scores.len(),
+        "every score of the changed scorecards changed"
+    );
+
+    let case = "window on the last update";
+    check_scope(&env, &a.customer.token, case, lookback(&a.customer, since), &expected).await;
+}
+
+/// `batch` restricted to one customer.
+fn only(batch: &MirrorBatch, customer: CustomerId) -> MirrorBatch {
+    MirrorBatch {
+        conversations: batch.conversations.iter().filter(|c| c.customer_id == customer).cloned().collect(),
+        scorecards: batch.scorecards.iter().filter(|s| s.customer_id == customer).cloned().collect(),
+        scores: batch.scores.iter().filter(|s| s.customer_id == customer).cloned().collect(),
+    }
+}
+
+/// A lookback must also resend the scores of a scorecard changed in the
+/// window: a score row carries its scorecard's agent and deletion.
+///
+/// Ignored until the fix lands: at the commit this test came with, the
+/// scorecard pass drops the scores, the score pass reads only scores whose
+/// own `updated_at` moved, and a score's version is its own row's, so the
+/// scores stay stale in ClickHouse. Run with `--ignored` to check.
+#[tokio::test]
+#[ignore = "bug: an UPDATED_AT reindex leaves the scores of a hand-fixed scorecard stale"]
+async fn updated_at_window_repairs_what_a_hand_fix_to_a_scorecard_changed() {
+    let (env, world) = World::start().await;
+    let a = &world.a;
+    // ClickHouse starts equal to Postgres for A.
+    let truth = Truth::read(&env, &world).await;
+    let full = MirrorBatch { conversations: truth.conversations.clone(), ..truth.scorecards.clone() };
+    env.analytics.write(WritePath::Reindex, &only(&full, a.customer.id)).await.expect("a full copy");
+    assert_clickhouse_holds(&env, "before the fix", &truth.all_of(a)).await;
+
+    // Hand fixes in SQL touch scorecards only; their scores' rows in
+    // ClickHouse carry the scorecard's agent and deletion.
+    let since = postgres_now(&env).await;
+    let client = env.store.pool().get().await.expect("a Postgres connection");
+    let fix = "UPDATE scorecards SET agent_id = 'agent-fixed' WHERE id = $1";
+    client.execute(fix, &[&a.process[2]]).await.expect("moving a scorecard to another agent");
+    let delete = "UPDATE scorecards SET deleted_at = now() WHERE id = $1";
+    client.execute(delete, &[&a.cards[5]]).await.expect("deleting a scorecard by hand");
+
+    let case = "lookback after a hand fix";
+    let request = reindex_request(lookback(&a.customer, since));
+    run_job(&mut jobs(&env, &a.customer.token), request, case).await;
+    assert_clickhouse_holds(&env, case, &Truth::read(&env, &world).await.all_of(a)).await;
+}
+
+#[tokio::test]
+async fn all_customers_needs_an_admin_token() {
+    let (env, world) = World::start().await;
+    let (a, b) = (&world.a, &world.b);
+    let types = [Kind::Conversation, Kind::Process];
+    for (case, customer_id) in [("all customers", 0), ("the other customer", b.customer.id.0)] {
+        let refused = create_job(
+            &mut jobs(&env, &a.customer.token),
+            reindex_request(ReindexConversationsPayload { customer_id, ..payload(&a.customer, &types) }),
+        )
+        .await;
+        let status = refused.err().unwrap_or_else(|| panic!("{case}: a customer token was allowed"));
+        assert_eq!(status.code(), Code::PermissionDenied, "{case} with a customer token: {status:?}");
+    }
+    assert_eq!(env.postgres_count("jobs").await, 0, "a refused CreateJob created a job");
+
+    let truth = Truth::read(&env, &world).await;
+    let expected = truth.all_of(a).merge(truth.all_of(b));
+    let case = "admin, customer_id 0";
+    let admin = env.store.create_token(a.customer.id, true, "admin").await.expect("an admin token");
+    let job = check_scope(
+        &env,
+        &admin,
+        case,
+        ReindexConversationsPayload { customer_id: 0, ..payload(&a.customer, &types) },
+        &expected,
+    )
+    .await;
+    assert_eq!(job.customer_id, 0, "{case}: a job of all customers belongs to none");
+}
+
+#[tokio::test]
+async fn deleted_scorecards_go_out_as_tombstones() {
+    let (env, world) = World::start().await;
+    let a = &world.a;
+    // ClickHouse still holds A's scorecards as they were before the deletes.
+    let stale = only(&world.before_deletes, a.customer.id);
+    env.analytics.write(WritePath::Reindex, &stale).await.expect("writing the stale state");
+    let deleted = [a.cards[3], a.process[3]];
+    let live_ids = |rows: Vec<ScorecardRow>| rows.iter().map(|s| s.id).collect::<BTreeSet<_>>();
+    let live = live_ids(env.clickhouse_scorecards().await);
+    assert!(
+        deleted.iter().all(|id| live.contains(id)),
+        "precondition: the deleted scorecards are live in ClickHouse"
+    );
+
+    let truth = Truth::read(&env, &world).await;
+    let expected = truth.all_of(a);
+    let case = "tombstones";
+    let types = [Kind::Conversation, Kind::Process];
+    check_scope(&env, &a.customer.token, case, payload(&a.customer, &types), &expected).await;
+    let live = live_ids(env.clickhouse_scorecards().await);
+    assert!(deleted.iter().all(|id| !live.contains(id)), "{case}: a deleted scorecard is live: {live:?}");
+    let live_scores = env.clickhouse_scores().await;
+    assert!(
+        live_scores.iter().all(|s| !deleted.contains(&s.scorecard_id)),
+        "{case}: a score of a deleted scorecard is live"
+    );
+}
+
+#[tokio::test]
+async fn batch_sizes_split_the_work() {
+    let (env, world) = World::start().await;
+    let truth = Truth::read(&env, &world).await;
+    let a = &world.a;
+    let expected = truth.all_of(a);
+    let case = "batch sizes 2 and 1";
+    let job = check_scope(
+        &env,
+        &a.customer.token,
+        case,
+        ReindexConversationsPayload {
+            conversations_batch_size: 2,
+            process_scorecards_batch_size: 1,
+            ..payload(&a.customer, &[Kind::Conversation, Kind::Process])
+        },
+        &expected,
+    )
+    .await;
+    let batches: Vec<i64> = job.progress.iter().map(|p| p.batches_done).collect();
+    let process = expected.scorecards.iter().filter(|s| s.is_process_scorecard == 1).count() as i64;
+    assert_eq!(
+        batches,
+        [expected.conversations.len().div_ceil(2) as i64, process],
+        "{case}: batches_done of the conversation and process activities"
+    );
+}
