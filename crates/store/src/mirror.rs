@@ -23,8 +23,13 @@ pub enum ConversationSelector {
 pub(crate) const SCORECARD_SELECT: &str = "SELECT customer_id, id, template_id, template_type, conversation_id, agent_id, \
      source, total_score, created_at, updated_at, version, deleted_at IS NOT NULL FROM scorecards";
 
+/// A score row as ClickHouse mirrors it. It carries its scorecard's agent,
+/// conversation, kind and deletion, so its version and update time are the
+/// later of its own and its scorecard's: a change to the scorecard alone (a
+/// hand fix, a delete) then makes a newer score row that replaces the old.
 pub(crate) const SCORE_SELECT: &str = "SELECT s.customer_id, s.id, s.scorecard_id, c.template_id, s.criterion_id, \
-     c.conversation_id, c.agent_id, c.template_type, s.value, c.created_at, s.updated_at, s.version, \
+     c.conversation_id, c.agent_id, c.template_type, s.value, c.created_at, \
+     GREATEST(s.updated_at, c.updated_at), GREATEST(s.version, c.version), \
      (s.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL) \
      FROM scores s JOIN scorecards c ON c.id = s.scorecard_id";
 

@@ -181,14 +181,17 @@ impl Store {
             "SELECT c.id FROM scorecards c WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
             customer_and_window("c.customer_id", scorecards_time)
         );
+        // The scores of those scorecards and, by update, also every score
+        // updated in the window (sent again in a pass of its own).
+        let of_scorecards = "SELECT count(*) FROM scores WHERE scorecard_id IN (SELECT id FROM sc)";
         let scores = if by_update {
             format!(
-                "SELECT count(*) FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
-                 WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
+                "({of_scorecards}) + (SELECT count(*) FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
+                 WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS})",
                 customer_and_window("s.customer_id", "s.updated_at")
             )
         } else {
-            "SELECT count(*) FROM scores WHERE scorecard_id IN (SELECT id FROM sc)".to_owned()
+            of_scorecards.to_owned()
         };
         let sql = match (activity, by_update) {
             (ReindexActivity::Conversations, false) => format!(

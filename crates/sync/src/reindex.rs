@@ -9,7 +9,9 @@
 //!   scores; process scorecards created in the window (or linked to the ids)
 //!   and their scores;
 //! * window on the last update: every row, of each table, changed in the
-//!   window, so a lookback catches changes whatever made them.
+//!   window, and the scores of every scorecard changed in it (a score row
+//!   carries its scorecard's agent and deletion), so a lookback catches
+//!   changes whatever made them.
 
 use std::time::{Duration, Instant};
 
@@ -215,13 +217,9 @@ impl ActivityRun<'_> {
             }
             Phase::Scorecards => {
                 let time = if self.by_update() { ScorecardTime::UpdatedAt } else { ScorecardTime::CreatedAt };
-                let (mut batch, last) =
-                    store.reindex_scorecards(scope, self.template_type(), time, after, limit).await?;
-                if self.by_update() {
-                    // Scores changed in the window come in their own phase.
-                    batch.scores.clear();
-                }
-                Ok((batch, last))
+                // With their scores: a score row carries its scorecard's
+                // agent and deletion, so a changed scorecard changes them.
+                Ok(store.reindex_scorecards(scope, self.template_type(), time, after, limit).await?)
             }
             Phase::Scores => {
                 let scores = store.reindex_changed_scores(scope, self.template_type(), after, limit).await?;
