@@ -292,21 +292,19 @@ impl TestEnv {
     /// Every scorecard in Postgres (deleted too) with its scores, as the
     /// mirror readers see them.
     pub async fn postgres_scorecards(&self) -> MirrorBatch {
-        let client = self.store.pool().get().await.expect("a Postgres connection");
-        let ids: Vec<ScorecardId> = client
-            .query("SELECT id FROM scorecards ORDER BY id", &[])
-            .await
-            .expect("listing scorecards")
-            .iter()
-            .map(|r| ScorecardId(r.get(0)))
-            .collect();
-        self.store.scorecard_mirror(&ids).await.expect("reading scorecards")
+        all_scorecards(&self.store).await
     }
 
     /// Asserts ClickHouse's live scorecards and scores are exactly
     /// Postgres's live ones, column for column.
     pub async fn assert_scorecards_mirrored(&self) {
-        let truth = self.postgres_scorecards().await;
+        self.assert_scorecards_mirrored_from(&self.store).await
+    }
+
+    /// As [`TestEnv::assert_scorecards_mirrored`], with Postgres read
+    /// through `store` (a private cluster, say).
+    pub async fn assert_scorecards_mirrored_from(&self, store: &Store) {
+        let truth = all_scorecards(store).await;
         let mut expected_scorecards: Vec<ScorecardRow> =
             truth.scorecards.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
         let mut expected_scores: Vec<ScoreRow> =
@@ -380,6 +378,19 @@ impl Drop for TestEnv {
         });
         let _ = cleanup.join();
     }
+}
+
+/// Every scorecard in `store` (deleted too) with its scores.
+async fn all_scorecards(store: &Store) -> MirrorBatch {
+    let client = store.pool().get().await.expect("a Postgres connection");
+    let ids: Vec<ScorecardId> = client
+        .query("SELECT id FROM scorecards ORDER BY id", &[])
+        .await
+        .expect("listing scorecards")
+        .iter()
+        .map(|r| ScorecardId(r.get(0)))
+        .collect();
+    store.scorecard_mirror(&ids).await.expect("reading scorecards")
 }
 
 /// What [`bulk_import`] wrote.

@@ -8,6 +8,7 @@
 //! missing.
 
 pub mod env;
+pub mod private_postgres;
 pub mod proxy;
 
 pub use env::{Customer, TestEnv};

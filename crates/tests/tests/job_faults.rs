@@ -189,3 +189,43 @@ async fn a_postgres_outage_mid_job_is_survived() {
     assert_eq!(rows_done(&done), data.rows, "the job resumed from its checkpoint");
     assert_mirrored(&env, &data).await;
 }
+
+#[tokio::test]
+async fn a_real_postgres_restart_mid_job_is_survived() {
+    // ClickHouse from the harness; Postgres a cluster of this test's own, so
+    // restarting it disturbs no other test.
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false }).await;
+    let cluster = tokio::task::spawn_blocking(scorekeeper_tests::private_postgres::PrivatePostgres::start)
+        .await
+        .unwrap()
+        .expect("a private Postgres cluster");
+    let store = Store::connect(&cluster.url(), 8).unwrap();
+    store.migrate().await.expect("migrating the private cluster");
+    let customer = store.ensure_customer("acme").await.unwrap();
+    let data = bulk_import(&store, customer, 200).await;
+    let created = reindex_job(&store, customer, 5).await;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let registry = registry(store.clone(), env.analytics.clone(), ReindexSettings::default());
+    let mut config = scorekeeper_jobs::WorkerConfig::new("worker-restart");
+    config.poll_interval = Duration::from_millis(100);
+    config.base_backoff = Duration::from_millis(200);
+    config.lease = Duration::from_secs(3);
+    tokio::spawn(scorekeeper_jobs::Worker::new(store.clone(), registry, config).run(stop_rx));
+
+    wait_job(&store, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop().expect("pg_ctl stop -m fast");
+        std::thread::sleep(Duration::from_secs(1));
+        cluster.start_again().expect("pg_ctl start");
+        cluster
+    })
+    .await
+    .unwrap();
+    let done = wait_job(&store, &created, Duration::from_secs(60), succeeded).await;
+    let _ = stop.send(true);
+    assert!(done.attempts >= 2, "the restart cost at least one attempt: {done:#?}");
+    assert_eq!(rows_done(&done), data.rows, "the job resumed from its checkpoint");
+    env.assert_scorecards_mirrored_from(&store).await;
+    drop(cluster);
+}
