@@ -476,7 +476,9 @@ impl Store {
         let error = error.map(|e| serde_json::to_value(e).expect("a JobError always serialises"));
         let updated = client
             .execute(
-                "UPDATE jobs SET state = $3, error = coalesce($4, error), run_after = coalesce($5, run_after),
+                "UPDATE jobs SET state = $3, run_after = coalesce($5, run_after),
+                     -- A success clears the error of earlier attempts; other ends keep the last one.
+                     error = CASE WHEN $3 = 'succeeded' THEN NULL ELSE coalesce($4, error) END,
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
                      finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
                  WHERE id = $1 AND attempts = $2 AND state = 'running'",

@@ -219,7 +219,7 @@ async fn create_job_refuses_bad_requests_and_creates_nothing() {
         (
             "end without start",
             reindex_request(ReindexConversationsPayload { end_time: ts(T0), ..base() }),
-            field("end_time"),
+            field("start_time"),
         ),
         ("end before start", reindex_request(window(T0, Some(T0 - 1))), field("end_time")),
         ("empty window", reindex_request(window(T0, Some(T0))), field("end_time")),
@@ -544,6 +544,7 @@ async fn a_clickhouse_outage_is_retried_until_it_ends() {
     let done = wait_for(&mut api, &job.id, "finished", is_terminal).await;
     assert_eq!(state(&done), JobState::Succeeded, "once ClickHouse is back: {done:?}");
     assert!(done.attempts > retrying.attempts, "{done:?}");
+    assert!(done.error.is_none(), "a succeeded job shows no error of its earlier attempts: {done:?}");
     let truth = Truth::read(&env, &world).await;
     assert_clickhouse_holds(&env, "after the outage", &truth.all_of(a)).await;
 }

@@ -605,14 +605,9 @@ fn only(batch: &MirrorBatch, customer: CustomerId) -> MirrorBatch {
 }
 
 /// A lookback must also resend the scores of a scorecard changed in the
-/// window: a score row carries its scorecard's agent and deletion.
-///
-/// Ignored until the fix lands: at the commit this test came with, the
-/// scorecard pass drops the scores, the score pass reads only scores whose
-/// own `updated_at` moved, and a score's version is its own row's, so the
-/// scores stay stale in ClickHouse. Run with `--ignored` to check.
+/// window: a score row carries its scorecard's agent and deletion, and its
+/// version is the later of the score's and the scorecard's.
 #[tokio::test]
-#[ignore = "bug: an UPDATED_AT reindex leaves the scores of a hand-fixed scorecard stale"]
 async fn updated_at_window_repairs_what_a_hand_fix_to_a_scorecard_changed() {
     let (env, world) = World::start().await;
     let a = &world.a;

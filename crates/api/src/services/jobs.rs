@@ -44,8 +44,11 @@ fn reindex_spec(principal: Principal, p: &ReindexConversationsPayload) -> Result
     let checked = (|| {
         let window = match (&p.start_time, &p.end_time) {
             (None, None) => None,
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(Invalid::new(field("end_time"), "give both start_time and end_time, or neither"));
+            (Some(_), None) => {
+                return Err(Invalid::new(field("end_time"), "required with start_time"));
+            }
+            (None, Some(_)) => {
+                return Err(Invalid::new(field("start_time"), "required with end_time"));
             }
             (Some(start), Some(end)) => {
                 let start = validate::timestamp(&field("start_time"), start)?;
