@@ -2,8 +2,8 @@
 //! spelled it, so a rejection says exactly what to fix.
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::Invalid;
 use scorekeeper_domain::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use scorekeeper_domain::{ConversationId, Invalid};
 
 pub type Checked<T> = Result<T, Invalid>;
 
@@ -37,6 +37,16 @@ pub fn id(field: &str, value: i64) -> Checked<i64> {
         return Err(Invalid::new(field, "required (a positive id)"));
     }
     Ok(value)
+}
+
+/// A list of at most `max` conversation ids, each positive; errors name
+/// the list or the item (`field[i]`).
+pub fn conversation_ids(field: &str, ids: &[i64], max: usize) -> Checked<Vec<ConversationId>> {
+    at_most(field, ids, max)?;
+    ids.iter()
+        .enumerate()
+        .map(|(i, value)| id(&format!("{field}[{i}]"), *value).map(ConversationId))
+        .collect()
 }
 
 /// A list bounded in length.

@@ -1,15 +1,15 @@
 //! `AutoQAService`: write path 3. Scorecards go to ClickHouse through the
 //! outbox, so this call does not depend on ClickHouse either.
 
+use scorekeeper_domain::TemplateId;
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
-use scorekeeper_domain::{ConversationId, TemplateId};
 use scorekeeper_proto::v1::auto_qa_service_server::AutoQaService;
 use scorekeeper_proto::v1::*;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
 use crate::server::ApiState;
-use crate::validate::{self, Checked};
+use crate::validate;
 
 pub struct AutoQa(pub ApiState);
 
@@ -24,12 +24,7 @@ impl AutoQaService for AutoQa {
         let (template_id, ids) = (|| {
             let template_id = TemplateId(validate::id("template_id", r.template_id)?);
             validate::between("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
-            let ids = r
-                .conversation_ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| validate::id(&format!("conversation_ids[{i}]"), *id).map(ConversationId))
-                .collect::<Checked<Vec<_>>>()?;
+            let ids = validate::conversation_ids("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
             Ok::<_, scorekeeper_domain::Invalid>((template_id, ids))
         })()
         .map_err(ApiError::from)?;

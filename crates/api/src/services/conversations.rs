@@ -23,13 +23,7 @@ fn selector(r: &BatchIndexConversationsRequest) -> Checked<ConversationSelector>
     let window = (&r.start_time, &r.end_time);
     match (r.conversation_ids.is_empty(), window) {
         (false, (None, None)) => {
-            validate::at_most("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
-            let ids = r
-                .conversation_ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| validate::id(&format!("conversation_ids[{i}]"), *id).map(ConversationId))
-                .collect::<Checked<Vec<_>>>()?;
+            let ids = validate::conversation_ids("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
             Ok(ConversationSelector::Ids(ids))
         }
         (false, _) => {

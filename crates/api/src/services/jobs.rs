@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
-use scorekeeper_domain::{ConversationId, CustomerId, Invalid, TemplateType};
+use scorekeeper_domain::{CustomerId, Invalid, TemplateType};
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_server::JobService;
 use scorekeeper_proto::v1::*;
@@ -67,13 +67,8 @@ fn reindex_spec(principal: Principal, p: &ReindexConversationsPayload) -> Result
                 Some(TimeWindow { start, end, base })
             }
         };
-        validate::at_most(&field("conversation_ids"), &p.conversation_ids, MAX_IDS_PER_BATCH)?;
-        let conversation_ids = p
-            .conversation_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| validate::id(&field(&format!("conversation_ids[{i}]")), *id).map(ConversationId))
-            .collect::<Checked<Vec<_>>>()?;
+        let conversation_ids =
+            validate::conversation_ids(&field("conversation_ids"), &p.conversation_ids, MAX_IDS_PER_BATCH)?;
         let batch = |name: &str, value: i32| -> Checked<Option<u32>> {
             match value {
                 0 => Ok(None),

@@ -18,11 +18,7 @@ use crate::validate;
 pub struct Scorecards(pub ApiState);
 
 fn linked(ids: &[i64]) -> validate::Checked<Vec<ConversationId>> {
-    validate::at_most("linked_conversation_ids", ids, MAX_LINKED_CONVERSATIONS)?;
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| validate::id(&format!("linked_conversation_ids[{i}]"), *id).map(ConversationId))
-        .collect()
+    validate::conversation_ids("linked_conversation_ids", ids, MAX_LINKED_CONVERSATIONS)
 }
 
 #[tonic::async_trait]
