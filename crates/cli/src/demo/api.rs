@@ -10,6 +10,7 @@ use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClien
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
+use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_store::Store;
 use tonic::{Response, Status};
 
@@ -24,6 +25,7 @@ pub(super) struct Api {
     pub(super) conversations: ConversationServiceClient<Authed>,
     pub(super) autoqa: AutoQaServiceClient<Authed>,
     pub(super) analytics: AnalyticsServiceClient<Authed>,
+    pub(super) jobs: JobServiceClient<Authed>,
 }
 
 impl Api {
@@ -39,7 +41,8 @@ impl Api {
             scorecards: ScorecardServiceClient::with_interceptor(channel.clone(), auth.clone()),
             conversations: ConversationServiceClient::with_interceptor(channel.clone(), auth.clone()),
             autoqa: AutoQaServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            analytics: AnalyticsServiceClient::with_interceptor(channel, auth),
+            analytics: AnalyticsServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            jobs: JobServiceClient::with_interceptor(channel, auth),
         })
     }
 }

@@ -7,21 +7,25 @@
 //! conversations; indexes them into ClickHouse; lets AutoQA score them
 //! (checking every score against what its transcript was written to earn,
 //! then running it again to show it is idempotent); has reviewers create,
-//! update and delete manual scorecards; and finally reads the analytics from
-//! ClickHouse and checks them against the same statistics computed from
-//! Postgres, the source of truth.
+//! update and delete manual scorecards; reads the analytics from ClickHouse
+//! and checks them against the same statistics computed from Postgres, the
+//! source of truth; and finally makes ClickHouse drift from Postgres (a bulk
+//! import straight into Postgres, rows lost from ClickHouse), shows the
+//! analytics wrong, and repairs them with reindex jobs.
 //!
-//! Everything except the operator step goes through the public gRPC API with
-//! the customer's token, exactly as a client would. The synthetic content is
+//! Everything except the operator step and the drift goes through the public
+//! gRPC API with the customer's token, exactly as a client would. The synthetic content is
 //! deterministic (fixed seeds), so two runs differ only in ids and times.
 //!
 //! The steps live by concern: `api` (the operator step and the gRPC
 //! clients), `world` (templates and the synthetic conversations), `scoring`
-//! (batch index, AutoQA, manual scorecards) and `compare` (ClickHouse
-//! against Postgres); this file runs them in order and prints the summary.
+//! (batch index, AutoQA, manual scorecards), `compare` (ClickHouse against
+//! Postgres) and `drift` (drift and its repair by reindex jobs); this file
+//! runs them in order and prints the summary.
 
 mod api;
 mod compare;
+mod drift;
 mod scoring;
 mod world;
 
@@ -30,9 +34,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::CustomerId;
 
+use self::drift::DriftOutcome;
 use self::scoring::{AutoqaOutcome, ReviewOutcome};
 use self::world::Uploaded;
-use crate::settings::PostgresArgs;
+use crate::settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -43,6 +48,10 @@ pub struct DemoArgs {
     /// (the operator step) and reads the truth to compare ClickHouse with.
     #[command(flatten)]
     postgres: PostgresArgs,
+    /// ClickHouse of that server: the drift step deletes some of the
+    /// customer's rows there, as a lost part would.
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
     /// How many synthetic conversations to upload.
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     conversations: u32,
@@ -73,6 +82,7 @@ const AVERAGE_TOLERANCE: f64 = 1e-9;
 /// other steps' data as it was.
 const CONTENT_SEED: u64 = 0x5C0E_4EE9_0000_0001;
 const REVIEW_SEED: u64 = 0x5C0E_4EE9_0000_0002;
+const DRIFT_SEED: u64 = 0x5C0E_4EE9_0000_0003;
 
 /// Runs every step in order; fails on the first step that fails, or when
 /// ClickHouse does not agree with Postgres in time.
@@ -82,6 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("scorekeeper demo: customer {customer:?}, server {}", args.grpc_url);
 
     let store = args.postgres.store()?;
+    let clickhouse = args.clickhouse.analytics()?.config().clone();
     let (customer_id, token) = api::create_tenant(&store, &customer).await?;
     let mut api = api::Api::connect(&args.grpc_url, &token).await?;
 
@@ -90,7 +101,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     scoring::index_conversations(&mut api, &uploaded.conversations).await?;
     let autoqa = scoring::autoscore(&mut api, &templates.conversation, &uploaded.conversations).await?;
     let reviews = scoring::manual_scorecards(&mut api, &templates, &uploaded.conversations).await?;
-    let live_scorecards = compare::compare_analytics(&mut api, &store, customer_id, &templates).await?;
+    compare::compare_analytics(&mut api, &store, customer_id, &templates).await?;
+    let drift = drift::drift_and_repair(
+        &mut api,
+        &store,
+        &clickhouse,
+        customer_id,
+        &templates,
+        &uploaded.conversations,
+    )
+    .await?;
 
     print_summary(&Summary {
         customer: &customer,
@@ -100,7 +120,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         uploaded: &uploaded,
         autoqa: &autoqa,
         reviews: &reviews,
-        live_scorecards,
+        drift: &drift,
         elapsed: started.elapsed(),
     });
     Ok(())
@@ -123,7 +143,7 @@ fn nearly_equal(a: f64, b: f64) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Step 8: summary and what to look at next.
+// Step 9: summary and what to look at next.
 
 struct Summary<'a> {
     customer: &'a str,
@@ -133,13 +153,12 @@ struct Summary<'a> {
     uploaded: &'a Uploaded,
     autoqa: &'a AutoqaOutcome,
     reviews: &'a ReviewOutcome,
-    /// All of the customer's, also from earlier runs with the same `--customer`.
-    live_scorecards: i64,
+    drift: &'a DriftOutcome,
     elapsed: Duration,
 }
 
 fn print_summary(s: &Summary<'_>) {
-    section("8. Summary");
+    section("9. Summary");
     let r = s.reviews;
     println!("customer            {}", s.customer);
     println!("conversations       {} ({} messages)", s.uploaded.conversations.len(), s.uploaded.messages);
@@ -151,9 +170,21 @@ fn print_summary(s: &Summary<'_>) {
         "manual scorecards   {} conversation + {} process, {} updated, {} deleted",
         r.conversation_scorecards, r.process_scorecards, r.updated, r.deleted
     );
+    let d = s.drift;
+    println!(
+        "drift               {} scorecards imported into Postgres only, {} lost from ClickHouse only",
+        d.imported_scorecards, d.lost_scorecards
+    );
+    println!(
+        "repair              {} reindex jobs, {} rows copied ({})",
+        d.jobs.len(),
+        d.jobs.iter().map(|j| j.rows).sum::<i64>(),
+        d.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    // All of the customer's, also from earlier runs with the same `--customer`.
     println!(
         "live scorecards     {} (the customer's, identical in Postgres and ClickHouse)",
-        s.live_scorecards
+        d.live_scorecards
     );
     println!("time taken          {:.1?}", s.elapsed);
     let host = s.grpc_url.trim_start_matches("http://").trim_start_matches("https://");
@@ -177,6 +208,8 @@ fn print_summary(s: &Summary<'_>) {
     println!(
         "      -d '{{\"group_by\": \"STATS_GROUP_BY_DAY\"}}' {host} scorekeeper.v1.AnalyticsService/GetScoreStats"
     );
+    println!("  - the reindex jobs of this customer (`scorekeeper jobs get <id>` for one):");
+    println!("    target/release/scorekeeper jobs list --grpc-url {} --token {}", s.grpc_url, s.token);
     println!("  - the ClickHouse copy itself:");
     println!(
         "    SELECT agent_id, count(), avg(total_score) FROM scorekeeper.scorecards FINAL \

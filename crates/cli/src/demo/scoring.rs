@@ -208,7 +208,7 @@ pub(super) struct ReviewOutcome {
 
 /// Scores for every criterion of a template: whole numbers within each
 /// criterion's range, as a reviewer would give them.
-fn review_scores(rng: &mut Rng, template: &DemoTemplate) -> Vec<Score> {
+pub(super) fn review_scores(rng: &mut Rng, template: &DemoTemplate) -> Vec<Score> {
     template
         .criteria
         .iter()

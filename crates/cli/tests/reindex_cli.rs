@@ -1,0 +1,174 @@
+//! `scorekeeper reindex` and `scorekeeper jobs` as a user runs them: the
+//! binary against a real `scorekeeper serve` process (API and job worker) on
+//! this test's databases. Rows bulk-imported straight into Postgres reach
+//! ClickHouse only through the reindex job the CLI creates and follows.
+
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use scorekeeper_tests::TestEnv;
+use scorekeeper_tests::env::{Options, bulk_import};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The status of a plain HTTP/1.0 GET, if anything answered.
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `scorekeeper serve` with its API, dispatcher and job worker, on this
+/// test's databases.
+fn serve(env: &TestEnv, grpc_port: u16, http_port: u16) -> Child {
+    let clickhouse = env.clickhouse_config();
+    Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
+        .arg("serve")
+        .env("DATABASE_URL", env.database_url())
+        .env("CLICKHOUSE_URL", &clickhouse.url)
+        .env("CLICKHOUSE_DATABASE", &clickhouse.database)
+        .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+        .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("OUTBOX_POLL_MS", "100")
+        .env_remove("REINDEX_SCHEDULE")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting scorekeeper serve")
+}
+
+/// Runs the CLI to completion. The API settings come from the arguments
+/// only, never from the environment the tests run in.
+async fn cli(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
+        .args(args)
+        .env_remove("SK_GRPC_URL")
+        .env_remove("SCOREKEEPER_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .unwrap_or_else(|_| panic!("scorekeeper {args:?} did not finish within 60 s"))
+        .expect("running scorekeeper")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Stdout parsed as JSON; the command must have succeeded.
+fn json_of(args: &[&str], output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "scorekeeper {args:?} exited with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("scorekeeper {args:?} printed no JSON ({e}):\n{}", text(&output.stdout)))
+}
+
+#[tokio::test]
+async fn reindex_and_jobs_commands_against_a_serve_process() {
+    let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
+    let customer = env.store.ensure_customer("acme").await.unwrap();
+    let data = bulk_import(&env.store, customer, 500).await;
+    let token = env.store.create_token(customer, false, "cli").await.unwrap();
+    assert_eq!(env.clickhouse_row_count("scorecards").await, 0, "a bulk import reaches Postgres only");
+
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let _serve = serve(&env, grpc_port, http_port);
+    let started = Instant::now();
+    while http_status(http_port, "/health").await != Some(200) {
+        assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer /health within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let grpc_url = format!("http://127.0.0.1:{grpc_port}");
+    let api = ["--grpc-url", grpc_url.as_str(), "--token", token.as_str()];
+    let customer_arg = customer.0.to_string();
+
+    // Both scorecard types of the customer, followed to the end; small
+    // batches so the conversation activity checkpoints several times.
+    let mut args = vec![
+        "reindex",
+        "--types",
+        "conversation,process",
+        "--customer",
+        &customer_arg,
+        "--batch-size",
+        "100",
+        "--wait",
+        "--json",
+    ];
+    args.extend(api);
+    let job = json_of(&args, &cli(&args).await);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["customer"], customer.0, "{job:#}");
+    assert_eq!(job["attempts"], 1, "{job:#}");
+    assert_eq!(job["scorecard_types"], serde_json::json!(["conversation", "process"]), "{job:#}");
+    let activities = job["activities"].as_array().expect("activities");
+    let names: Vec<&str> = activities.iter().map(|a| a["activity"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["reindex_conversations", "reindex_process_scorecards"],
+        "conversation first, then process"
+    );
+    assert!(activities.iter().all(|a| a["finished"] == true), "both activities finished: {job:#}");
+    let rows_done: i64 = activities.iter().map(|a| a["rows_done"].as_i64().unwrap()).sum();
+    assert_eq!(rows_done, data.rows, "every imported row copied once: {job:#}");
+    assert!(
+        activities[0]["batches_done"].as_i64().unwrap() >= 5,
+        "--batch-size 100 reached the job (500 conversations): {job:#}"
+    );
+    env.assert_scorecards_mirrored().await;
+    assert_eq!(env.clickhouse_conversations().await.len() as i64, data.conversations);
+    let id = job["id"].as_str().expect("a job id").to_owned();
+
+    // The job as `jobs list` and `jobs get` show it.
+    let mut args = vec!["jobs", "list", "--json"];
+    args.extend(api);
+    let list = json_of(&args, &cli(&args).await);
+    let listed = list.as_array().expect("a JSON array of jobs");
+    assert_eq!(listed.len(), 1, "{list:#}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["state"], "succeeded");
+
+    let mut args = vec!["jobs", "get", id.as_str(), "--json"];
+    args.extend(api);
+    let got = json_of(&args, &cli(&args).await);
+    assert_eq!(got["id"], id.as_str());
+    assert_eq!(got["state"], "succeeded");
+    assert_eq!(got["activities"], job["activities"], "the same progress as `reindex --wait` ended with");
+
+    // A customer token may not reindex all customers: refused, and no job.
+    let mut args = vec!["reindex", "--customer", "all", "--wait"];
+    args.extend(api);
+    let refused = cli(&args).await;
+    let stderr = text(&refused.stderr);
+    assert!(!refused.status.success(), "--customer all with a customer token must fail; stderr:\n{stderr}");
+    assert!(stderr.to_lowercase().contains("permission"), "the error names the permission: {stderr}");
+    let mut args = vec!["jobs", "list", "--json"];
+    args.extend(api);
+    let list = json_of(&args, &cli(&args).await);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "the refused reindex created no job: {list:#}");
+
+    // An unknown scorecard type is refused by the argument parser, before
+    // anything is sent.
+    let mut args = vec!["reindex", "--types", "bogus", "--customer", &customer_arg];
+    args.extend(api);
+    let bogus = cli(&args).await;
+    let stderr = text(&bogus.stderr);
+    assert_eq!(bogus.status.code(), Some(2), "clap's usage error; stderr:\n{stderr}");
+    assert!(stderr.contains("invalid value 'bogus'") && stderr.contains("--types"), "{stderr}");
+}
