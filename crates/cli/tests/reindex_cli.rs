@@ -8,40 +8,16 @@ use std::time::{Duration, Instant};
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
+use scorekeeper_tests::process::{free_port, http_get, serve_command};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The status of a plain HTTP/1.0 GET, if anything answered.
-async fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// `scorekeeper serve` with its API, dispatcher and job worker, on this
 /// test's databases.
 fn serve(env: &TestEnv, grpc_port: u16, http_port: u16) -> Child {
-    let clickhouse = env.clickhouse_config();
-    Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
-        .arg("serve")
-        .env("DATABASE_URL", env.database_url())
-        .env("CLICKHOUSE_URL", &clickhouse.url)
-        .env("CLICKHOUSE_DATABASE", &clickhouse.database)
+    serve_command(env!("CARGO_BIN_EXE_scorekeeper"), env)
         .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
         .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("OUTBOX_POLL_MS", "100")
-        .env_remove("REINDEX_SCHEDULE")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("starting scorekeeper serve")
 }
@@ -90,7 +66,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
     let (grpc_port, http_port) = (free_port(), free_port());
     let _serve = serve(&env, grpc_port, http_port);
     let started = Instant::now();
-    while http_status(http_port, "/health").await != Some(200) {
+    while http_get(http_port, "/health").await.map(|r| r.0) != Some(200) {
         assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer /health within 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

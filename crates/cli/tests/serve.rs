@@ -1,29 +1,13 @@
 //! The real `scorekeeper serve` process: health, metrics, a write that
 //! reaches ClickHouse through its dispatcher, and a clean stop on SIGTERM.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A plain HTTP/1.0 GET; returns (status, body).
-async fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Some((status, body))
-}
+use scorekeeper_tests::process::{free_port, http_get, serve_command};
+use tokio::process::Child;
 
 async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -34,19 +18,9 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
 }
 
 fn serve(env: &TestEnv, grpc_port: u16, http_port: u16) -> Child {
-    let clickhouse = env.clickhouse_config();
-    Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
-        .arg("serve")
-        .env("DATABASE_URL", env.database_url())
-        .env("CLICKHOUSE_URL", &clickhouse.url)
-        .env("CLICKHOUSE_DATABASE", &clickhouse.database)
+    serve_command(env!("CARGO_BIN_EXE_scorekeeper"), env)
         .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
         .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("OUTBOX_POLL_MS", "100")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("starting scorekeeper serve")
 }
@@ -57,10 +31,10 @@ async fn serve_process_mirrors_writes_and_reports_metrics() {
     let (grpc_port, http_port) = (free_port(), free_port());
     let mut child = serve(&env, grpc_port, http_port);
     wait_for("/health", Duration::from_secs(30), async || {
-        matches!(get(http_port, "/health").await, Some((200, _)))
+        matches!(http_get(http_port, "/health").await, Some((200, _)))
     })
     .await;
-    let (_, health) = get(http_port, "/health").await.unwrap();
+    let (_, health) = http_get(http_port, "/health").await.unwrap();
     assert!(health.contains("postgres: ok") && health.contains("clickhouse: ok"), "{health}");
 
     let customer = env.customer_at("acme", &format!("http://127.0.0.1:{grpc_port}")).await;
@@ -97,7 +71,7 @@ async fn serve_process_mirrors_writes_and_reports_metrics() {
         .expect("the serve process's dispatcher drains the outbox");
     env.assert_scorecards_mirrored().await;
     wait_for("metrics", Duration::from_secs(10), async || {
-        let Some((200, metrics)) = get(http_port, "/metrics").await else {
+        let Some((200, metrics)) = http_get(http_port, "/metrics").await else {
             return false;
         };
         metrics.contains(r#"scorekeeper_clickhouse_rows_written_total{path="api",table="scorecards"} 1"#)

@@ -3,7 +3,6 @@
 //! checkpoint (rows already recorded are not read again), and the job
 //! succeeds with ClickHouse equal to Postgres.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use scorekeeper_domain::TemplateType;
@@ -12,28 +11,15 @@ use scorekeeper_store::jobs::{Job, JobState, NewJob};
 use scorekeeper_sync::reindex::JOB_TYPE;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use tokio::process::{Child, Command};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use scorekeeper_tests::process::serve_command;
+use tokio::process::Child;
 
 /// A worker-only `scorekeeper serve` on this test's databases.
 fn worker_process(env: &TestEnv) -> Child {
-    let clickhouse = env.clickhouse_config();
-    Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
-        .arg("serve")
-        .env("DATABASE_URL", env.database_url())
-        .env("CLICKHOUSE_URL", &clickhouse.url)
-        .env("CLICKHOUSE_DATABASE", &clickhouse.database)
+    serve_command(env!("CARGO_BIN_EXE_scorekeeper"), env)
         .env("SK_NO_API", "true")
         .env("SK_NO_DISPATCHER", "true")
-        .env("SK_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("JOB_LEASE_SECONDS", "3")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("starting a worker process")
 }

@@ -9,6 +9,7 @@
 
 pub mod env;
 pub mod private_postgres;
+pub mod process;
 pub mod proxy;
 
 pub use env::{Customer, TestEnv};

@@ -7,8 +7,6 @@
 //! match once more.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -61,7 +59,7 @@ pub(super) async fn drift_and_repair(
 ) -> anyhow::Result<DriftOutcome> {
     section("8. Drift and its repair");
     let step_started = Instant::now();
-    let clickhouse = ClickHouseHttp::new(clickhouse)?;
+    let clickhouse = DirectClickHouse::new(clickhouse)?;
     println!("two ways for ClickHouse to drift from Postgres without an error anywhere:");
     // Chosen before the import, so only rows ClickHouse has are lost.
     let to_lose = scorecards_to_lose(store, customer_id).await?;
@@ -263,7 +261,7 @@ async fn scorecards_to_lose(store: &Store, customer_id: CustomerId) -> anyhow::R
 /// `ALTER TABLE … DELETE` (a mutation: asynchronous, so waited for).
 /// Returns how many scorecards were lost.
 async fn lose_rows(
-    clickhouse: &ClickHouseHttp,
+    clickhouse: &DirectClickHouse,
     customer_id: CustomerId,
     ids: &[i64],
 ) -> anyhow::Result<usize> {
@@ -447,87 +445,41 @@ fn report(job: &Job, kind: ScorecardTemplateType, elapsed: Duration) -> JobOutco
 }
 
 // ---------------------------------------------------------------------------
-// ClickHouse's HTTP interface, spoken directly.
+// ClickHouse itself, behind the application's back.
 
 /// The demo plays something that changes ClickHouse behind the
-/// application's back, so it talks to ClickHouse's HTTP interface itself
-/// rather than through `scorekeeper_analytics`, whose writes are the
-/// application's own. Plain HTTP/1.0, one request per connection.
-struct ClickHouseHttp {
+/// application's back, so it talks to ClickHouse itself (with the same
+/// client crate) rather than through `scorekeeper_analytics`, whose writes
+/// are the application's own.
+struct DirectClickHouse {
+    client: clickhouse::Client,
     url: String,
-    /// `host:port` to connect to.
-    authority: String,
     database: String,
-    user: String,
-    password: String,
 }
 
-impl ClickHouseHttp {
-    fn new(config: &ClickHouseConfig) -> anyhow::Result<ClickHouseHttp> {
-        let Some(rest) = config.url.strip_prefix("http://") else {
-            bail!(
-                "CLICKHOUSE_URL {:?}: the demo speaks plain http:// to ClickHouse to make it lose rows",
-                config.url
-            );
-        };
-        let host = rest.split('/').next().unwrap_or(rest);
-        let authority = if host.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
-            host.to_owned()
-        } else {
-            format!("{host}:80")
-        };
-        for (name, value) in [("CLICKHOUSE_USER", &config.user), ("CLICKHOUSE_PASSWORD", &config.password)] {
-            ensure!(!value.contains(['\r', '\n']), "{name} contains a line break");
-        }
-        Ok(ClickHouseHttp {
-            url: config.url.clone(),
-            authority,
-            // Checked by `Analytics::new`: letters, digits and underscores.
-            database: config.database.clone(),
-            user: config.user.clone(),
-            password: config.password.clone(),
-        })
+impl DirectClickHouse {
+    fn new(config: &ClickHouseConfig) -> anyhow::Result<DirectClickHouse> {
+        let client = clickhouse::Client::default()
+            .with_url(&config.url)
+            .with_database(&config.database)
+            .with_user(&config.user)
+            .with_password(&config.password)
+            // ClickHouse 18.16 lacks the format that validation needs.
+            .with_validation(false);
+        Ok(DirectClickHouse { client, url: config.url.clone(), database: config.database.clone() })
     }
 
-    /// Runs a statement; returns the response body.
-    async fn execute(&self, sql: &str) -> anyhow::Result<String> {
-        let key = if self.password.is_empty() {
-            String::new()
-        } else {
-            format!("X-ClickHouse-Key: {}\r\n", self.password)
-        };
-        let request = format!(
-            "POST /?database={} HTTP/1.0\r\nHost: {}\r\nX-ClickHouse-User: {}\r\n{key}\
-             Content-Type: text/plain; charset=UTF-8\r\nContent-Length: {}\r\n\r\n{sql}",
-            self.database,
-            self.authority,
-            self.user,
-            sql.len()
-        );
-        let authority = self.authority.clone();
-        let response = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-            let address = authority.to_socket_addrs()?.next().ok_or(std::io::ErrorKind::NotFound)?;
-            let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
-            stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-            stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-            stream.write_all(request.as_bytes())?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response)?;
-            Ok(response)
-        })
-        .await
-        .context("the ClickHouse request's thread")?
-        .with_context(|| format!("ClickHouse at {}", self.url))?;
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head.split_whitespace().nth(1).unwrap_or("");
-        ensure!(status == "200", "ClickHouse at {} answered {status}: {} ({sql})", self.url, body.trim());
-        Ok(body.to_owned())
+    /// Runs a statement.
+    async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        self.client.query(sql).execute().await.with_context(|| format!("ClickHouse at {}: {sql}", self.url))
     }
 
     /// Runs a query returning one number.
     async fn count(&self, sql: &str) -> anyhow::Result<u64> {
-        let body = self.execute(sql).await?;
-        body.trim().parse().with_context(|| format!("ClickHouse answered {body:?} to {sql}"))
+        self.client
+            .query(sql)
+            .fetch_one::<u64>()
+            .await
+            .with_context(|| format!("ClickHouse at {}: {sql}", self.url))
     }
 }
