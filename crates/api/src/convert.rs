@@ -111,19 +111,9 @@ fn rule_from_wire(field: &str, r: &pb::AutoQaRule) -> Checked<Rule> {
         within_first_messages: r.within_first_messages,
         within_first_seconds: r.within_first_seconds,
     };
-    rule.validate().map_err(|e| Invalid::new(format!("{field}.pattern"), error_text(&e)))?;
+    rule.validate()
+        .map_err(|e| Invalid::new(format!("{field}.pattern"), scorekeeper_domain::report::error_chain(&e)))?;
     Ok(rule)
-}
-
-/// An error with its sources, for a client-facing reason that is about the
-/// client's own input (a regex error names the position).
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(source) = error.source() {
-        text.push_str(": ");
-        text.push_str(&source.to_string());
-    }
-    text
 }
 
 pub fn template_to_wire(t: &Template) -> pb::ScorecardTemplate {

@@ -68,7 +68,7 @@ impl From<ApiError> for Status {
 }
 
 fn backend_status(backend: &str, transient: bool, error: &ApiError) -> Status {
-    let chain = error_chain(error);
+    let chain = scorekeeper_domain::report::error_chain(error);
     if transient {
         tracing::warn!(error = %chain, "{backend} unavailable");
         Status::new(Code::Unavailable, format!("{backend} is unavailable; retry later"))
@@ -76,18 +76,6 @@ fn backend_status(backend: &str, transient: bool, error: &ApiError) -> Status {
         tracing::error!(error = %chain, "{backend} failed");
         Status::new(Code::Internal, "internal error; see the server log")
     }
-}
-
-/// The error and its sources, for the log.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod limits;
 pub mod mirror;
 pub mod reindex;
+pub mod report;
 pub mod scorecard;
 pub mod scoring;
 pub mod transcript;

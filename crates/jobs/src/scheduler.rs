@@ -194,7 +194,7 @@ impl Scheduler {
                         let pause = self.config.backoff(failures);
                         metrics::counter!("scorekeeper_schedule_failures_total", "schedule" => self.schedule.name.clone())
                             .increment(1);
-                        tracing::warn!(error = %error_chain(&error), ?pause, "firing the schedule's tick failed; will retry");
+                        tracing::warn!(error = %scorekeeper_domain::report::error_chain(&error), ?pause, "firing the schedule's tick failed; will retry");
                         pause
                     }
                 };
@@ -250,18 +250,6 @@ impl Scheduler {
             .map_or(self.config.max_sleep, |d| d.min(self.config.max_sleep))
             .max(Duration::from_millis(1))
     }
-}
-
-/// `error: cause: cause...`, for logs.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -176,6 +176,26 @@ fn job(row: &Row) -> Result<Job> {
     })
 }
 
+const ACTIVITY_COLUMNS: &str =
+    "job_id, activity, position, rows_done, batches_done, checkpoint, finished, active_ms, rows_estimated";
+
+/// A row of [`ACTIVITY_COLUMNS`]: the job it belongs to and its progress.
+fn activity_progress(row: &Row) -> Result<(Uuid, ActivityProgress)> {
+    Ok((
+        row.try_get(0)?,
+        ActivityProgress {
+            activity: row.try_get(1)?,
+            position: row.try_get(2)?,
+            rows_done: row.try_get(3)?,
+            batches_done: row.try_get(4)?,
+            checkpoint: row.try_get(5)?,
+            finished: row.try_get(6)?,
+            active_ms: row.try_get(7)?,
+            rows_estimated: row.try_get(8)?,
+        },
+    ))
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -200,22 +220,14 @@ pub(crate) async fn insert_job(tx: &Transaction<'_>, new: &NewJob) -> Result<Opt
     for (position, activity) in new.activities.iter().enumerate() {
         let row = tx
             .query_one(
-                "INSERT INTO job_activities (job_id, activity, position) VALUES ($1, $2, $3)
-                 RETURNING activity, position, rows_done, batches_done, checkpoint, finished, active_ms,
-                           rows_estimated",
+                &format!(
+                    "INSERT INTO job_activities (job_id, activity, position) VALUES ($1, $2, $3)
+                     RETURNING {ACTIVITY_COLUMNS}"
+                ),
                 &[&created.id, activity, &(position as i32)],
             )
             .await?;
-        created.activities.push(ActivityProgress {
-            activity: row.try_get(0)?,
-            position: row.try_get(1)?,
-            rows_done: row.try_get(2)?,
-            batches_done: row.try_get(3)?,
-            checkpoint: row.try_get(4)?,
-            finished: row.try_get(5)?,
-            active_ms: row.try_get(6)?,
-            rows_estimated: row.try_get(7)?,
-        });
+        created.activities.push(activity_progress(&row)?.1);
     }
     Ok(Some(created))
 }
@@ -310,25 +322,17 @@ impl Store {
         let client = self.pool().get().await?;
         let rows = client
             .query(
-                "SELECT job_id, activity, position, rows_done, batches_done, checkpoint, finished, active_ms,
-                        rows_estimated
-                 FROM job_activities WHERE job_id = ANY($1) ORDER BY job_id, position",
+                &format!(
+                    "SELECT {ACTIVITY_COLUMNS} FROM job_activities WHERE job_id = ANY($1) ORDER BY job_id, position"
+                ),
                 &[&ids],
             )
             .await?;
         let mut by_job: std::collections::HashMap<Uuid, Vec<ActivityProgress>> =
             std::collections::HashMap::new();
         for row in rows {
-            by_job.entry(row.try_get(0)?).or_default().push(ActivityProgress {
-                activity: row.try_get(1)?,
-                position: row.try_get(2)?,
-                rows_done: row.try_get(3)?,
-                batches_done: row.try_get(4)?,
-                checkpoint: row.try_get(5)?,
-                finished: row.try_get(6)?,
-                active_ms: row.try_get(7)?,
-                rows_estimated: row.try_get(8)?,
-            });
+            let (job_id, progress) = activity_progress(&row)?;
+            by_job.entry(job_id).or_default().push(progress);
         }
         Ok(by_job)
     }

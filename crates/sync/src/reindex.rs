@@ -239,12 +239,6 @@ fn failure(error: SyncError) -> RunError {
         SyncError::Analytics(_) => "clickhouse",
         SyncError::Invalid(_) => "invalid",
     };
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let message = scorekeeper_domain::report::error_chain(&error);
     RunError::Failed(JobError { code: code.into(), message, retryable, details: serde_json::Value::Null })
 }
