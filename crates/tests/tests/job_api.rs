@@ -249,6 +249,16 @@ async fn create_job_refuses_bad_requests_and_creates_nothing() {
         assert_invalid(case, create_job(&mut api, request).await, &field);
         assert_no_jobs(&env, case).await;
     }
+    // An admin may name any customer, but not one that does not exist.
+    let mut admin = jobs(&env, &admin_token(&env, &customer).await);
+    let unknown =
+        reindex_request(ReindexConversationsPayload { customer_id: customer.id.0 + 1000, ..base() });
+    assert_invalid(
+        "an admin naming an unknown customer",
+        create_job(&mut admin, unknown).await,
+        &field("customer_id"),
+    );
+    assert_no_jobs(&env, "an admin naming an unknown customer").await;
     // The same API accepts a valid request, so the refusals above are not
     // a broken service.
     let ok = ReindexConversationsPayload {

@@ -209,6 +209,17 @@ impl JobService for Jobs {
                 .into());
             }
         };
+        // An admin may name any customer; one that does not exist is the
+        // caller's mistake, not a server failure.
+        if let Some(customer) = spec.scope.customer_id
+            && !self.0.store.customer_exists(customer).await.map_err(ApiError::from)?
+        {
+            return Err(ApiError::from(Invalid::new(
+                "payload.reindex_conversations.customer_id",
+                format!("unknown customer {customer}"),
+            ))
+            .into());
+        }
         let payload = serde_json::to_value(&spec).expect("a ReindexSpec serialises");
         let activities =
             handler.activities(&payload).map_err(|e| ApiError::from(Invalid::new("payload", e)))?;
