@@ -8,19 +8,9 @@ use std::time::{Duration, Instant};
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::{free_port, http_get, serve_command};
+use scorekeeper_tests::process::{free_port, http_get, spawn_serve};
 use serde_json::Value;
-use tokio::process::{Child, Command};
-
-/// `scorekeeper serve` with its API, dispatcher and job worker, on this
-/// test's databases.
-fn serve(env: &TestEnv, grpc_port: u16, http_port: u16) -> Child {
-    serve_command(env!("CARGO_BIN_EXE_scorekeeper"), env)
-        .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-        .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .spawn()
-        .expect("starting scorekeeper serve")
-}
+use tokio::process::Command;
 
 /// Runs the CLI to completion. The API settings come from the arguments
 /// only, never from the environment the tests run in.
@@ -64,7 +54,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
     assert_eq!(env.clickhouse_row_count("scorecards").await, 0, "a bulk import reaches Postgres only");
 
     let (grpc_port, http_port) = (free_port(), free_port());
-    let _serve = serve(&env, grpc_port, http_port);
+    let _serve = spawn_serve(env!("CARGO_BIN_EXE_scorekeeper"), &env, grpc_port, http_port);
     let started = Instant::now();
     while http_get(http_port, "/health").await.map(|r| r.0) != Some(200) {
         assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer /health within 30 s");

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
-use scorekeeper_tests::process::{free_port, http_get, serve_command};
-use tokio::process::Child;
+use scorekeeper_tests::process::{free_port, http_get, spawn_serve};
 
 async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -17,19 +16,11 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
     }
 }
 
-fn serve(env: &TestEnv, grpc_port: u16, http_port: u16) -> Child {
-    serve_command(env!("CARGO_BIN_EXE_scorekeeper"), env)
-        .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-        .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .spawn()
-        .expect("starting scorekeeper serve")
-}
-
 #[tokio::test]
 async fn serve_process_mirrors_writes_and_reports_metrics() {
     let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
     let (grpc_port, http_port) = (free_port(), free_port());
-    let mut child = serve(&env, grpc_port, http_port);
+    let mut child = spawn_serve(env!("CARGO_BIN_EXE_scorekeeper"), &env, grpc_port, http_port);
     wait_for("/health", Duration::from_secs(30), async || {
         matches!(http_get(http_port, "/health").await, Some((200, _)))
     })

@@ -35,6 +35,16 @@ pub fn serve_command(binary: &str, env: &TestEnv) -> Command {
     command
 }
 
+/// `<binary> serve` with all its parts (API, dispatcher, job worker), the
+/// API on `grpc_port` and /metrics and /health on `http_port`.
+pub fn spawn_serve(binary: &str, env: &TestEnv, grpc_port: u16, http_port: u16) -> tokio::process::Child {
+    serve_command(binary, env)
+        .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+        .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .spawn()
+        .expect("starting scorekeeper serve")
+}
+
 /// A plain HTTP/1.0 GET on loopback: `(status, body)`, if anything answered.
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
