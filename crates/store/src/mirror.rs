@@ -94,14 +94,9 @@ impl Store {
         let client = self.pool().get().await?;
         let scorecards =
             client.query(&format!("{SCORECARD_SELECT} WHERE id = ANY($1) ORDER BY id"), &[&ids]).await?;
-        let scores = client
-            .query(&format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"), &[&ids])
-            .await?;
-        Ok(MirrorBatch {
-            conversations: Vec::new(),
-            scorecards: scorecards.iter().map(scorecard_record).collect::<Result<_>>()?,
-            scores: scores.iter().map(score_record).collect::<Result<_>>()?,
-        })
+        let scorecards = scorecards.iter().map(scorecard_record).collect::<Result<Vec<_>>>()?;
+        let ids: Vec<ScorecardId> = scorecards.iter().map(|s| s.id).collect();
+        Ok(MirrorBatch { conversations: Vec::new(), scores: self.scores_of(&ids).await?, scorecards })
     }
 
     /// Up to `limit` of the customer's conversations in `selector` with id
@@ -159,18 +154,21 @@ impl Store {
                 &[&ids],
             )
             .await?;
-        let scores = client
-            .query(
-                &format!(
-                    "{SCORE_SELECT} WHERE c.conversation_id = ANY($1) AND c.template_type = 1 ORDER BY s.id"
-                ),
-                &[&ids],
-            )
+        let scorecards = scorecards.iter().map(scorecard_record).collect::<Result<Vec<_>>>()?;
+        let ids: Vec<ScorecardId> = scorecards.iter().map(|s| s.id).collect();
+        Ok(MirrorBatch { conversations: Vec::new(), scores: self.scores_of(&ids).await?, scorecards })
+    }
+
+    /// Every score (deleted too) of these scorecards.
+    pub async fn scores_of(&self, scorecards: &[ScorecardId]) -> Result<Vec<ScoreRecord>> {
+        if scorecards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = scorecards.iter().map(|s| s.0).collect();
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(&format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"), &[&ids])
             .await?;
-        Ok(MirrorBatch {
-            conversations: Vec::new(),
-            scorecards: scorecards.iter().map(scorecard_record).collect::<Result<_>>()?,
-            scores: scores.iter().map(score_record).collect::<Result<_>>()?,
-        })
+        rows.iter().map(score_record).collect()
     }
 }

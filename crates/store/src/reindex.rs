@@ -150,19 +150,6 @@ impl Store {
             .await?;
         rows.iter().map(score_record).collect()
     }
-
-    /// Every score (deleted too) of these scorecards.
-    pub async fn scores_of(&self, scorecards: &[ScorecardId]) -> Result<Vec<ScoreRecord>> {
-        if scorecards.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = scorecards.iter().map(|s| s.0).collect();
-        let client = self.pool().get().await?;
-        let rows = client
-            .query(&format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"), &[&ids])
-            .await?;
-        rows.iter().map(score_record).collect()
-    }
 }
 
 impl Store {
