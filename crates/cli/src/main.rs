@@ -1,6 +1,7 @@
 //! The `scorekeeper` binary. Parses settings and wires the library crates
 //! together; no logic of its own.
 
+mod bench;
 mod client;
 mod demo;
 mod jobs;
@@ -44,6 +45,9 @@ enum Command {
     /// List, inspect or cancel jobs through the API.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Measure reindex and API speed on the local stack, in databases of its own.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Walk through the whole product on the local stack against a running `serve`.
     Demo(demo::DemoArgs),
 }
@@ -105,5 +109,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Reindex(args) => jobs::reindex(args).await,
         Command::Jobs(command) => jobs::run(command).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Bench(command) => bench::run(command).await,
     }
 }

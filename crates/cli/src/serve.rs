@@ -128,7 +128,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
         tracing::info!("outbox dispatcher running");
     }
-    let registry = scorekeeper_sync::reindex::registry(
+    let registry = scorekeeper_sync::job_registry(
         store.clone(),
         analytics.clone(),
         ReindexSettings {

@@ -12,3 +12,18 @@ pub mod reindex_schedule;
 pub mod retry;
 
 pub use error::{Result, SyncError};
+
+use scorekeeper_analytics::Analytics;
+use scorekeeper_store::Store;
+
+/// The job handlers this service runs, by job type.
+pub fn job_registry(
+    store: Store,
+    analytics: Analytics,
+    settings: reindex::ReindexSettings,
+) -> scorekeeper_jobs::Registry {
+    scorekeeper_jobs::Registry::new().register(
+        reindex::JOB_TYPE,
+        std::sync::Arc::new(reindex::ReindexHandler::new(store, analytics, settings)),
+    )
+}

@@ -33,12 +33,6 @@ use crate::retry::{self, RetryDecision};
 /// a contract test checks the two agree.
 pub const JOB_TYPE: i16 = 1;
 
-/// The job handlers this service runs, by job type.
-pub fn registry(store: Store, analytics: Analytics, settings: ReindexSettings) -> scorekeeper_jobs::Registry {
-    scorekeeper_jobs::Registry::new()
-        .register(JOB_TYPE, std::sync::Arc::new(ReindexHandler::new(store, analytics, settings)))
-}
-
 /// Default batch sizes (`REINDEX_CONVERSATIONS_BATCH_SIZE`,
 /// `REINDEX_PROCESS_SCORECARDS_BATCH_SIZE`), overridable per job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

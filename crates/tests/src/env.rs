@@ -183,7 +183,7 @@ impl TestEnv {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let grpc_url = format!("http://{}", listener.local_addr()?);
-        let registry = scorekeeper_sync::reindex::registry(
+        let registry = scorekeeper_sync::job_registry(
             server_store.clone(),
             server_analytics.clone(),
             scorekeeper_sync::reindex::ReindexSettings::default(),

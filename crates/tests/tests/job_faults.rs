@@ -8,7 +8,8 @@ use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_sco
 use scorekeeper_domain::{CustomerId, TemplateType};
 use scorekeeper_store::Store;
 use scorekeeper_store::jobs::{AttemptOutcome, Job, JobState, Lease, NewJob, ProgressUpdate};
-use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, registry};
+use scorekeeper_sync::job_registry as registry;
+use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, Options, bulk_import};
 use tokio::sync::watch;

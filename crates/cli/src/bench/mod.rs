@@ -1,0 +1,34 @@
+//! `scorekeeper bench`: measures the service on the local stack, in
+//! databases of its own (never the demo's or the service's), and prints a
+//! table of figures and ratios; `--json FILE` also writes them for tooling.
+//!
+//! * `bench reindex`: a generated dataset copied to ClickHouse three ways
+//!   (the shell pipeline a user would write, the two halves alone as the
+//!   physical limit, and a real reindex job through the real workers).
+//! * `bench api`: CreateScorecard load through gRPC, latency and the lag
+//!   until each scorecard is visible in ClickHouse.
+//!
+//! `stack` holds what both share: the bench databases and a `serve` child
+//! process whose peak memory can be read.
+
+mod api;
+mod reindex;
+mod report;
+mod stack;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Reindex speed against a psql|clickhouse pipeline and the servers' own limits.
+    Reindex(reindex::ReindexBenchArgs),
+    /// CreateScorecard throughput, latency and visibility lag in ClickHouse.
+    Api(api::ApiBenchArgs),
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Reindex(args) => reindex::run(args).await,
+        BenchCommand::Api(args) => api::run(args).await,
+    }
+}
