@@ -260,3 +260,6 @@ pub fn conversation_to_wire(c: &Conversation) -> v1::Conversation {
         updated_at: Some(validate::to_timestamp(c.updated_at)),
     }
 }
+
+#[cfg(test)]
+mod props;
