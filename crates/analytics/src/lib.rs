@@ -7,6 +7,7 @@
 //! from Postgres, so any path may write again, late or out of order, and the
 //! highest version wins. Readers use `FINAL`.
 
+pub mod audit;
 pub mod error;
 pub mod rows;
 mod schema;
@@ -49,7 +50,9 @@ impl Analytics {
         &self.config
     }
 
-    pub(crate) fn client(&self) -> &clickhouse::Client {
+    /// The underlying client, on this database, for tools that need raw
+    /// queries (benchmarks); the service itself goes through this crate.
+    pub fn client(&self) -> &clickhouse::Client {
         &self.client
     }
 
@@ -71,7 +74,7 @@ impl Analytics {
 }
 
 /// A client for the server, without a database selected.
-fn server_client(config: &ClickHouseConfig) -> clickhouse::Client {
+pub fn server_client(config: &ClickHouseConfig) -> clickhouse::Client {
     clickhouse::Client::default()
         .with_url(&config.url)
         .with_user(&config.user)

@@ -6,6 +6,7 @@
 //! it reach ClickHouse (an outbox entry), or is read back later by a path
 //! that copies it (batch index, reindex). Versions come from Postgres.
 
+pub mod audit;
 mod codec;
 pub mod conversations;
 pub mod error;

@@ -12,6 +12,8 @@
 //! process whose peak memory can be read.
 
 mod api;
+mod baselines;
+mod dataset;
 mod reindex;
 mod report;
 mod stack;

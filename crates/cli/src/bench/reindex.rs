@@ -1,10 +1,246 @@
-//! `scorekeeper bench reindex` (being written).
+//! `scorekeeper bench reindex --scale s|m|l`: copies one generated dataset
+//! from Postgres to ClickHouse three ways and compares them (see
+//! `baselines`): the peer shell pipeline, the physical limit (each half
+//! alone), and ours, a real `JOB_TYPE_REINDEX_CONVERSATIONS` job of both
+//! scorecard types run by a real worker process, timed from CreateJob to
+//! `succeeded`. Ours must produce exactly the peer's rows.
 
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
 use clap::Args;
+use scorekeeper_analytics::{Analytics, ClickHouseConfig};
+use scorekeeper_proto::coaching::ScorecardTemplateType;
+use scorekeeper_proto::v1::job_payload::Payload;
+use scorekeeper_proto::v1::job_service_client::JobServiceClient;
+use scorekeeper_proto::v1::{
+    CreateJobRequest, GetJobRequest, JobPayload, JobState, JobType, ReindexConversationsPayload,
+};
+use serde::Serialize;
+
+use super::baselines::{self, TABLES};
+use super::dataset::{self, DatasetRows, Scale};
+use super::report;
+use super::stack::{BenchDatabases, ServeProcess};
+use crate::client::{self, BearerToken};
+use crate::settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
-pub struct ReindexBenchArgs {}
+pub struct ReindexBenchArgs {
+    /// Dataset size: s (1.1M rows), m (5.6M), l (22.4M).
+    #[arg(long, value_enum, default_value = "s")]
+    scale: Scale,
+    /// Also write the figures as JSON to this file (`-` for standard output).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A setting for the worker's `serve` process, KEY=VALUE (repeatable),
+    /// e.g. REINDEX_CONVERSATIONS_BATCH_SIZE=2000.
+    #[arg(long = "serve-env", value_parser = key_value)]
+    serve_env: Vec<(String, String)>,
+    /// Skip the peer pipeline (and the row check against it), to iterate on ours.
+    #[arg(long)]
+    skip_peer: bool,
+    #[command(flatten)]
+    postgres: PostgresArgs,
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
+}
 
-pub async fn run(_args: ReindexBenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench reindex is not written yet")
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+/// The figures of one run, as printed and written to JSON.
+#[derive(Serialize)]
+struct Figures {
+    scale: &'static str,
+    rows: DatasetRows,
+    rows_total: i64,
+    dataset_generated_s: Option<f64>,
+    ours_s: f64,
+    peer_s: Option<f64>,
+    limit_read_s: f64,
+    limit_write_s: f64,
+    ratio_to_peer: Option<f64>,
+    ratio_to_limit: f64,
+    rows_per_s: f64,
+    peer_rows_per_s: Option<f64>,
+    worker_peak_rss_mb: f64,
+    /// Ours equals the peer in every table (count and checksum); `None`
+    /// when the peer was skipped.
+    rows_match_peer: Option<bool>,
+    cores: usize,
+    serve_env: Vec<String>,
+}
+
+pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
+    let scale = args.scale;
+    let databases =
+        BenchDatabases::prepare(&args.postgres, &args.clickhouse, &format!("reindex_{}", scale.name()))
+            .await?;
+    let (rows, generated) = dataset::ensure(&databases.store, scale).await?;
+    eprintln!(
+        "dataset {}: {} conversations, {} scorecards, {} scores",
+        scale.name(),
+        rows.conversations,
+        rows.scorecards,
+        rows.scores
+    );
+    let ours = fresh(&databases.clickhouse, "").await?;
+    let peer_db = fresh(&databases.clickhouse, "_peer").await?;
+    let limit_db = fresh(&databases.clickhouse, "_limit").await?;
+
+    eprintln!("limit: reading the source tables to /dev/null…");
+    let limit_read = baselines::limit_read(&databases.database_url).await?;
+    let peer = if args.skip_peer {
+        None
+    } else {
+        eprintln!("peer: psql COPY | curl INSERT, table by table…");
+        let peer = baselines::peer(&databases.database_url, peer_db.config()).await?;
+        baselines::settle(peer_db.client()).await?;
+        Some(peer)
+    };
+
+    eprintln!("ours: a reindex job through a worker process…");
+    let (ours_time, peak_rss) = run_job(&databases, &args.serve_env).await?;
+    baselines::settle(ours.client()).await?;
+
+    eprintln!("limit: ClickHouse ingesting the final rows from a RowBinary dump…");
+    let limit_write = baselines::limit_write(ours.client(), limit_db.client(), &std::env::temp_dir()).await?;
+
+    let ours_sums = baselines::checksums(ours.client()).await?;
+    let expected: Vec<u64> = vec![rows.conversations as u64, rows.scorecards as u64, rows.scores as u64];
+    let counts: Vec<u64> = ours_sums.iter().map(|s| s.0).collect();
+    if counts != expected {
+        bail!("ours wrote {counts:?} rows per table ({TABLES:?}), Postgres holds {expected:?}");
+    }
+    let rows_match_peer = match peer {
+        Some(_) => Some(baselines::checksums(peer_db.client()).await? == ours_sums),
+        None => None,
+    };
+
+    let total = rows.total();
+    let secs = |d: Duration| d.as_secs_f64();
+    let figures = Figures {
+        scale: scale.name(),
+        rows,
+        rows_total: total,
+        dataset_generated_s: generated,
+        ours_s: secs(ours_time),
+        peer_s: peer.map(secs),
+        limit_read_s: secs(limit_read),
+        limit_write_s: secs(limit_write),
+        ratio_to_peer: peer.map(|p| secs(ours_time) / secs(p)),
+        ratio_to_limit: secs(ours_time) / (secs(limit_read) + secs(limit_write)),
+        rows_per_s: total as f64 / secs(ours_time),
+        peer_rows_per_s: peer.map(|p| total as f64 / secs(p)),
+        worker_peak_rss_mb: peak_rss,
+        rows_match_peer,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        serve_env: args.serve_env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    };
+    print(&figures);
+    if let Some(path) = &args.json {
+        report::write_json(path, &figures)?;
+    }
+    if rows_match_peer == Some(false) {
+        bail!("ours and the peer produced different rows (see the checksums above)");
+    }
+    Ok(())
+}
+
+/// A ClickHouse database beside the bench's, `suffix` added, emptied and
+/// given the service's schema.
+async fn fresh(bench: &ClickHouseConfig, suffix: &str) -> anyhow::Result<Analytics> {
+    let config = ClickHouseConfig { database: format!("{}{suffix}", bench.database), ..bench.clone() };
+    scorekeeper_analytics::server_client(&config)
+        .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
+        .execute()
+        .await
+        .with_context(|| format!("dropping ClickHouse database {}", config.database))?;
+    let analytics = Analytics::new(config)?;
+    analytics.migrate().await?;
+    Ok(analytics)
+}
+
+/// Starts a worker process, creates the job (every customer, both scorecard
+/// types, no window) and follows it to the end. Returns the time from
+/// CreateJob to `succeeded` and the worker's peak RSS.
+async fn run_job(
+    databases: &BenchDatabases,
+    serve_env: &[(String, String)],
+) -> anyhow::Result<(Duration, f64)> {
+    let token = databases.admin_token().await?;
+    let env: Vec<(&str, String)> = serve_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let serve = ServeProcess::start(databases, &env).await?;
+    let channel = client::connect(&serve.grpc_url, Duration::from_secs(30)).await?;
+    let mut jobs = JobServiceClient::with_interceptor(channel, BearerToken::new(&token)?);
+    let payload = ReindexConversationsPayload {
+        customer_id: 0,
+        reindex_scorecard_types: vec![
+            ScorecardTemplateType::Conversation as i32,
+            ScorecardTemplateType::Process as i32,
+        ],
+        ..ReindexConversationsPayload::default()
+    };
+    let request = CreateJobRequest {
+        r#type: JobType::ReindexConversations as i32,
+        payload: Some(JobPayload { payload: Some(Payload::ReindexConversations(payload)) }),
+    };
+    let started = Instant::now();
+    let job = jobs.create_job(request).await?.into_inner().job.context("CreateJob returned no job")?;
+    let finished = loop {
+        let job = jobs
+            .get_job(GetJobRequest { id: job.id.clone() })
+            .await?
+            .into_inner()
+            .job
+            .context("GetJob returned no job")?;
+        match JobState::try_from(job.state) {
+            Ok(JobState::Succeeded) => break started.elapsed(),
+            Ok(JobState::Failed | JobState::Cancelled) => {
+                bail!("the reindex job ended {:?}: {:?}", job.state, job.error)
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let peak = serve.peak_rss_mb()?;
+    serve.stop().await;
+    Ok((finished, peak))
+}
+
+fn print(f: &Figures) {
+    let rate = |rows: f64| format!("{:.0}k rows/s", rows / 1000.0);
+    let mut rows = vec![
+        (
+            "rows",
+            format!(
+                "{} ({} conv, {} scorecards, {} scores)",
+                f.rows_total, f.rows.conversations, f.rows.scorecards, f.rows.scores
+            ),
+        ),
+        ("ours (reindex job)", format!("{:.2} s  {}", f.ours_s, rate(f.rows_per_s))),
+    ];
+    if let (Some(peer), Some(peer_rate)) = (f.peer_s, f.peer_rows_per_s) {
+        rows.push(("peer (psql | curl)", format!("{peer:.2} s  {}", rate(peer_rate))));
+    }
+    rows.push(("limit: Postgres read", format!("{:.2} s", f.limit_read_s)));
+    rows.push(("limit: ClickHouse write", format!("{:.2} s", f.limit_write_s)));
+    if let Some(ratio) = f.ratio_to_peer {
+        rows.push(("ratio to peer", format!("{ratio:.2}  (target <= 0.40)")));
+    }
+    rows.push(("ratio to limit", format!("{:.2}  (target <= 1.20)", f.ratio_to_limit)));
+    rows.push(("worker peak RSS", format!("{:.0} MB  (target <= 256 at scale l)", f.worker_peak_rss_mb)));
+    rows.push((
+        "rows equal to peer",
+        match f.rows_match_peer {
+            Some(true) => "yes (count and checksum per table)".to_owned(),
+            Some(false) => "NO".to_owned(),
+            None => "not checked (--skip-peer)".to_owned(),
+        },
+    ));
+    report::print_table(&format!("bench reindex, scale {}, {} cores", f.scale, f.cores), &rows);
 }
