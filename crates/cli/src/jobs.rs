@@ -189,7 +189,11 @@ pub async fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
 
 /// Polls the job until it ends, drawing a bar per activity (rows, rows/s,
 /// and an ETA once the activity has counted its rows).
-async fn follow(jobs: &mut JobServiceClient<Authed>, id: &str, quiet: bool) -> anyhow::Result<Job> {
+pub(crate) async fn follow(
+    jobs: &mut JobServiceClient<Authed>,
+    id: &str,
+    quiet: bool,
+) -> anyhow::Result<Job> {
     let bars = MultiProgress::new();
     if quiet {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -351,7 +355,7 @@ struct ErrorView {
     retryable: bool,
 }
 
-fn state_word(state: i32) -> &'static str {
+pub(crate) fn state_word(state: i32) -> &'static str {
     match JobState::try_from(state) {
         Ok(JobState::Queued) => "queued",
         Ok(JobState::Running) => "running",
@@ -378,7 +382,7 @@ impl From<&Job> for JobView {
                     _ => "unknown",
                 })
                 .collect(),
-            None => Vec::new(),
+            Some(Payload::Audit(_)) | None => Vec::new(),
         };
         JobView {
             id: job.id.clone(),

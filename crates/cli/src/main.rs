@@ -1,6 +1,7 @@
 //! The `scorekeeper` binary. Parses settings and wires the library crates
 //! together; no logic of its own.
 
+mod audit;
 mod bench;
 mod client;
 mod demo;
@@ -42,6 +43,8 @@ enum Command {
     Token(TokenCommand),
     /// Create a JOB_TYPE_REINDEX_CONVERSATIONS job through the API (--wait to follow it).
     Reindex(jobs::ReindexArgs),
+    /// Audit ClickHouse against Postgres through the API: drifted rows by table and day (--repair to fix them).
+    Audit(audit::AuditArgs),
     /// List, inspect or cancel jobs through the API.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
@@ -108,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Reindex(args) => jobs::reindex(args).await,
         Command::Jobs(command) => jobs::run(command).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(command) => bench::run(command).await,
     }

@@ -15,6 +15,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scorekeeper_analytics::Analytics;
 use scorekeeper_jobs::{Worker, WorkerConfig};
 use scorekeeper_store::Store;
+use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
 use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_sync::reindex_schedule::ReindexScheduleSettings;
@@ -56,7 +57,7 @@ pub struct ServeArgs {
     /// Process scorecards per reindex batch (a job's payload may override it).
     #[arg(long, env = "REINDEX_PROCESS_SCORECARDS_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     reindex_process_scorecards_batch_size: u32,
-    /// Do not run the reindex scheduler in this process (others may).
+    /// Do not run the schedulers (reindex, audit) in this process (others may).
     #[arg(long, env = "SK_NO_SCHEDULER")]
     no_scheduler: bool,
     /// When to create a scheduled reindex job: a cron expression of 5 fields
@@ -70,6 +71,19 @@ pub struct ServeArgs {
     /// (rows updated since then are copied), e.g. 24h.
     #[arg(long, env = "REINDEX_LOOKBACK", default_value = "24h")]
     reindex_lookback: String,
+    /// When to queue a drift audit job of all customers: cron, 5 fields
+    /// (minute first) or 6 (second first), UTC. Unset: no scheduled audit.
+    #[arg(long, env = "AUDIT_SCHEDULE")]
+    audit_schedule: Option<String>,
+    /// What a scheduled audit covers: rows whose bucket time (conversation
+    /// start, scorecard creation) lies within this span before the tick,
+    /// e.g. 7days. Unset: all time.
+    #[arg(long, env = "AUDIT_LOOKBACK")]
+    audit_lookback: Option<String>,
+    /// Scheduled audits also repair what they find (reindex jobs,
+    /// tombstones) and audit again.
+    #[arg(long, env = "AUDIT_REPAIR")]
+    audit_repair: bool,
     /// Do not apply migrations at start.
     #[arg(long, env = "SK_NO_MIGRATE")]
     no_migrate: bool,
@@ -86,6 +100,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let schedule = match &args.reindex_schedule {
         Some(schedule) if !args.no_scheduler => {
             Some(ReindexScheduleSettings::parse(&args.reindex_mode, schedule, &args.reindex_lookback)?)
+        }
+        _ => None,
+    };
+    let audit_schedule = match &args.audit_schedule {
+        Some(schedule) if !args.no_scheduler => {
+            Some(AuditScheduleSettings::parse(schedule, args.audit_lookback.as_deref(), args.audit_repair)?)
         }
         _ => None,
     };
@@ -161,6 +181,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => {
             tracing::info!("no reindex scheduler in this process (REINDEX_SCHEDULE unset or --no-scheduler)")
         }
+    }
+    if let Some(settings) = audit_schedule {
+        tracing::info!(schedule = ?args.audit_schedule, lookback = ?args.audit_lookback, repair = args.audit_repair, "audit scheduler running");
+        let scheduler = settings.scheduler(store.clone());
+        let shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            scheduler.run(shutdown).await;
+            Ok(())
+        });
     }
     if !args.no_api {
         let grpc = tokio::net::TcpListener::bind(args.grpc_addr)

@@ -2,6 +2,7 @@
 //! templates and scorecards, the mirrored row shapes and AutoQA rules. Pure
 //! code, no I/O, so every other crate can share it.
 
+pub mod audit;
 pub mod autoqa;
 pub mod ids;
 pub mod limits;

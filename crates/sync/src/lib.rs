@@ -1,8 +1,10 @@
 //! The paths that bring Postgres rows into ClickHouse, all through
 //! `Analytics::write`: the outbox dispatcher (API and AutoQA changes), batch
-//! indexing of conversations, and AutoQA scoring. The retry policy for all of
-//! them lives in [`retry`].
+//! indexing of conversations, AutoQA scoring, reindex jobs; and the drift
+//! [`audit`] that finds what they missed. The retry policy for all of them
+//! lives in [`retry`].
 
+pub mod audit;
 pub mod autoqa;
 pub mod batch_index;
 pub mod error;
@@ -22,8 +24,10 @@ pub fn job_registry(
     analytics: Analytics,
     settings: reindex::ReindexSettings,
 ) -> scorekeeper_jobs::Registry {
-    scorekeeper_jobs::Registry::new().register(
-        reindex::JOB_TYPE,
-        std::sync::Arc::new(reindex::ReindexHandler::new(store, analytics, settings)),
-    )
+    scorekeeper_jobs::Registry::new()
+        .register(
+            reindex::JOB_TYPE,
+            std::sync::Arc::new(reindex::ReindexHandler::new(store.clone(), analytics.clone(), settings)),
+        )
+        .register(audit::job::JOB_TYPE, std::sync::Arc::new(audit::job::AuditHandler::new(store, analytics)))
 }

@@ -28,6 +28,7 @@ pub fn serve_command(binary: &str, env: &TestEnv) -> Command {
         .env("SK_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("OUTBOX_POLL_MS", "100")
         .env_remove("REINDEX_SCHEDULE")
+        .env_remove("AUDIT_SCHEDULE")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -1,7 +1,9 @@
-//! `AnalyticsService`: statistics read from ClickHouse.
+//! `AnalyticsService`: statistics read from ClickHouse, and the drift audit
+//! of ClickHouse against Postgres (`scorekeeper_sync::audit`).
 
 use scorekeeper_analytics::stats::GroupBy;
-use scorekeeper_domain::Invalid;
+use scorekeeper_domain::audit::{self as domain, AuditScope, AuditWindow};
+use scorekeeper_domain::{CustomerId, Invalid};
 use scorekeeper_proto::v1::analytics_service_server::AnalyticsService;
 use scorekeeper_proto::v1::*;
 use tonic::{Request, Response, Status};
@@ -9,6 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::error::ApiError;
 use crate::server::ApiState;
 use crate::validate;
+use crate::validate::to_timestamp;
 
 pub struct Analytics(pub ApiState);
 
@@ -54,5 +57,151 @@ impl AnalyticsService for Analytics {
                 })
                 .collect(),
         }))
+    }
+
+    async fn audit(&self, request: Request<AuditRequest>) -> Result<Response<AuditResponse>, Status> {
+        let principal = self.0.auth.principal(&request).await?;
+        let r = request.get_ref();
+        let scope = audit_scope(principal, r)?;
+        if let Some(customer) = scope.customer_id
+            && customer != principal.customer_id
+            && !self.0.store.customer_exists(customer).await.map_err(ApiError::from)?
+        {
+            return Err(
+                ApiError::from(Invalid::new("customer_id", format!("unknown customer {customer}"))).into()
+            );
+        }
+        let (store, analytics) = (&self.0.store, &self.0.analytics);
+        let quiet = scorekeeper_sync::audit::Quiet;
+        let (report, findings) =
+            scorekeeper_sync::audit::audit_with_findings(store, analytics, &scope, &quiet)
+                .await
+                .map_err(ApiError::from)?;
+        let repair = if r.repair && !findings.is_empty() {
+            let done = scorekeeper_sync::audit::repair(store, analytics, &findings, None)
+                .await
+                .map_err(ApiError::from)?;
+            Some(AuditRepair {
+                job_ids: done.jobs,
+                tombstones: done.tombstones as i64,
+                versions_bumped: done.versions_bumped as i64,
+            })
+        } else {
+            None
+        };
+        Ok(Response::new(AuditResponse { report: Some(report_to_wire(&report)), repair }))
+    }
+}
+
+/// The audit's scope from the request: the caller's own customer unless an
+/// admin names another or all; a window needs both ends.
+fn audit_scope(
+    principal: scorekeeper_store::tenants::Principal,
+    r: &AuditRequest,
+) -> Result<AuditScope, ApiError> {
+    let customer_id = match (r.all_customers, r.customer_id) {
+        (_, id) if id < 0 => return Err(Invalid::new("customer_id", "must not be negative").into()),
+        (true, 0) if principal.is_admin => None,
+        (true, 0) => return Err(ApiError::PermissionDenied("only an admin token may audit all customers")),
+        (true, _) => return Err(Invalid::new("customer_id", "must be 0 with all_customers").into()),
+        (false, 0) => Some(principal.customer_id),
+        (false, id) if id == principal.customer_id.0 || principal.is_admin => Some(CustomerId(id)),
+        (false, _) => {
+            return Err(ApiError::PermissionDenied("a customer token may only audit its own customer"));
+        }
+    };
+    let window = match (&r.start_time, &r.end_time) {
+        (None, None) => None,
+        (Some(_), None) => return Err(Invalid::new("end_time", "required with start_time").into()),
+        (None, Some(_)) => return Err(Invalid::new("start_time", "required with end_time").into()),
+        (Some(start), Some(end)) => {
+            let start = validate::timestamp("start_time", start)?;
+            let end = validate::timestamp("end_time", end)?;
+            if end <= start {
+                return Err(Invalid::new("end_time", "must be after start_time").into());
+            }
+            // ClickHouse's DateTime holds 1970 to 2106.
+            if start.timestamp() < 0 {
+                return Err(Invalid::new("start_time", "must not be before 1970").into());
+            }
+            if end.timestamp() > i64::from(u32::MAX) {
+                return Err(Invalid::new("end_time", "must not be after 2106-02-07").into());
+            }
+            Some(AuditWindow { start, end })
+        }
+    };
+    Ok(AuditScope { customer_id, window })
+}
+
+fn table_to_wire(table: domain::AuditTable) -> i32 {
+    (match table {
+        domain::AuditTable::Conversations => AuditTable::Conversations,
+        domain::AuditTable::Scorecards => AuditTable::Scorecards,
+        domain::AuditTable::Scores => AuditTable::Scores,
+    }) as i32
+}
+
+fn kind_to_wire(kind: domain::DriftKind) -> i32 {
+    (match kind {
+        domain::DriftKind::Missing => DriftKind::Missing,
+        domain::DriftKind::Stale => DriftKind::Stale,
+        domain::DriftKind::Newer => DriftKind::Newer,
+        domain::DriftKind::OnlyInClickhouse => DriftKind::OnlyInClickhouse,
+    }) as i32
+}
+
+fn counts_to_wire(counts: &domain::DriftCounts) -> DriftCounts {
+    DriftCounts {
+        missing: counts.missing as i64,
+        stale: counts.stale as i64,
+        newer: counts.newer as i64,
+        only_in_clickhouse: counts.only_in_clickhouse as i64,
+    }
+}
+
+fn report_to_wire(report: &domain::AuditReport) -> AuditReport {
+    AuditReport {
+        started_at: Some(to_timestamp(report.started_at)),
+        elapsed_ms: report.elapsed_ms as i64,
+        drifted_rows: report.drifted() as i64,
+        tables: report
+            .tables
+            .iter()
+            .map(|t| AuditTableReport {
+                table: table_to_wire(t.table),
+                rows_checked: t.rows_checked as i64,
+                buckets: t.buckets as i64,
+                drifted_buckets: t.drifted_buckets as i64,
+                drift: Some(counts_to_wire(&t.drift)),
+                elapsed_ms: t.elapsed_ms as i64,
+            })
+            .collect(),
+        buckets: report
+            .buckets
+            .iter()
+            .map(|b| AuditBucket {
+                table: table_to_wire(b.table),
+                customer_id: b.customer_id.0,
+                start_time: Some(to_timestamp(b.start)),
+                end_time: Some(to_timestamp(b.end)),
+                rows_checked: b.rows_checked as i64,
+                clickhouse_rows: b.clickhouse_rows as i64,
+                drift: Some(counts_to_wire(&b.drift)),
+                elapsed_ms: b.elapsed_ms as i64,
+            })
+            .collect(),
+        rows: report
+            .rows
+            .iter()
+            .map(|r| DriftedRow {
+                table: table_to_wire(r.table),
+                customer_id: r.customer_id.0,
+                id: r.id,
+                kind: kind_to_wire(r.kind),
+                postgres_version: r.postgres_version.unwrap_or(0),
+                clickhouse_version: r.clickhouse_version.unwrap_or(0),
+            })
+            .collect(),
+        rows_truncated: report.rows_truncated,
     }
 }

@@ -1,0 +1,317 @@
+//! The Postgres side of the drift audit: per bucket, the count and checksum
+//! of the live rows as ClickHouse mirrors them (`domain::audit::row_hash`,
+//! here in SQL), the rows of a slice, and what a repair needs (which
+//! conversation or process window a drifted row belongs to, version bumps,
+//! fresh versions for tombstones).
+//!
+//! A score row's mirrored version is `GREATEST(score, scorecard)` and it is
+//! deleted when either is, and its bucket time is its scorecard's
+//! `created_at`, so every score query joins its scorecard. The join is by
+//! primary key; over a whole customer Postgres hashes the scorecards
+//! (measured in docs/operations.md).
+
+use chrono::{DateTime, Utc};
+use scorekeeper_domain::audit::{AuditRow, AuditSlice, AuditTable, BucketCut, BucketSum, HASH_PRIME};
+use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
+
+use crate::Store;
+use crate::codec;
+use crate::error::Result;
+
+/// How one mirrored table reads in SQL.
+struct TableSql {
+    from: &'static str,
+    id: &'static str,
+    customer: &'static str,
+    time: &'static str,
+    version: &'static str,
+    deleted: &'static str,
+    live: &'static str,
+}
+
+fn table_sql(table: AuditTable) -> TableSql {
+    match table {
+        AuditTable::Conversations => TableSql {
+            from: "conversations",
+            id: "id",
+            customer: "customer_id",
+            time: "started_at",
+            version: "version",
+            deleted: "deleted_at IS NOT NULL",
+            live: "deleted_at IS NULL",
+        },
+        AuditTable::Scorecards => TableSql {
+            from: "scorecards",
+            id: "id",
+            customer: "customer_id",
+            time: "created_at",
+            version: "version",
+            deleted: "deleted_at IS NOT NULL",
+            live: "deleted_at IS NULL",
+        },
+        AuditTable::Scores => TableSql {
+            from: "scores s JOIN scorecards c ON c.id = s.scorecard_id",
+            id: "s.id",
+            customer: "s.customer_id",
+            time: "c.created_at",
+            version: "GREATEST(s.version, c.version)",
+            deleted: "(s.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL)",
+            live: "s.deleted_at IS NULL AND c.deleted_at IS NULL",
+        },
+    }
+}
+
+/// `domain::audit::row_hash` in SQL, on bigints: every intermediate value
+/// stays below 2^62.
+fn row_hash(id: &str, version: &str) -> String {
+    let p = HASH_PRIME;
+    format!(
+        "(((({id} % {p}) * 48271 + ({version} % {p})) % {p}) \
+         * ((({id} % {p}) * 69621 + ({version} % {p}) * 39373 + 12345) % {p}) % {p})"
+    )
+}
+
+/// Seconds since the epoch as ClickHouse stores a `DateTime`: cut to whole
+/// seconds, clamped to its range.
+fn seconds(time: &str) -> String {
+    format!("LEAST(GREATEST(floor(date_part('epoch', {time}))::bigint, 0), 4294967295)")
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// The `WHERE` of a slice: `$1` customer, `$2`/`$3` time, `$4`/`$5` ids.
+fn slice_filter(t: &TableSql) -> String {
+    format!(
+        "{customer} = $1 AND {time} >= $2 AND {time} < $3 AND {id} BETWEEN $4 AND $5",
+        customer = t.customer,
+        time = t.time,
+        id = t.id
+    )
+}
+
+fn audit_row(row: &tokio_postgres::Row) -> Result<AuditRow> {
+    Ok(AuditRow { id: row.try_get(0)?, version: row.try_get(1)?, is_deleted: row.try_get(2)? })
+}
+
+/// Where a drifted scorecard (or a score, by its scorecard) is repaired
+/// from: its conversation, or for a process scorecard its creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScorecardPlace {
+    /// The scorecard's id, or the score's id for scores.
+    pub id: i64,
+    pub template_type: TemplateType,
+    pub conversation_id: Option<ConversationId>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Customers in id order (an audit of all customers goes one by one).
+    pub async fn audit_customers(&self) -> Result<Vec<CustomerId>> {
+        let client = self.pool().get().await?;
+        let rows = client.query("SELECT id FROM customers ORDER BY id", &[]).await?;
+        rows.iter().map(|r| Ok(CustomerId(r.try_get(0)?))).collect()
+    }
+
+    /// Count and checksum of the slice's live rows, cut into buckets by
+    /// `cut`. Buckets without live rows are left out.
+    pub async fn audit_buckets(&self, slice: &AuditSlice, cut: &BucketCut) -> Result<Vec<BucketSum>> {
+        let t = table_sql(slice.table);
+        let sql = format!(
+            "SELECT {secs} / $6 AS tb, ({id} - $7) / $8 AS ib, count(*), sum({hash})::bigint, min({id}), max({id})
+             FROM {from} WHERE {filter} AND {live} GROUP BY 1, 2",
+            secs = seconds(t.time),
+            id = t.id,
+            hash = row_hash(t.id, t.version),
+            from = t.from,
+            filter = slice_filter(&t),
+            live = t.live,
+        );
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                &sql,
+                &[
+                    &slice.customer_id.0,
+                    &at(slice.start_seconds),
+                    &at(slice.end_seconds),
+                    &slice.id_low,
+                    &slice.id_high,
+                    &cut.time_step,
+                    &cut.id_base,
+                    &cut.id_step,
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BucketSum {
+                    time_bucket: r.try_get(0)?,
+                    id_bucket: r.try_get(1)?,
+                    rows: r.try_get::<_, i64>(2)? as u64,
+                    checksum: r.try_get(3)?,
+                    min_id: r.try_get(4)?,
+                    max_id: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every row of the slice, deleted ones too, with its mirrored version.
+    pub async fn audit_rows(&self, slice: &AuditSlice) -> Result<Vec<AuditRow>> {
+        let t = table_sql(slice.table);
+        let sql = format!(
+            "SELECT {id}, {version}, {deleted} FROM {from} WHERE {filter}",
+            id = t.id,
+            version = t.version,
+            deleted = t.deleted,
+            from = t.from,
+            filter = slice_filter(&t),
+        );
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                &sql,
+                &[
+                    &slice.customer_id.0,
+                    &at(slice.start_seconds),
+                    &at(slice.end_seconds),
+                    &slice.id_low,
+                    &slice.id_high,
+                ],
+            )
+            .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// The customer's rows of `table` with these ids, whatever their time.
+    pub async fn audit_rows_by_id(
+        &self,
+        table: AuditTable,
+        customer: CustomerId,
+        ids: &[i64],
+    ) -> Result<Vec<AuditRow>> {
+        let t = table_sql(table);
+        let sql = format!(
+            "SELECT {id}, {version}, {deleted} FROM {from} WHERE {customer} = $1 AND {id} = ANY($2)",
+            id = t.id,
+            version = t.version,
+            deleted = t.deleted,
+            from = t.from,
+            customer = t.customer,
+        );
+        let client = self.pool().get().await?;
+        let rows = client.query(&sql, &[&customer.0, &ids]).await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// For scorecards (or scores) by id: their kind, conversation and
+    /// creation time, which decide the reindex that repairs them.
+    pub async fn audit_scorecard_places(
+        &self,
+        table: AuditTable,
+        customer: CustomerId,
+        ids: &[i64],
+    ) -> Result<Vec<ScorecardPlace>> {
+        let sql = match table {
+            AuditTable::Scores => {
+                "SELECT s.id, c.template_type, c.conversation_id, c.created_at
+                 FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
+                 WHERE s.customer_id = $1 AND s.id = ANY($2)"
+            }
+            _ => {
+                "SELECT id, template_type, conversation_id, created_at FROM scorecards
+                 WHERE customer_id = $1 AND id = ANY($2)"
+            }
+        };
+        let client = self.pool().get().await?;
+        let rows = client.query(sql, &[&customer.0, &ids]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScorecardPlace {
+                    id: r.try_get(0)?,
+                    template_type: codec::template_type(r.try_get(1)?)?,
+                    conversation_id: r.try_get::<_, Option<i64>>(2)?.map(ConversationId),
+                    created_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The conversations of the customer's conversation scorecards created
+    /// in `[start, end)` seconds, and whether process scorecards were
+    /// created then too: what repairs a scorecard or score bucket that is
+    /// missing from ClickHouse as a whole.
+    pub async fn audit_scorecard_bucket(
+        &self,
+        customer: CustomerId,
+        start_seconds: i64,
+        end_seconds: i64,
+    ) -> Result<(Vec<ConversationId>, bool)> {
+        let client = self.pool().get().await?;
+        let (start, end) = (at(start_seconds), at(end_seconds));
+        let rows = client
+            .query(
+                "SELECT DISTINCT conversation_id FROM scorecards
+                 WHERE customer_id = $1 AND created_at >= $2 AND created_at < $3 AND template_type = 1",
+                &[&customer.0, &start, &end],
+            )
+            .await?;
+        let conversations =
+            rows.iter().map(|r| Ok(ConversationId(r.try_get(0)?))).collect::<Result<Vec<_>>>()?;
+        let process: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM scorecards
+                 WHERE customer_id = $1 AND created_at >= $2 AND created_at < $3 AND template_type = 2)",
+                &[&customer.0, &start, &end],
+            )
+            .await?
+            .try_get(0)?;
+        Ok((conversations, process))
+    }
+
+    /// Bumps the version of these rows (the update trigger draws a new one)
+    /// so that a reindex beats what ClickHouse holds. For scores, the score
+    /// row itself: its mirrored version is the greater of its own and its
+    /// scorecard's. Returns the rows bumped.
+    pub async fn audit_bump_versions(
+        &self,
+        table: AuditTable,
+        customer: CustomerId,
+        ids: &[i64],
+    ) -> Result<u64> {
+        let sql =
+            format!("UPDATE {} SET version = version WHERE customer_id = $1 AND id = ANY($2)", table.name());
+        let client = self.pool().get().await?;
+        Ok(client.execute(&sql, &[&customer.0, &ids]).await?)
+    }
+
+    /// `n` fresh versions from `mirror_version`, for tombstones of rows gone
+    /// from Postgres: newer than anything any path has written.
+    pub async fn next_mirror_versions(&self, n: usize) -> Result<Vec<i64>> {
+        let client = self.pool().get().await?;
+        let rows = client
+            .query("SELECT nextval('mirror_version') FROM generate_series(1, $1::int)", &[&(n as i32)])
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_hash_is_the_domain_hash() {
+        // The SQL text uses only +, *, % on the two inputs; evaluate it the
+        // same way here to check the spelling matches domain::audit::row_hash.
+        let sql = row_hash("ID", "V");
+        assert_eq!(sql.matches("% 2147483647").count(), 7, "{sql}");
+        let (id, v) = (123_456_789_012_i64, 98_765_i64);
+        let p = HASH_PRIME;
+        let by_sql =
+            (((id % p) * 48271 + (v % p)) % p) * (((id % p) * 69621 + (v % p) * 39373 + 12345) % p) % p;
+        assert_eq!(by_sql, scorekeeper_domain::audit::row_hash(id, v));
+    }
+}

@@ -1,0 +1,162 @@
+//! `JOB_TYPE_AUDIT`: the audit as a durable job, so it can run on a
+//! schedule (`AUDIT_SCHEDULE`) like the reindex.
+//!
+//! Activities: `audit`; with `repair` also `repair` (queue the reindex
+//! jobs, keyed by this job's id so a retried attempt queues none twice) and
+//! `verify` (wait for them, then audit again). Each records the rows it
+//! checked as progress and its summary as checkpoint, which `GetJob` shows.
+//!
+//! `verify` waits for reindex jobs that other workers run: a process whose
+//! workers are all busy with audits would wait until [`VERIFY_WAIT`]; keep
+//! `WORKER_CONCURRENCY` at 2 or more (the default) where audits repair.
+
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use scorekeeper_analytics::Analytics;
+use scorekeeper_domain::audit::{AuditReport, AuditSpec, AuditTable, RepairReport, TableReport};
+use scorekeeper_jobs::{JobContext, JobHandler, RunError};
+use scorekeeper_store::Store;
+use scorekeeper_store::jobs::JobError;
+use serde::{Deserialize, Serialize};
+
+use super::{Progress, audit, audit_with_findings, repair, wait_for_jobs};
+use crate::error::SyncError;
+use crate::retry::{self, RetryDecision};
+
+/// `JobType::JOB_TYPE_AUDIT` (proto `scorekeeper.v1.JobType`); a contract
+/// test checks the two agree.
+pub const JOB_TYPE: i16 = 2;
+
+/// Longest wait of `verify` for the repair's reindex jobs.
+pub const VERIFY_WAIT: Duration = Duration::from_secs(600);
+
+/// Drifted rows named in a checkpoint (the counts stay exact).
+const CHECKPOINT_ROWS: usize = 100;
+
+pub const AUDIT: &str = "audit";
+pub const REPAIR: &str = "repair";
+pub const VERIFY: &str = "verify";
+
+/// What a finished activity leaves as its checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditSummary {
+    pub drifted: u64,
+    pub tables: Vec<TableReport>,
+    pub rows: Vec<scorekeeper_domain::audit::DriftedRow>,
+    pub elapsed_ms: u64,
+}
+
+impl From<&AuditReport> for AuditSummary {
+    fn from(report: &AuditReport) -> Self {
+        AuditSummary {
+            drifted: report.drifted(),
+            tables: report.tables.clone(),
+            rows: report.rows.iter().take(CHECKPOINT_ROWS).cloned().collect(),
+            elapsed_ms: report.elapsed_ms,
+        }
+    }
+}
+
+pub struct AuditHandler {
+    store: Store,
+    analytics: Analytics,
+}
+
+impl AuditHandler {
+    pub fn new(store: Store, analytics: Analytics) -> AuditHandler {
+        AuditHandler { store, analytics }
+    }
+}
+
+fn spec(payload: &serde_json::Value) -> Result<AuditSpec, String> {
+    serde_json::from_value(payload.clone()).map_err(|e| format!("not an audit payload: {e}"))
+}
+
+/// The activities of an audit job with this spec, in order.
+pub fn activities(spec: &AuditSpec) -> Vec<String> {
+    let names: &[&str] = if spec.repair { &[AUDIT, REPAIR, VERIFY] } else { &[AUDIT] };
+    names.iter().map(|&n| n.to_owned()).collect()
+}
+
+/// Progress does not go to the job row per table (the rows are recorded
+/// once the audit is done, with its summary); this only logs.
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn table_done(&self, table: AuditTable, rows_checked: u64) {
+        tracing::info!(table = table.name(), rows_checked, "audit: table checked");
+    }
+}
+
+impl JobHandler for AuditHandler {
+    fn activities(&self, payload: &serde_json::Value) -> Result<Vec<String>, String> {
+        Ok(activities(&spec(payload)?))
+    }
+
+    fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {
+        Box::pin(async move {
+            let spec = spec(&ctx.job().payload).map_err(|message| {
+                RunError::Failed(JobError {
+                    code: "invalid_payload".into(),
+                    message,
+                    retryable: false,
+                    details: serde_json::Value::Null,
+                })
+            })?;
+            let finished = |name: &str| ctx.activity(name).is_some_and(|a| a.finished);
+            let (store, analytics) = (&self.store, &self.analytics);
+            let mut repaired: Option<RepairReport> = ctx
+                .activity(REPAIR)
+                .filter(|a| a.finished)
+                .and_then(|a| a.checkpoint.clone())
+                .and_then(|c| serde_json::from_value(c).ok());
+            if repaired.is_none() {
+                let started = Instant::now();
+                let (report, findings) = audit_with_findings(store, analytics, &spec.scope, &LogProgress)
+                    .await
+                    .map_err(failure)?;
+                if !finished(AUDIT) {
+                    let rows = report.tables.iter().map(|t| t.rows_checked).sum::<u64>() as usize;
+                    let summary = serde_json::to_value(AuditSummary::from(&report)).expect("serialises");
+                    ctx.record_batch(AUDIT, rows, &summary, started.elapsed()).await?;
+                    ctx.finish_activity(AUDIT, Duration::ZERO).await?;
+                }
+                if !spec.repair {
+                    return Ok(());
+                }
+                let started = Instant::now();
+                let dedupe = format!("audit:{}", ctx.job().id);
+                let report = repair(store, analytics, &findings, Some(&dedupe)).await.map_err(failure)?;
+                let checkpoint = serde_json::to_value(&report).expect("a RepairReport serialises");
+                let rows = report.jobs.len() + report.tombstones as usize + report.versions_bumped as usize;
+                ctx.record_batch(REPAIR, rows, &checkpoint, started.elapsed()).await?;
+                ctx.finish_activity(REPAIR, Duration::ZERO).await?;
+                repaired = Some(report);
+            }
+            let jobs = repaired.map(|r| r.jobs).unwrap_or_default();
+            let started = Instant::now();
+            tokio::select! {
+                outcome = wait_for_jobs(store, &jobs, VERIFY_WAIT) => outcome.map_err(failure)?,
+                _ = ctx.stopping().cancelled() => {}
+            }
+            let after = audit(store, analytics, &spec.scope).await.map_err(failure)?;
+            let rows = after.tables.iter().map(|t| t.rows_checked).sum::<u64>() as usize;
+            let summary = serde_json::to_value(AuditSummary::from(&after)).expect("serialises");
+            ctx.record_batch(VERIFY, rows, &summary, started.elapsed()).await?;
+            ctx.finish_activity(VERIFY, Duration::ZERO).await
+        })
+    }
+}
+
+/// A failed audit as the job records it; retry decided by the one policy.
+fn failure(error: SyncError) -> RunError {
+    let retryable = matches!(retry::decide(&error, 1), RetryDecision::RetryLater(_));
+    let code = match &error {
+        SyncError::Store(_) => "postgres",
+        SyncError::Analytics(_) => "clickhouse",
+        SyncError::Invalid(_) => "invalid",
+    };
+    let message = scorekeeper_domain::report::error_chain(&error);
+    RunError::Failed(JobError { code: code.into(), message, retryable, details: serde_json::Value::Null })
+}

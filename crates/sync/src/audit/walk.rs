@@ -1,0 +1,276 @@
+//! The audit walk of one table of one customer: day buckets first (one
+//! query per side for the whole scope), and only where count or checksum
+//! differ, hours, then id ranges, until a slice is small enough to read its
+//! rows and name each drifted one.
+//!
+//! Postgres and ClickHouse are always asked the same question at the same
+//! time (`try_join`), so the walk costs the slower of the two, not the sum.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use scorekeeper_analytics::Analytics;
+use scorekeeper_domain::CustomerId;
+use scorekeeper_domain::audit::{
+    AuditRow, AuditSlice, AuditTable, BucketCut, BucketReport, DAY_SECONDS, DriftCounts, DriftKind,
+    DriftedRow, HOUR_SECONDS,
+};
+use scorekeeper_store::Store;
+
+use super::compare::{Pair, classify, pair_up};
+use crate::error::{Result, SyncError};
+
+/// How finely the walk cuts. The defaults suit production; tests make
+/// slices tiny to walk every level on a few rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// A slice with at most this many live rows on each side is read row
+    /// by row; a bigger one is cut further. A day or hour ClickHouse lacks
+    /// entirely, with more rows than this, is counted and repaired as a
+    /// range instead.
+    pub rows_read_limit: u64,
+    /// Id ranges a slice is cut into when time cannot cut it any finer.
+    pub id_fanout: i64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { rows_read_limit: 20_000, id_fanout: 16 }
+    }
+}
+/// A step no bucket key reaches: leaves that dimension uncut.
+const UNCUT: i64 = 1 << 62;
+/// Ids per lookup of rows found on one side only.
+const LOOKUP_CHUNK: usize = 10_000;
+
+/// Bucket time `[start, end)` of one table and customer that ClickHouse
+/// lacks entirely: counted, not read row by row (a bulk import, a lost
+/// day), and repaired as a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MissingRange {
+    pub table: AuditTable,
+    pub customer_id: CustomerId,
+    pub start_seconds: i64,
+    pub end_seconds: i64,
+    pub rows: u64,
+}
+
+/// Everything that drifted, uncapped: what a repair works from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Findings {
+    pub rows: Vec<DriftedRow>,
+    pub missing_ranges: Vec<MissingRange>,
+}
+
+impl Findings {
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.missing_ranges.is_empty()
+    }
+
+    fn extend(&mut self, other: Findings) {
+        self.rows.extend(other.rows);
+        self.missing_ranges.extend(other.missing_ranges);
+    }
+}
+
+/// One table of one customer, audited.
+#[derive(Debug, Default)]
+pub struct TableWalk {
+    pub buckets: Vec<BucketReport>,
+    pub findings: Findings,
+}
+
+fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or(chrono::DateTime::UNIX_EPOCH)
+}
+
+pub struct Walker<'a> {
+    pub store: &'a Store,
+    pub analytics: &'a Analytics,
+    pub tuning: Tuning,
+}
+
+impl Walker<'_> {
+    async fn pairs(&self, slice: &AuditSlice, cut: &BucketCut) -> Result<Vec<Pair>> {
+        let (postgres, clickhouse) = tokio::try_join!(
+            async { self.store.audit_buckets(slice, cut).await.map_err(SyncError::from) },
+            async { self.analytics.audit_buckets(slice, cut).await.map_err(SyncError::from) },
+        )?;
+        Ok(pair_up(postgres, clickhouse))
+    }
+
+    /// Audits `table` of `customer` over bucket time `[start, end)` seconds.
+    pub async fn table(
+        &self,
+        table: AuditTable,
+        customer: CustomerId,
+        start: i64,
+        end: i64,
+    ) -> Result<TableWalk> {
+        let whole = AuditSlice {
+            table,
+            customer_id: customer,
+            start_seconds: start,
+            end_seconds: end,
+            id_low: 0,
+            id_high: i64::MAX,
+        };
+        let days =
+            self.pairs(&whole, &BucketCut { time_step: DAY_SECONDS, id_base: 0, id_step: UNCUT }).await?;
+        let mut walk = TableWalk::default();
+        for day in days {
+            let started = Instant::now();
+            let slice = AuditSlice {
+                start_seconds: (day.key.0 * DAY_SECONDS).max(start),
+                end_seconds: ((day.key.0 + 1) * DAY_SECONDS).min(end),
+                ..whole
+            };
+            let mut drift = DriftCounts::default();
+            if !day.in_sync() {
+                let findings = self.narrow(slice, day, &mut drift).await?;
+                walk.findings.extend(findings);
+            }
+            walk.buckets.push(BucketReport {
+                table,
+                customer_id: customer,
+                start: at(slice.start_seconds),
+                end: at(slice.end_seconds),
+                rows_checked: day.postgres_rows(),
+                clickhouse_rows: day.clickhouse_rows(),
+                drift,
+                elapsed_ms: if day.in_sync() { 0 } else { started.elapsed().as_millis() as u64 },
+            });
+        }
+        Ok(walk)
+    }
+
+    /// Cuts a differing slice until its rows can be read, counting what
+    /// drifted into `drift`. A work list rather than recursion.
+    async fn narrow(&self, slice: AuditSlice, pair: Pair, drift: &mut DriftCounts) -> Result<Findings> {
+        let mut findings = Findings::default();
+        let mut work = vec![(slice, pair)];
+        while let Some((slice, pair)) = work.pop() {
+            let (postgres_rows, clickhouse_rows) = (pair.postgres_rows(), pair.clickhouse_rows());
+            let by_time_only = slice.id_low == 0 && slice.id_high == i64::MAX;
+            if clickhouse_rows == 0 && postgres_rows > self.tuning.rows_read_limit && by_time_only {
+                drift.add(DriftKind::Missing, postgres_rows);
+                findings.missing_ranges.push(MissingRange {
+                    table: slice.table,
+                    customer_id: slice.customer_id,
+                    start_seconds: slice.start_seconds,
+                    end_seconds: slice.end_seconds,
+                    rows: postgres_rows,
+                });
+                continue;
+            }
+            if postgres_rows.max(clickhouse_rows) <= self.tuning.rows_read_limit {
+                findings.rows.extend(self.compare_rows(&slice, drift).await?);
+                continue;
+            }
+            let Some((low, high)) = pair.id_range() else { continue };
+            let by_hour = by_time_only && slice.end_seconds - slice.start_seconds > HOUR_SECONDS;
+            let (cut, within) = if by_hour {
+                (BucketCut { time_step: HOUR_SECONDS, id_base: 0, id_step: UNCUT }, slice)
+            } else {
+                let (low, high) = (low.max(slice.id_low), high.min(slice.id_high));
+                let step = ((high - low) / self.tuning.id_fanout.max(2) + 1).max(1);
+                (
+                    BucketCut { time_step: UNCUT, id_base: low, id_step: step },
+                    AuditSlice { id_low: low, id_high: high, ..slice },
+                )
+            };
+            for part in self.pairs(&within, &cut).await? {
+                if part.in_sync() {
+                    continue;
+                }
+                let sub = if by_hour {
+                    AuditSlice {
+                        start_seconds: (part.key.0 * HOUR_SECONDS).max(slice.start_seconds),
+                        end_seconds: ((part.key.0 + 1) * HOUR_SECONDS).min(slice.end_seconds),
+                        ..slice
+                    }
+                } else {
+                    let first = cut.id_base + part.key.1 * cut.id_step;
+                    AuditSlice {
+                        id_low: first,
+                        id_high: (first + cut.id_step - 1).min(within.id_high),
+                        ..within
+                    }
+                };
+                work.push((sub, part));
+            }
+        }
+        Ok(findings)
+    }
+
+    /// Reads the slice's rows on both sides and names each drifted one. A
+    /// row found on one side only is looked up by id on the other, whatever
+    /// its time there: a row whose time changed is stale, not missing, and
+    /// a row is never called gone from Postgres (and so tombstoned) while
+    /// Postgres still has it.
+    async fn compare_rows(&self, slice: &AuditSlice, drift: &mut DriftCounts) -> Result<Vec<DriftedRow>> {
+        let (postgres, clickhouse) =
+            tokio::try_join!(async { self.store.audit_rows(slice).await.map_err(SyncError::from) }, async {
+                self.analytics.audit_rows(slice).await.map_err(SyncError::from)
+            },)?;
+        let postgres: HashMap<i64, AuditRow> = postgres.into_iter().map(|r| (r.id, r)).collect();
+        let clickhouse: HashMap<i64, AuditRow> = clickhouse.into_iter().map(|r| (r.id, r)).collect();
+        let mut pairs: Vec<(Option<AuditRow>, Option<AuditRow>)> = Vec::new();
+        let (mut only_postgres, mut only_clickhouse) = (Vec::new(), Vec::new());
+        for p in postgres.values() {
+            match clickhouse.get(&p.id) {
+                Some(c) => pairs.push((Some(*p), Some(*c))),
+                None if !p.is_deleted => only_postgres.push(*p),
+                None => {}
+            }
+        }
+        for c in clickhouse.values() {
+            if !c.is_deleted && !postgres.contains_key(&c.id) {
+                only_clickhouse.push(*c);
+            }
+        }
+        let (table, customer) = (slice.table, slice.customer_id);
+        for chunk in only_postgres.chunks(LOOKUP_CHUNK) {
+            let ids: Vec<i64> = chunk.iter().map(|r| r.id).collect();
+            let found: HashMap<i64, AuditRow> = self
+                .analytics
+                .audit_rows_by_id(table, customer, &ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
+            pairs.extend(chunk.iter().map(|p| (Some(*p), found.get(&p.id).copied())));
+        }
+        for chunk in only_clickhouse.chunks(LOOKUP_CHUNK) {
+            let ids: Vec<i64> = chunk.iter().map(|r| r.id).collect();
+            let found: HashMap<i64, AuditRow> = self
+                .store
+                .audit_rows_by_id(table, customer, &ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
+            pairs.extend(chunk.iter().map(|c| (found.get(&c.id).copied(), Some(*c))));
+        }
+        let mut drifted: Vec<DriftedRow> = pairs
+            .into_iter()
+            .filter_map(|(p, c)| {
+                let kind = classify(p, c)?;
+                let id = p.or(c).map(|r| r.id)?;
+                Some(DriftedRow {
+                    table,
+                    customer_id: customer,
+                    id,
+                    kind,
+                    postgres_version: p.map(|r| r.version),
+                    clickhouse_version: c.map(|r| r.version),
+                })
+            })
+            .collect();
+        drifted.sort_by_key(|r| r.id);
+        for row in &drifted {
+            drift.add(row.kind, 1);
+        }
+        Ok(drifted)
+    }
+}

@@ -1,0 +1,438 @@
+//! The drift audit end to end on the real servers: in-sync data shows no
+//! drift; each kind of drift (rows only in Postgres, older or newer versions
+//! in ClickHouse, rows deleted from Postgres by hand) is named by id; the
+//! repair brings drift to zero and a second audit confirms it; slices cut
+//! down to hours and id ranges; the RPC's tenancy and validation; the job
+//! type through the worker.
+//!
+//! Each world is a bulk import straight into Postgres, copied to ClickHouse
+//! whole through `Analytics::write`, and then broken by hand on one side.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::DateTime;
+use scorekeeper_analytics::WritePath;
+use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, DriftKind};
+use scorekeeper_domain::mirror::MirrorBatch;
+use scorekeeper_domain::{ConversationId, CustomerId};
+use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
+use scorekeeper_proto::v1::{self as pb, AuditRequest};
+use scorekeeper_store::jobs::{JobState, NewJob};
+use scorekeeper_store::mirror::ConversationSelector;
+use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
+use scorekeeper_tests::TestEnv;
+use scorekeeper_tests::env::{BulkData, bulk_import};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+use crate::fixtures::{T0, ts};
+
+/// Copies every row of `customer` from Postgres to ClickHouse, as a
+/// reindex would: the world starts in sync.
+async fn mirror_everything(env: &TestEnv, customer: CustomerId) {
+    let selector = ConversationSelector::StartedBetween {
+        start: DateTime::UNIX_EPOCH,
+        end: DateTime::from_timestamp(4_000_000_000, 0).unwrap(),
+    };
+    let mut batch = MirrorBatch::default();
+    let mut after = ConversationId(0);
+    loop {
+        let page = env.store.conversation_page(customer, &selector, after, 5_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        batch.conversations.extend(page);
+    }
+    let all = env.postgres_scorecards().await;
+    batch.scorecards = all.scorecards.into_iter().filter(|s| s.customer_id == customer).collect();
+    batch.scores = all.scores.into_iter().filter(|s| s.customer_id == customer).collect();
+    env.analytics.write(WritePath::Reindex, &batch).await.expect("mirroring the world");
+}
+
+/// A customer whose bulk-imported world ClickHouse holds exactly.
+async fn in_sync_world(env: &TestEnv, name: &str, conversations: i64) -> (CustomerId, BulkData) {
+    let customer = env.store.ensure_customer(name).await.unwrap();
+    let data = bulk_import(&env.store, customer, conversations).await;
+    mirror_everything(env, customer).await;
+    (customer, data)
+}
+
+async fn sql(env: &TestEnv, statement: &str) -> Vec<tokio_postgres::Row> {
+    let client = env.store.pool().get().await.unwrap();
+    client.query(statement, &[]).await.unwrap_or_else(|e| panic!("{statement}: {e}"))
+}
+
+async fn ids(env: &TestEnv, query: &str) -> Vec<i64> {
+    sql(env, query).await.iter().map(|r| r.get(0)).collect()
+}
+
+/// Runs a ClickHouse mutation and waits until it has been applied (18.16
+/// applies them in the background).
+async fn clickhouse_delete(env: &TestEnv, table: &str, condition: &str) {
+    let config = env.clickhouse_config();
+    let client = clickhouse::Client::default()
+        .with_url(&config.url)
+        .with_database(&config.database)
+        .with_validation(false);
+    client.query(&format!("ALTER TABLE {table} DELETE WHERE {condition}")).execute().await.unwrap();
+    let started = Instant::now();
+    loop {
+        let left: u64 = client
+            .query(&format!("SELECT count() FROM {table} WHERE {condition}"))
+            .fetch_one()
+            .await
+            .unwrap();
+        if left == 0 {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the mutation on {table} did not apply");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (table, id, kind) of every drifted row found.
+fn named(findings: &Findings) -> BTreeSet<(AuditTable, i64, DriftKind)> {
+    findings.rows.iter().map(|r| (r.table, r.id, r.kind)).collect()
+}
+
+fn scope(customer: CustomerId) -> AuditScope {
+    AuditScope { customer_id: Some(customer), window: None }
+}
+
+#[tokio::test]
+async fn in_sync_data_shows_no_drift() {
+    let env = TestEnv::start().await;
+    let (customer, data) = in_sync_world(&env, "acme", 300).await;
+    // A second customer whose rows never reached ClickHouse: not in scope.
+    let other = env.store.ensure_customer("other").await.unwrap();
+    bulk_import(&env.store, other, 20).await;
+
+    let report = audit::audit(&env.store, &env.analytics, &scope(customer)).await.unwrap();
+    assert_eq!(report.drifted(), 0, "{report:#?}");
+    assert!(report.rows.is_empty());
+    let checked = |table| report.table(table).unwrap().rows_checked as i64;
+    assert_eq!(checked(AuditTable::Conversations), data.conversations);
+    assert_eq!(checked(AuditTable::Scorecards), data.conversation_scorecards + data.process_scorecards);
+    assert_eq!(checked(AuditTable::Scores), data.conversation_scorecards * 2 + data.process_scorecards);
+    // 300 conversations a minute apart: one day; scorecards were created today.
+    assert!(report.buckets.iter().all(|b| b.drift.total() == 0 && b.rows_checked == b.clickhouse_rows));
+    assert_eq!(report.table(AuditTable::Conversations).unwrap().buckets, 1);
+
+    let other_report = audit::audit(&env.store, &env.analytics, &scope(other)).await.unwrap();
+    assert_eq!(other_report.drifted(), 20 + 22 + 42, "every row of the other customer is missing");
+}
+
+#[tokio::test]
+async fn each_kind_of_drift_is_named_by_id_and_the_repair_converges() {
+    let env = TestEnv::start().await;
+    let (customer, _) = in_sync_world(&env, "acme", 300).await;
+    let c = customer.0;
+    let mut expected = BTreeSet::new();
+    use AuditTable::*;
+    use DriftKind::*;
+
+    // Only in Postgres: a conversation inserted by hand, and a score
+    // ClickHouse lost.
+    let added = ids(
+        &env,
+        &format!(
+            "INSERT INTO conversations (customer_id, external_id, agent_id, started_at, ended_at)
+             VALUES ({c}, 'by-hand', 'agent-1', '2026-01-01 02:00Z', '2026-01-01 02:05Z') RETURNING id"
+        ),
+    )
+    .await[0];
+    expected.insert((Conversations, added, Missing));
+    // A conversation deleted before it was ever mirrored: nothing to see.
+    sql(
+        &env,
+        &format!(
+            "INSERT INTO conversations (customer_id, external_id, agent_id, started_at, ended_at, deleted_at)
+             VALUES ({c}, 'gone', 'agent-1', '2026-01-01 02:00Z', '2026-01-01 02:05Z', now())"
+        ),
+    )
+    .await;
+    let lost_score = ids(&env, &format!("SELECT min(id) FROM scores WHERE customer_id = {c}")).await[0];
+    clickhouse_delete(&env, "scores", &format!("id = {lost_score}")).await;
+    expected.insert((Scores, lost_score, Missing));
+
+    // Stale: a scorecard changed in Postgres only (its scores' mirrored
+    // version is the scorecard's, so they are stale too) ...
+    let cards = ids(
+        &env,
+        &format!("SELECT id FROM scorecards WHERE customer_id = {c} AND template_type = 1 ORDER BY id"),
+    )
+    .await;
+    sql(&env, &format!("UPDATE scorecards SET total_score = 10 WHERE id = {}", cards[10])).await;
+    expected.insert((Scorecards, cards[10], Stale));
+    for score in ids(&env, &format!("SELECT id FROM scores WHERE scorecard_id = {}", cards[10])).await {
+        expected.insert((Scores, score, Stale));
+    }
+    // ... an older version written to ClickHouse after its row was lost ...
+    let mut older = env.store.scorecard_mirror(&[scorekeeper_domain::ScorecardId(cards[20])]).await.unwrap();
+    older.scores.clear();
+    older.scorecards[0].version -= 1;
+    clickhouse_delete(&env, "scorecards", &format!("id = {}", cards[20])).await;
+    env.analytics.write(WritePath::Reindex, &older).await.unwrap();
+    expected.insert((Scorecards, cards[20], Stale));
+    // ... and a process scorecard deleted in Postgres whose tombstone never
+    // arrived (its score is deleted with it).
+    let process =
+        ids(&env, &format!("SELECT min(id) FROM scorecards WHERE customer_id = {c} AND template_type = 2"))
+            .await[0];
+    sql(&env, &format!("UPDATE scorecards SET deleted_at = now() WHERE id = {process}")).await;
+    expected.insert((Scorecards, process, Stale));
+    for score in ids(&env, &format!("SELECT id FROM scores WHERE scorecard_id = {process}")).await {
+        expected.insert((Scores, score, Stale));
+    }
+
+    // Newer in ClickHouse than in Postgres (a bug would do this).
+    let first = ids(&env, &format!("SELECT min(id) FROM conversations WHERE customer_id = {c}")).await[0];
+    let mut newer = MirrorBatch::default();
+    let page = env
+        .store
+        .conversation_page(
+            customer,
+            &ConversationSelector::Ids(vec![ConversationId(first)]),
+            ConversationId(0),
+            1,
+        )
+        .await
+        .unwrap();
+    newer.conversations = page;
+    newer.conversations[0].version += 1;
+    env.analytics.write(WritePath::Reindex, &newer).await.unwrap();
+    expected.insert((Conversations, first, Newer));
+
+    // Gone from Postgres, deleted by hand: a score, and a scorecard with
+    // its scores.
+    let orphan =
+        ids(&env, &format!("SELECT id FROM scores WHERE scorecard_id = {} LIMIT 1", cards[30])).await[0];
+    sql(&env, &format!("DELETE FROM scores WHERE id = {orphan}")).await;
+    expected.insert((Scores, orphan, OnlyInClickhouse));
+    for score in
+        ids(&env, &format!("DELETE FROM scores WHERE scorecard_id = {} RETURNING id", cards[40])).await
+    {
+        expected.insert((Scores, score, OnlyInClickhouse));
+    }
+    sql(&env, &format!("DELETE FROM scorecards WHERE id = {}", cards[40])).await;
+    expected.insert((Scorecards, cards[40], OnlyInClickhouse));
+
+    let (report, findings) =
+        audit::audit_with_findings(&env.store, &env.analytics, &scope(customer), &Quiet).await.unwrap();
+    assert_eq!(named(&findings), expected, "{report:#?}");
+    assert_eq!(report.drifted(), expected.len() as u64);
+    assert_eq!(report.rows.len(), expected.len(), "all named in the report");
+    let newer_row = report.rows.iter().find(|r| r.kind == Newer).unwrap();
+    assert_eq!(newer_row.clickhouse_version, newer_row.postgres_version.map(|v| v + 1));
+    let missing = report.rows.iter().find(|r| r.id == added && r.table == Conversations).unwrap();
+    assert_eq!(missing.clickhouse_version, None);
+    assert_eq!(report.table(Scores).unwrap().drift.only_in_clickhouse, 3);
+
+    // Repair: reindex jobs (run by the test's worker), a version bump and
+    // tombstones; then the audit finds nothing, and a second one agrees.
+    let outcome = audit::audit_and_repair(
+        &env.store,
+        &env.analytics,
+        &scope(customer),
+        &Quiet,
+        None,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let repair = outcome.repair.expect("a repair");
+    assert_eq!(repair.tombstones, 4, "{repair:?}");
+    assert_eq!(repair.versions_bumped, 1, "{repair:?}");
+    assert!(!repair.jobs.is_empty());
+    for id in &repair.jobs {
+        let job = env.store.get_job(id.parse().unwrap(), None).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    }
+    let after = outcome.after.expect("an audit after the repair");
+    assert_eq!(after.drifted(), 0, "{after:#?}");
+    let again = audit::audit(&env.store, &env.analytics, &scope(customer)).await.unwrap();
+    assert_eq!(again.drifted(), 0, "{again:#?}");
+    env.assert_scorecards_mirrored().await;
+}
+
+#[tokio::test]
+async fn slices_are_cut_by_hour_and_id_range_and_a_lost_hour_is_one_range() {
+    let env = TestEnv::start().await;
+    // 600 conversations a minute apart: ten hours of 2026-01-01.
+    let (customer, _) = in_sync_world(&env, "acme", 600).await;
+    let c = customer.0;
+    // ClickHouse loses hour 3 of the conversations whole ...
+    let hour = |h: i64| T0 + h * 3600;
+    clickhouse_delete(
+        &env,
+        "conversations",
+        &format!("toUInt32(started_at) >= {} AND toUInt32(started_at) < {}", hour(3), hour(4)),
+    )
+    .await;
+    // ... and one conversation of hour 5 goes stale.
+    let stale = ids(
+        &env,
+        &format!(
+            "UPDATE conversations SET agent_id = 'fixed' WHERE customer_id = {c}
+             AND started_at = to_timestamp({}) RETURNING id",
+            hour(5) + 17 * 60
+        ),
+    )
+    .await[0];
+    // Tiny slices: every level of the walk runs on these few rows.
+    let tuning = Tuning { rows_read_limit: 8, id_fanout: 4 };
+    let (report, findings) =
+        audit::audit_tuned(&env.store, &env.analytics, &scope(customer), &Quiet, tuning).await.unwrap();
+    let conversations = report.table(AuditTable::Conversations).unwrap();
+    assert_eq!(conversations.drift.missing, 60, "{report:#?}");
+    assert_eq!(conversations.drift.stale, 1);
+    assert_eq!(named(&findings), BTreeSet::from([(AuditTable::Conversations, stale, DriftKind::Stale)]));
+    assert_eq!(findings.missing_ranges.len(), 1, "{:?}", findings.missing_ranges);
+    let range = findings.missing_ranges[0];
+    assert_eq!((range.start_seconds, range.end_seconds, range.rows), (hour(3), hour(4), 60));
+    assert_eq!(report.table(AuditTable::Scores).unwrap().drift.total(), 0);
+
+    // The window limits the audit to its buckets: hours 4 to 6 see only the stale row.
+    let window = AuditWindow {
+        start: DateTime::from_timestamp(hour(4), 0).unwrap(),
+        end: DateTime::from_timestamp(hour(6), 0).unwrap(),
+    };
+    let windowed = AuditScope { customer_id: Some(customer), window: Some(window) };
+    let (report, _) =
+        audit::audit_tuned(&env.store, &env.analytics, &windowed, &Quiet, tuning).await.unwrap();
+    assert_eq!(report.table(AuditTable::Conversations).unwrap().rows_checked, 120);
+    assert_eq!(report.drifted(), 1, "{report:#?}");
+
+    // The repair reindexes the lost hour as a window and the stale row by id.
+    let repair = audit::repair(&env.store, &env.analytics, &findings, None).await.unwrap();
+    assert_eq!(repair.jobs.len(), 2, "{repair:?}");
+    audit::wait_for_jobs(&env.store, &repair.jobs, Duration::from_secs(60)).await.unwrap();
+    let (after, _) =
+        audit::audit_tuned(&env.store, &env.analytics, &scope(customer), &Quiet, tuning).await.unwrap();
+    assert_eq!(after.drifted(), 0, "{after:#?}");
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+struct Token(MetadataValue<Ascii>);
+
+impl Interceptor for Token {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+fn analytics_client(
+    env: &TestEnv,
+    token: &str,
+) -> AnalyticsServiceClient<InterceptedService<Channel, Token>> {
+    let header = format!("Bearer {token}").parse().expect("tokens are ASCII");
+    AnalyticsServiceClient::with_interceptor(env.channel(), Token(header))
+}
+
+#[tokio::test]
+async fn the_rpc_audits_the_callers_customer_only_and_names_bad_fields() {
+    let env = TestEnv::start().await;
+    let (a, _) = in_sync_world(&env, "a", 50).await;
+    let (b, _) = in_sync_world(&env, "b", 50).await;
+    sql(&env, &format!("UPDATE conversations SET agent_id = 'x' WHERE id = (SELECT min(id) FROM conversations WHERE customer_id = {})", a.0)).await;
+    sql(
+        &env,
+        &format!("UPDATE conversations SET agent_id = 'x' WHERE customer_id = {} AND id % 10 = 0", b.0),
+    )
+    .await;
+    let token_a = env.store.create_token(a, false, "a").await.unwrap();
+    let admin = env.store.create_token(b, true, "admin").await.unwrap();
+
+    let mut as_a = analytics_client(&env, &token_a);
+    let report = as_a.audit(AuditRequest::default()).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(report.drifted_rows, 1, "only customer a's row: {report:?}");
+    assert!(report.rows.iter().all(|r| r.customer_id == a.0 && r.kind == pb::DriftKind::Stale as i32));
+    assert!(report.buckets.iter().all(|bucket| bucket.customer_id == a.0));
+
+    let refused = as_a.audit(AuditRequest { customer_id: b.0, ..Default::default() }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = as_a.audit(AuditRequest { all_customers: true, ..Default::default() }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
+    let bad: [(AuditRequest, &str); 5] = [
+        (AuditRequest { start_time: ts(T0), ..Default::default() }, "end_time"),
+        (AuditRequest { end_time: ts(T0), ..Default::default() }, "start_time"),
+        (AuditRequest { start_time: ts(T0), end_time: ts(T0), ..Default::default() }, "end_time"),
+        (AuditRequest { start_time: ts(-10), end_time: ts(T0), ..Default::default() }, "start_time"),
+        (AuditRequest { customer_id: -1, ..Default::default() }, "customer_id"),
+    ];
+    for (request, field) in bad {
+        let status = as_a.audit(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{request:?}: {status:?}");
+        assert!(status.message().contains(field), "{request:?} names {field}: {}", status.message());
+    }
+
+    let mut as_admin = analytics_client(&env, &admin);
+    let all = as_admin.audit(AuditRequest { all_customers: true, ..Default::default() }).await.unwrap();
+    assert_eq!(all.into_inner().report.unwrap().drifted_rows, 1 + 5);
+    let unknown =
+        as_admin.audit(AuditRequest { customer_id: 999_999, ..Default::default() }).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown:?}");
+
+    // A window: customer a's drifted conversation started in the first minute of 2026.
+    let windowed = AuditRequest { start_time: ts(T0 + 3600), end_time: ts(T0 + 7200), ..Default::default() };
+    let report = as_a.audit(windowed).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(report.drifted_rows, 0, "outside the window: {report:?}");
+
+    // Repair through the RPC queues jobs for customer a's row only.
+    let response =
+        as_a.audit(AuditRequest { repair: true, ..Default::default() }).await.unwrap().into_inner();
+    let repair = response.repair.expect("a repair");
+    assert_eq!(repair.job_ids.len(), 1);
+    audit::wait_for_jobs(&env.store, &repair.job_ids, Duration::from_secs(60)).await.unwrap();
+    let report = as_a.audit(AuditRequest::default()).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(report.drifted_rows, 0);
+    let report = as_admin.audit(AuditRequest { customer_id: b.0, ..Default::default() }).await.unwrap();
+    assert_eq!(report.into_inner().report.unwrap().drifted_rows, 5, "customer b untouched");
+}
+
+#[tokio::test]
+async fn the_audit_job_repairs_through_the_worker() {
+    assert_eq!(audit::job::JOB_TYPE, pb::JobType::Audit as i16, "the job type number is the proto's");
+    let env = TestEnv::start().await;
+    let (customer, _) = in_sync_world(&env, "acme", 100).await;
+    let c = customer.0;
+    sql(&env, &format!("UPDATE scorecards SET total_score = 1 WHERE customer_id = {c} AND id % 7 = 0")).await;
+    let spec = AuditSpec { scope: scope(customer), repair: true };
+    let (job, _) = env
+        .store
+        .create_job(&NewJob {
+            customer_id: Some(customer),
+            job_type: audit::job::JOB_TYPE,
+            payload: serde_json::to_value(&spec).unwrap(),
+            max_attempts: 3,
+            dedupe_key: None,
+            activities: audit::job::activities(&spec),
+        })
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let job = loop {
+        let job = env.store.get_job(job.id, None).await.unwrap().unwrap();
+        if job.state.is_terminal() {
+            break job;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the audit job did not end: {job:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+    let names: Vec<&str> = job.activities.iter().map(|a| a.activity.as_str()).collect();
+    assert_eq!(names, ["audit", "repair", "verify"]);
+    assert!(job.activities.iter().all(|a| a.finished), "{job:?}");
+    let summary = |i: usize| -> audit::job::AuditSummary {
+        serde_json::from_value(job.activities[i].checkpoint.clone().unwrap()).unwrap()
+    };
+    assert!(summary(0).drifted > 0, "the audit found the changed scorecards and their scores");
+    assert_eq!(summary(2).drifted, 0, "the verifying audit found none left");
+    env.assert_scorecards_mirrored().await;
+}
