@@ -5,6 +5,8 @@ mod autoqa;
 mod bad_input;
 mod contract;
 mod fixtures;
+mod fuzz_validation;
+mod hostile_strings;
 mod job_api;
 mod job_faults;
 mod reindex_scope;
