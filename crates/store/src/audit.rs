@@ -18,6 +18,14 @@ use crate::Store;
 use crate::codec;
 use crate::error::Result;
 
+/// A step at least this wide leaves its dimension uncut (as
+/// `sync::audit::walk` asks).
+const UNCUT: i64 = 1 << 62;
+
+/// Memory of the bucket queries' hash join (per process, times
+/// `hash_mem_multiplier`): 4M scorecards hash into about 190 MB.
+const BUCKETS_WORK_MEM: &str = "128MB";
+
 /// How one mirrored table reads in SQL.
 struct TableSql {
     from: &'static str,
@@ -118,18 +126,33 @@ impl Store {
     /// `cut`. Buckets without live rows are left out.
     pub async fn audit_buckets(&self, slice: &AuditSlice, cut: &BucketCut) -> Result<Vec<BucketSum>> {
         let t = table_sql(slice.table);
+        // The steps are written into the text, not bound: the day bucket
+        // must read exactly as the statistics of migration V6 so that
+        // Postgres expects few groups (and aggregates in parallel); an
+        // uncut dimension is the constant 0 for the same reason.
+        let time_bucket = match cut.time_step {
+            step if step >= UNCUT => "0::bigint".to_owned(),
+            step => format!("{} / {step}", seconds(t.time)),
+        };
+        let id_bucket = match cut.id_step {
+            step if step >= UNCUT => "0".to_owned(),
+            step => format!("({} - {}) / {step}", t.id, cut.id_base),
+        };
         let sql = format!(
-            "SELECT {secs} / $6 AS tb, ({id} - $7) / $8 AS ib, count(*), sum({hash})::bigint, min({id}), max({id})
+            "SELECT {time_bucket} AS tb, {id_bucket}::bigint AS ib, count(*), sum({hash})::bigint, min({id}), max({id})
              FROM {from} WHERE {filter} AND {live} GROUP BY 1, 2",
-            secs = seconds(t.time),
             id = t.id,
             hash = row_hash(t.id, t.version),
             from = t.from,
             filter = slice_filter(&t),
             live = t.live,
         );
-        let client = self.pool().get().await?;
-        let rows = client
+        let mut client = self.pool().get().await?;
+        let tx = client.transaction().await?;
+        // Scores join their scorecards: with the default work_mem the hash
+        // of a big customer's scorecards spills into batches on disk.
+        tx.batch_execute(&format!("SET LOCAL work_mem = '{BUCKETS_WORK_MEM}'")).await?;
+        let rows = tx
             .query(
                 &sql,
                 &[
@@ -138,12 +161,10 @@ impl Store {
                     &at(slice.end_seconds),
                     &slice.id_low,
                     &slice.id_high,
-                    &cut.time_step,
-                    &cut.id_base,
-                    &cut.id_step,
                 ],
             )
             .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|r| {
                 Ok(BucketSum {
