@@ -5,7 +5,7 @@
 //! becomes INVALID_ARGUMENT; an accepted request keeps every text byte for
 //! byte. The checks that live inside the services (duplicates in one
 //! upsert, ids or a window, job payloads) are fuzzed through the real
-//! server in `crates/tests/tests/fuzz_validation.rs`.
+//! server in `crates/tests/tests/fuzz_validation/`.
 //!
 //! Each property prints how many cases it ran; `PROPTEST_CASES=N` runs N
 //! cases of every property instead of its default.
