@@ -429,6 +429,10 @@ async fn the_audit_job_repairs_through_the_worker() {
     let names: Vec<&str> = job.activities.iter().map(|a| a.activity.as_str()).collect();
     assert_eq!(names, ["audit", "repair", "verify"]);
     assert!(job.activities.iter().all(|a| a.finished), "{job:?}");
+    // Progress while it ran: a batch per table checked, then the summary.
+    let audit_activity = &job.activities[0];
+    assert_eq!(audit_activity.rows_done, 100 + 110 + 210, "{job:?}");
+    assert_eq!(audit_activity.batches_done, 3 + 1, "{job:?}");
     let summary = |i: usize| -> audit::job::AuditSummary {
         serde_json::from_value(job.activities[i].checkpoint.clone().unwrap()).unwrap()
     };

@@ -3,8 +3,9 @@
 //!
 //! Activities: `audit`; with `repair` also `repair` (queue the reindex
 //! jobs, keyed by this job's id so a retried attempt queues none twice) and
-//! `verify` (wait for them, then audit again). Each records the rows it
-//! checked as progress and its summary as checkpoint, which `GetJob` shows.
+//! `verify` (wait for them, then audit again). The audits record each
+//! table checked as progress (its rows) while they run, and their summary
+//! as the last checkpoint, which `GetJob` shows.
 //!
 //! `verify` waits for reindex jobs that other workers run: a process whose
 //! workers are all busy with audits would wait until [`VERIFY_WAIT`]; keep
@@ -19,8 +20,9 @@ use scorekeeper_jobs::{JobContext, JobHandler, RunError};
 use scorekeeper_store::Store;
 use scorekeeper_store::jobs::JobError;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
-use super::{Progress, audit, audit_with_findings, repair, wait_for_jobs};
+use super::{Progress, audit_with_findings, repair, wait_for_jobs};
 use crate::error::SyncError;
 use crate::retry::{self, RetryDecision};
 
@@ -79,14 +81,52 @@ pub fn activities(spec: &AuditSpec) -> Vec<String> {
     names.iter().map(|&n| n.to_owned()).collect()
 }
 
-/// Progress does not go to the job row per table (the rows are recorded
-/// once the audit is done, with its summary); this only logs.
-struct LogProgress;
+/// Hands each table checked (of each customer) to the job's run loop,
+/// which records it as the activity's progress.
+struct ChannelProgress(mpsc::UnboundedSender<(AuditTable, u64)>);
 
-impl Progress for LogProgress {
+impl Progress for ChannelProgress {
     fn table_done(&self, table: AuditTable, rows_checked: u64) {
         tracing::info!(table = table.name(), rows_checked, "audit: table checked");
+        let _ = self.0.send((table, rows_checked));
     }
+}
+
+/// Runs the audit, recording each table checked as progress of `activity`
+/// (its rows, a batch per table) when `record` is set, so that a retry does
+/// not count the rows of a finished activity twice.
+async fn audit_recording(
+    ctx: &JobContext,
+    store: &Store,
+    analytics: &Analytics,
+    scope: &scorekeeper_domain::audit::AuditScope,
+    activity: &str,
+    record: bool,
+) -> Result<(AuditReport, super::Findings), RunError> {
+    let (sender, mut receiver) = mpsc::unbounded_channel();
+    let progress = ChannelProgress(sender);
+    let audit = audit_with_findings(store, analytics, scope, &progress);
+    tokio::pin!(audit);
+    let started = Instant::now();
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut audit => break outcome,
+            Some((table, rows)) = receiver.recv() => {
+                if record {
+                    let checkpoint = serde_json::json!({ "table_checked": table.name() });
+                    ctx.record_batch(activity, rows as usize, &checkpoint, started.elapsed()).await?;
+                }
+            }
+        }
+    };
+    let (report, findings) = outcome.map_err(failure)?;
+    while let Ok((table, rows)) = receiver.try_recv() {
+        if record {
+            let checkpoint = serde_json::json!({ "table_checked": table.name() });
+            ctx.record_batch(activity, rows as usize, &checkpoint, Duration::ZERO).await?;
+        }
+    }
+    Ok((report, findings))
 }
 
 impl JobHandler for AuditHandler {
@@ -112,14 +152,12 @@ impl JobHandler for AuditHandler {
                 .and_then(|a| a.checkpoint.clone())
                 .and_then(|c| serde_json::from_value(c).ok());
             if repaired.is_none() {
-                let started = Instant::now();
-                let (report, findings) = audit_with_findings(store, analytics, &spec.scope, &LogProgress)
-                    .await
-                    .map_err(failure)?;
-                if !finished(AUDIT) {
-                    let rows = report.tables.iter().map(|t| t.rows_checked).sum::<u64>() as usize;
+                let record = !finished(AUDIT);
+                let (report, findings) =
+                    audit_recording(ctx, store, analytics, &spec.scope, AUDIT, record).await?;
+                if record {
                     let summary = serde_json::to_value(AuditSummary::from(&report)).expect("serialises");
-                    ctx.record_batch(AUDIT, rows, &summary, started.elapsed()).await?;
+                    ctx.record_batch(AUDIT, 0, &summary, Duration::ZERO).await?;
                     ctx.finish_activity(AUDIT, Duration::ZERO).await?;
                 }
                 if !spec.repair {
@@ -140,10 +178,9 @@ impl JobHandler for AuditHandler {
                 outcome = wait_for_jobs(store, &jobs, VERIFY_WAIT) => outcome.map_err(failure)?,
                 _ = ctx.stopping().cancelled() => {}
             }
-            let after = audit(store, analytics, &spec.scope).await.map_err(failure)?;
-            let rows = after.tables.iter().map(|t| t.rows_checked).sum::<u64>() as usize;
+            let (after, _) = audit_recording(ctx, store, analytics, &spec.scope, VERIFY, true).await?;
             let summary = serde_json::to_value(AuditSummary::from(&after)).expect("serialises");
-            ctx.record_batch(VERIFY, rows, &summary, started.elapsed()).await?;
+            ctx.record_batch(VERIFY, 0, &summary, started.elapsed()).await?;
             ctx.finish_activity(VERIFY, Duration::ZERO).await
         })
     }
