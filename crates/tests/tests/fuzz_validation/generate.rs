@@ -83,6 +83,15 @@ pub(super) fn timestamp() -> impl Strategy<Value = Option<prost_types::Timestamp
         4 => (T0 - 86_400..T0 + 86_400, 0..1_000_000_000i32).prop_map(t),
         1 => Just(None),
         1 => (any::<i64>(), any::<i32>()).prop_map(t),
+        // Valid, at the edges of what Postgres, ClickHouse's UInt32
+        // seconds and the protobuf range hold.
+        1 => (
+            prop::sample::select(vec![
+                -62_135_596_800, -1, 0, 1, 4_294_967_295, 4_294_967_296, 253_402_300_799,
+            ]),
+            prop::sample::select(vec![0, 999_999_999]),
+        )
+            .prop_map(t),
     ]
 }
 
