@@ -2,7 +2,10 @@
 //! outbox entry, so ClickHouse learns of it even if this process dies right
 //! after the commit.
 
-use scorekeeper_domain::scorecard::{Invalid, Score, Scorecard, Template, check_scores};
+use std::collections::HashSet;
+
+use scorekeeper_domain::scorecard::{Criterion, Invalid, Score, Scorecard, Template, check_scores};
+use scorekeeper_domain::scoring::CriterionScale;
 use scorekeeper_domain::{
     ConversationId, CriterionId, CustomerId, ScorecardId, ScorecardSource, TemplateId, TemplateType,
 };
@@ -47,22 +50,65 @@ pub struct ScorecardFilter {
     pub conversation_id: Option<ConversationId>,
 }
 
+/// A new manual scorecard with its scores, links and outbox entry, as one
+/// statement: the foreign keys are checked at its end, when every part is
+/// in, and the outbox trigger notifies once. Parameters: customer,
+/// template, template type, conversation (NULL for process scorecards),
+/// agent, source, total, criterion ids, values, linked conversation ids,
+/// outbox origin.
+const INSERT_SCORECARD: &str = "WITH card AS (
+         INSERT INTO scorecards (customer_id, template_id, template_type, conversation_id, agent_id, source, total_score)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING id, version, created_at, updated_at
+     ), scored AS (
+         INSERT INTO scores (customer_id, scorecard_id, criterion_id, value)
+         SELECT $1, card.id, s.criterion_id, s.value
+         FROM card, unnest($8::bigint[], $9::float8[]) AS s(criterion_id, value)
+     ), linked AS (
+         INSERT INTO process_scorecard_conversations (scorecard_id, conversation_id)
+         SELECT card.id, l.conversation_id FROM card, unnest($10::bigint[]) AS l(conversation_id)
+     ), queued AS (
+         INSERT INTO outbox (customer_id, scorecard_id, origin) SELECT $1, card.id, $11 FROM card
+     )
+     SELECT id, version, created_at, updated_at FROM card";
+
 const SCORECARD_COLUMNS: &str = "id, customer_id, template_id, template_type, conversation_id, agent_id, \
      source, total_score, version, created_at, updated_at";
 
 impl Store {
     /// Validates the scorecard against its template and stored conversations,
-    /// then writes it, its scores and an outbox entry in one transaction.
-    /// A rejected request writes nothing.
+    /// then writes it, its scores, its links and an outbox entry in one
+    /// statement, which commits all of them or nothing. A rejected request
+    /// writes nothing.
+    ///
+    /// This is the hot path of the API, so it costs two round trips on one
+    /// connection: the reads (template, conversation or linked
+    /// conversations) pipelined, then the write, both as statements prepared
+    /// once per connection. The reads take no locks, as the transaction
+    /// they replace took none either (READ COMMITTED): a conversation
+    /// deleted meanwhile is caught by neither.
     pub async fn create_scorecard(
         &self,
         customer_id: CustomerId,
         new: &NewScorecard,
         origin: OutboxOrigin,
     ) -> Result<Scorecard> {
-        let mut client = self.pool().get().await?;
-        let tx = client.transaction().await?;
-        let template = template_of(&tx, customer_id, new.template_id, "template_id").await?;
+        let client = self.pool().get().await?;
+        let linked_ids: Vec<i64> = new.linked_conversation_ids.iter().map(|c| c.0).collect();
+        // Every read the checks below may need, sent at once; the checks then
+        // run in the order that decides which error a bad request gets.
+        let (template, conversation_agent, linked_found) = futures::try_join!(
+            template_with_criteria(&client, customer_id, new.template_id),
+            async {
+                match new.conversation_id {
+                    Some(id) => live_conversation_agent(&client, customer_id, id).await,
+                    None => Ok(None),
+                }
+            },
+            live_conversations(&client, customer_id, &linked_ids),
+        )?;
+        let template = template
+            .ok_or_else(|| Invalid::new("template_id", format!("unknown template {}", new.template_id)))?;
         let total = check_scores(&template, &new.scores, "scores")?;
         let agent_id = match template.template_type {
             TemplateType::Conversation => {
@@ -78,7 +124,9 @@ impl Store {
                     )
                     .into());
                 }
-                let conversation_agent = conversation_agent(&tx, customer_id, conversation_id).await?;
+                let conversation_agent = conversation_agent.ok_or_else(|| {
+                    Invalid::new("conversation_id", format!("unknown conversation {conversation_id}"))
+                })?;
                 if new.agent_id.is_empty() { conversation_agent } else { new.agent_id.clone() }
             }
             TemplateType::Process => {
@@ -92,14 +140,16 @@ impl Store {
                 if new.agent_id.trim().is_empty() {
                     return Err(Invalid::new("agent_id", "required for a process scorecard").into());
                 }
-                check_linked(&tx, customer_id, &new.linked_conversation_ids).await?;
+                check_linked_found(&new.linked_conversation_ids, &linked_found)?;
                 new.agent_id.clone()
             }
         };
-        let row = tx
+        let criteria: Vec<i64> = new.scores.iter().map(|s| s.criterion_id.0).collect();
+        let values: Vec<f64> = new.scores.iter().map(|s| s.value).collect();
+        let insert = client.prepare_cached(INSERT_SCORECARD).await?;
+        let row = client
             .query_one(
-                "INSERT INTO scorecards (customer_id, template_id, template_type, conversation_id, agent_id, source, total_score)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &insert,
                 &[
                     &customer_id.0,
                     &template.id.0,
@@ -108,16 +158,33 @@ impl Store {
                     &agent_id,
                     &ScorecardSource::Manual.number(),
                     &total,
+                    &criteria,
+                    &values,
+                    &linked_ids,
+                    &origin.as_str(),
                 ],
             )
             .await?;
-        let id = ScorecardId(row.try_get(0)?);
-        write_scores(&tx, customer_id, id, &new.scores).await?;
-        write_links(&tx, id, &new.linked_conversation_ids).await?;
-        enqueue(&tx, customer_id, id, origin).await?;
-        let scorecard = load_scorecard(&*tx, customer_id, id).await?;
-        tx.commit().await?;
-        scorecard.ok_or(StoreError::NotFound { what: "scorecard", id: id.0 })
+        // What was just written, as `get_scorecard` would read it back.
+        let mut scores = new.scores.clone();
+        scores.sort_by_key(|s| s.criterion_id);
+        let mut linked_conversation_ids = new.linked_conversation_ids.clone();
+        linked_conversation_ids.sort_unstable();
+        Ok(Scorecard {
+            id: ScorecardId(row.try_get(0)?),
+            customer_id,
+            template_id: template.id,
+            template_type: template.template_type,
+            conversation_id: new.conversation_id,
+            linked_conversation_ids,
+            agent_id,
+            source: ScorecardSource::Manual,
+            scores,
+            total_score: total,
+            version: row.try_get(1)?,
+            created_at: row.try_get(2)?,
+            updated_at: row.try_get(3)?,
+        })
     }
 
     /// Replaces a live scorecard's scores (and, for process scorecards, its
@@ -343,32 +410,94 @@ async fn template_of(
         .ok_or_else(|| Invalid::new(field, format!("unknown template {id}")).into())
 }
 
-/// The agent of the customer's live conversation; unknown is invalid input.
-async fn conversation_agent(
-    tx: &Transaction<'_>,
+/// The customer's template `id` with its criteria, or `None` (also for
+/// another customer's): one prepared statement.
+async fn template_with_criteria(
+    client: &deadpool_postgres::Client,
     customer_id: CustomerId,
-    id: ConversationId,
-) -> Result<String> {
-    let row = tx
-        .query_opt(
-            "SELECT agent_id FROM conversations WHERE id = $1 AND customer_id = $2 AND deleted_at IS NULL",
-            &[&id.0, &customer_id.0],
-        )
-        .await?
-        .ok_or_else(|| Invalid::new("conversation_id", format!("unknown conversation {id}")))?;
-    Ok(row.try_get(0)?)
-}
-
-async fn check_linked(tx: &Transaction<'_>, customer_id: CustomerId, ids: &[ConversationId]) -> Result<()> {
-    let wanted: Vec<i64> = ids.iter().map(|c| c.0).collect();
-    let rows = tx
-        .query(
-            "SELECT id FROM conversations WHERE customer_id = $1 AND id = ANY($2) AND deleted_at IS NULL",
-            &[&customer_id.0, &wanted],
+    id: TemplateId,
+) -> Result<Option<Template>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT t.name, t.template_type, t.created_at,
+                    c.id, c.name, c.weight, c.min_value, c.max_value, c.autoqa_rule
+             FROM scorecard_templates t LEFT JOIN criteria c ON c.template_id = t.id
+             WHERE t.customer_id = $1 AND t.id = $2 ORDER BY c.position",
         )
         .await?;
-    let found: std::collections::HashSet<i64> =
-        rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    let rows = client.query(&statement, &[&customer_id.0, &id.0]).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let mut template = Template {
+        id,
+        customer_id,
+        name: first.try_get(0)?,
+        template_type: codec::template_type(first.try_get(1)?)?,
+        criteria: Vec::with_capacity(rows.len()),
+        created_at: first.try_get(2)?,
+    };
+    for row in &rows {
+        // A template without criteria comes back as one row of NULLs.
+        let Some(criterion_id) = row.try_get::<_, Option<i64>>(3)? else { continue };
+        template.criteria.push(Criterion {
+            id: CriterionId(criterion_id),
+            name: row.try_get(4)?,
+            scale: CriterionScale {
+                weight: row.try_get(5)?,
+                min_value: row.try_get(6)?,
+                max_value: row.try_get(7)?,
+            },
+            rule: codec::rule(row.try_get(8)?)?,
+        });
+    }
+    Ok(Some(template))
+}
+
+/// The agent of the customer's live conversation, or `None`.
+async fn live_conversation_agent(
+    client: &deadpool_postgres::Client,
+    customer_id: CustomerId,
+    id: ConversationId,
+) -> Result<Option<String>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT agent_id FROM conversations WHERE id = $1 AND customer_id = $2 AND deleted_at IS NULL",
+        )
+        .await?;
+    let row = client.query_opt(&statement, &[&id.0, &customer_id.0]).await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Which of `ids` are the customer's live conversations.
+async fn live_conversations(
+    client: &impl deadpool_postgres::GenericClient,
+    customer_id: CustomerId,
+    ids: &[i64],
+) -> Result<HashSet<i64>> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let statement = client
+        .prepare_cached(
+            "SELECT id FROM conversations WHERE customer_id = $1 AND id = ANY($2) AND deleted_at IS NULL",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&customer_id.0, &ids]).await?;
+    Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+}
+
+async fn check_linked(
+    tx: &deadpool_postgres::Transaction<'_>,
+    customer_id: CustomerId,
+    ids: &[ConversationId],
+) -> Result<()> {
+    let wanted: Vec<i64> = ids.iter().map(|c| c.0).collect();
+    let found = live_conversations(tx, customer_id, &wanted).await?;
+    check_linked_found(ids, &found)
+}
+
+/// Every linked conversation is among the customer's live ones (`found`),
+/// and none is linked twice.
+fn check_linked_found(ids: &[ConversationId], found: &HashSet<i64>) -> Result<()> {
     for (index, id) in ids.iter().enumerate() {
         if !found.contains(&id.0) {
             return Err(Invalid::new(
@@ -378,10 +507,10 @@ async fn check_linked(tx: &Transaction<'_>, customer_id: CustomerId, ids: &[Conv
             .into());
         }
     }
-    let mut unique = wanted.clone();
+    let mut unique: Vec<i64> = ids.iter().map(|c| c.0).collect();
     unique.sort_unstable();
     unique.dedup();
-    if unique.len() != wanted.len() {
+    if unique.len() != ids.len() {
         return Err(Invalid::new("linked_conversation_ids", "a conversation is linked twice").into());
     }
     Ok(())
