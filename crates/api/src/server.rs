@@ -12,6 +12,7 @@ use scorekeeper_proto::v1::auto_qa_service_server::AutoQaServiceServer;
 use scorekeeper_proto::v1::conversation_service_server::ConversationServiceServer;
 use scorekeeper_proto::v1::job_service_server::JobServiceServer;
 use scorekeeper_store::Store;
+use scorekeeper_store::outbox::OutboxAnnouncer;
 
 use crate::auth::Authenticator;
 use crate::services;
@@ -24,11 +25,21 @@ pub struct ApiState {
     pub(crate) auth: Arc<Authenticator>,
     /// Job types this server accepts (CreateJob refuses the others).
     pub(crate) jobs: Registry,
+    /// Wakes the outbox dispatchers after a write that queued entries.
+    pub(crate) outbox: OutboxAnnouncer,
 }
 
 impl ApiState {
+    /// Must be called on a Tokio runtime (the outbox announcer's task starts
+    /// on it).
     pub fn new(store: Store, analytics: Analytics, jobs: Registry) -> ApiState {
-        ApiState { auth: Arc::new(Authenticator::new(store.clone())), store, analytics, jobs }
+        ApiState {
+            auth: Arc::new(Authenticator::new(store.clone())),
+            outbox: store.outbox_announcer(),
+            store,
+            analytics,
+            jobs,
+        }
     }
 }
 

@@ -3,6 +3,10 @@
 //! lease (so a dead dispatcher's entries come back), writes ClickHouse, and
 //! deletes them. Delivery is at least once; ClickHouse's version column makes
 //! repeats harmless.
+//!
+//! Writers wake dispatchers after their commit with an [`OutboxAnnouncer`],
+//! not with a NOTIFY inside the writing transaction: Postgres serialises the
+//! commits of notifying transactions, fsync included.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use scorekeeper_domain::{CustomerId, ScorecardId};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_postgres::{AsyncMessage, NoTls, Transaction};
 
 use crate::Store;
@@ -45,6 +49,34 @@ pub struct OutboxEntry {
     /// Claims so far, this one included.
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
+}
+
+/// Tells the dispatchers of every process that outbox entries committed.
+/// Cheap to clone; [`OutboxAnnouncer::written`] never waits.
+///
+/// Announcements are coalesced: one background task per announcer sends a
+/// `NOTIFY` in a transaction of its own with `synchronous_commit` off (a
+/// lost notification costs only delay, dispatchers also poll), at most one
+/// every [`ANNOUNCE_SPACING`], so the database-wide notify lock is held
+/// briefly and rarely, never across a write's fsync. The task ends when the
+/// last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct OutboxAnnouncer {
+    pending: mpsc::Sender<()>,
+}
+
+/// Least time between two announcements of one announcer: a busy
+/// dispatcher does not wait for them (it claims again after every batch),
+/// an idle one wakes at most this much later.
+pub const ANNOUNCE_SPACING: Duration = Duration::from_millis(5);
+
+impl OutboxAnnouncer {
+    /// Call after a transaction that wrote outbox entries committed (or may
+    /// have: an extra announcement only costs a claim that finds nothing).
+    pub fn written(&self) {
+        // Full means an announcement is pending already: it covers this one.
+        let _ = self.pending.try_send(());
+    }
 }
 
 /// How far behind the outbox is.
@@ -132,7 +164,35 @@ impl Store {
         Ok(OutboxStats { depth: row.try_get(0)?, oldest_age_seconds: row.try_get(1)? })
     }
 
-    /// Wakes `notify` whenever an outbox entry commits, until the process
+    /// An announcer for writers of this process; its task runs on the
+    /// current Tokio runtime.
+    pub fn outbox_announcer(&self) -> OutboxAnnouncer {
+        let (pending, mut announcements) = mpsc::channel(1);
+        let store = self.clone();
+        tokio::spawn(async move {
+            while announcements.recv().await.is_some() {
+                if let Err(error) = store.announce_outbox().await {
+                    tracing::debug!(%error, "outbox announcement failed; dispatchers will poll");
+                }
+                tokio::time::sleep(ANNOUNCE_SPACING).await;
+            }
+        });
+        OutboxAnnouncer { pending }
+    }
+
+    /// One NOTIFY on the outbox channel, committed without waiting for the
+    /// WAL flush (set_config's `true` scopes it to this statement's own
+    /// transaction).
+    async fn announce_outbox(&self) -> Result<()> {
+        let client = self.pool().get().await?;
+        let statement = client
+            .prepare_cached("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
+            .await?;
+        client.execute(&statement, &[&CHANNEL]).await?;
+        Ok(())
+    }
+
+    /// Wakes `notify` whenever an outbox entry is announced, until the process
     /// ends; reconnects after losing Postgres. Dispatchers also poll, so a
     /// missed notification only delays delivery.
     pub async fn listen_outbox(&self, notify: Arc<Notify>) {

@@ -104,6 +104,7 @@ impl ScorecardService for Scorecards {
             .create_scorecard(principal.customer_id, &new, OutboxOrigin::Api)
             .await
             .map_err(ApiError::from)?;
+        self.0.outbox.written();
         Ok(Response::new(CreateScorecardResponse { scorecard: Some(convert::scorecard_to_wire(&scorecard)) }))
     }
 
@@ -152,6 +153,7 @@ impl ScorecardService for Scorecards {
             .update_scorecard(principal.customer_id, id, &change, OutboxOrigin::Api)
             .await
             .map_err(ApiError::from)?;
+        self.0.outbox.written();
         Ok(Response::new(UpdateScorecardResponse { scorecard: Some(convert::scorecard_to_wire(&scorecard)) }))
     }
 
@@ -166,6 +168,7 @@ impl ScorecardService for Scorecards {
             .delete_scorecard(principal.customer_id, id, OutboxOrigin::Api)
             .await
             .map_err(ApiError::from)?;
+        self.0.outbox.written();
         Ok(Response::new(DeleteScorecardResponse {}))
     }
 
