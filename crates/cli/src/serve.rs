@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// Scorecards written to ClickHouse per outbox batch.
     #[arg(long, env = "OUTBOX_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     outbox_batch_size: u32,
+    /// Outbox batches delivered at once by this process's dispatcher.
+    #[arg(long, env = "OUTBOX_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    outbox_concurrency: u32,
     /// Outbox poll interval in milliseconds (notifications usually wake it sooner).
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     outbox_poll_ms: u64,
@@ -138,6 +141,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let config = DispatcherConfig {
             batch_size: args.outbox_batch_size as usize,
             poll_interval: Duration::from_millis(args.outbox_poll_ms),
+            concurrency: args.outbox_concurrency as usize,
             ..DispatcherConfig::default()
         };
         let dispatcher = OutboxDispatcher::new(store.clone(), analytics.clone(), config);
