@@ -1,0 +1,148 @@
+//! `scorekeeper bench api` as a user runs it, briefly: the real binary
+//! starts its own `serve`, drives CreateScorecard for two seconds and
+//! writes its figures as JSON. No speed is asserted (targets live in
+//! BENCHMARKS.md); what must hold is that the command works, reports what
+//! it promises, and every scorecard the API acknowledged reached ClickHouse.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use scorekeeper_store::Store;
+use serde_json::Value;
+use tokio::process::Command;
+
+fn setting(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the local stack and run `eval \"$(scripts/stack env)\"`")
+    })
+}
+
+/// `postgres://…/old?x` with the database replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let cut = base.rfind('/').map_or(base.len(), |i| i);
+    format!("{}/{database}", &base[..cut])
+}
+
+/// Drops the databases the bench created beside this test's name, also when
+/// the test fails.
+struct DropBenchDatabases {
+    admin_url: String,
+    clickhouse_url: String,
+    name: String,
+}
+
+impl Drop for DropBenchDatabases {
+    fn drop(&mut self) {
+        let (admin_url, clickhouse_url, name) =
+            (self.admin_url.clone(), self.clickhouse_url.clone(), self.name.clone());
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                if let Ok(store) = Store::connect(&admin_url, 1)
+                    && let Ok(client) = store.pool().get().await
+                {
+                    let _ =
+                        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+                let _ = clickhouse::Client::default()
+                    .with_url(&clickhouse_url)
+                    .with_user(std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()))
+                    .with_password(std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default())
+                    .query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute()
+                    .await;
+            });
+            Some(())
+        });
+        let _ = cleanup.join();
+    }
+}
+
+#[tokio::test]
+async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visible() {
+    let admin_url = setting("DATABASE_URL");
+    let clickhouse_url = setting("CLICKHOUSE_URL");
+    // The bench works in `<database>_bench_api` beside the database it is
+    // given, on both servers; a random name keeps runs apart.
+    let base = format!("sk_test_{:016x}", rand::random::<u64>());
+    let bench_databases = format!("{base}_bench_api");
+    let _cleanup = DropBenchDatabases {
+        admin_url: admin_url.clone(),
+        clickhouse_url: clickhouse_url.clone(),
+        name: bench_databases.clone(),
+    };
+    let json_path = std::env::temp_dir().join(format!("{base}.json"));
+
+    let run = Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
+        .args(["bench", "api", "--duration", "2s", "--warmup", "1s", "--concurrency", "2", "--json"])
+        .arg(&json_path)
+        .env("DATABASE_URL", with_database(&admin_url, &base))
+        .env("CLICKHOUSE_URL", &clickhouse_url)
+        .env("CLICKHOUSE_DATABASE", &base)
+        .env("RUST_LOG", "warn")
+        .env_remove("REINDEX_SCHEDULE")
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("bench api finished within 90 s")
+        .expect("running scorekeeper bench api");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench api exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("visibility lag") && stdout.contains("targets"), "the table:\n{stdout}");
+
+    let text = std::fs::read_to_string(&json_path).expect("the --json file");
+    let _ = std::fs::remove_file(&json_path);
+    let figures: Value = serde_json::from_str(&text).expect("--json writes JSON");
+    for field in [
+        "creates_per_s",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "visibility_lag_p50_ms",
+        "visibility_lag_p99_ms",
+        "requests_ok",
+        "requests_failed",
+        "concurrency",
+        "duration_s",
+    ] {
+        assert!(figures[field].is_number(), "{field} is missing or not a number: {figures:#}");
+    }
+    let count = |field: &str| figures[field].as_u64().unwrap_or_else(|| panic!("{field}: {figures:#}"));
+    assert_eq!(count("concurrency"), 2);
+    assert!(count("requests_ok") > 0, "{figures:#}");
+    assert_eq!(count("requests_failed"), 0, "{figures:#}");
+    let acknowledged = count("requests_ok") + count("warmup_requests_ok");
+    assert_eq!(count("scorecards_not_visible"), 0, "{figures:#}");
+    assert_eq!(count("scorecards_visible"), acknowledged, "{figures:#}");
+    assert_eq!(count("scorecards_in_postgres"), acknowledged, "{figures:#}");
+    assert!(figures["postgres_fsync"].is_string() && figures["postgres_synchronous_commit"].is_string());
+
+    // Independently of the bench's own account: ClickHouse holds exactly
+    // the scorecards Postgres holds.
+    let store = Store::connect(&with_database(&admin_url, &bench_databases), 1).unwrap();
+    let in_postgres: i64 = store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM scorecards", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let in_clickhouse: u64 = clickhouse::Client::default()
+        .with_url(&clickhouse_url)
+        .with_database(&bench_databases)
+        .with_validation(false)
+        .query("SELECT count() FROM (SELECT id FROM scorecards FINAL WHERE is_deleted = 0)")
+        .fetch_one()
+        .await
+        .expect("counting the bench's ClickHouse scorecards");
+    assert_eq!(in_postgres as u64, acknowledged);
+    assert_eq!(in_clickhouse, acknowledged, "every acknowledged scorecard is in ClickHouse");
+}
