@@ -127,7 +127,13 @@ impl Walker<'_> {
             };
             let mut drift = DriftCounts::default();
             if !day.in_sync() {
-                let findings = self.narrow(slice, day, &mut drift).await?;
+                // Every live row of the day, on either side, lies between
+                // these ids; ClickHouse then reads only the day's part of
+                // its primary key (customer_id, id) in each narrower query,
+                // instead of every row to filter by time.
+                let (low, high) = day.id_range().unwrap_or((0, i64::MAX));
+                let within = AuditSlice { id_low: low, id_high: high, ..slice };
+                let findings = self.narrow(within, day, &mut drift).await?;
                 walk.findings.extend(findings);
             }
             walk.buckets.push(BucketReport {
@@ -148,10 +154,11 @@ impl Walker<'_> {
     /// drifted into `drift`. A work list rather than recursion.
     async fn narrow(&self, slice: AuditSlice, pair: Pair, drift: &mut DriftCounts) -> Result<Findings> {
         let mut findings = Findings::default();
-        let mut work = vec![(slice, pair)];
-        while let Some((slice, pair)) = work.pop() {
+        // `by_time_only`: a time slice (its id bounds only enclose its live
+        // rows), not yet cut by id.
+        let mut work = vec![(slice, pair, true)];
+        while let Some((slice, pair, by_time_only)) = work.pop() {
             let (postgres_rows, clickhouse_rows) = (pair.postgres_rows(), pair.clickhouse_rows());
-            let by_time_only = slice.id_low == 0 && slice.id_high == i64::MAX;
             if clickhouse_rows == 0 && postgres_rows > self.tuning.rows_read_limit && by_time_only {
                 drift.add(DriftKind::Missing, postgres_rows);
                 findings.missing_ranges.push(MissingRange {
@@ -197,7 +204,7 @@ impl Walker<'_> {
                         ..within
                     }
                 };
-                work.push((sub, part));
+                work.push((sub, part, by_hour));
             }
         }
         Ok(findings)
