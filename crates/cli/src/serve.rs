@@ -55,7 +55,7 @@ pub struct ServeArgs {
     #[arg(long, env = "REINDEX_CONVERSATIONS_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     reindex_conversations_batch_size: u32,
     /// Process scorecards per reindex batch (a job's payload may override it).
-    #[arg(long, env = "REINDEX_PROCESS_SCORECARDS_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "REINDEX_PROCESS_SCORECARDS_BATCH_SIZE", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     reindex_process_scorecards_batch_size: u32,
     /// Do not run the schedulers (reindex, audit) in this process (others may).
     #[arg(long, env = "SK_NO_SCHEDULER")]

@@ -2,7 +2,11 @@
 //! deleted rows included (they become tombstones).
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
+use std::collections::HashMap;
+
+use scorekeeper_domain::mirror::{
+    ConversationRecord, MirrorBatch, ScoreColumns, ScoreRecord, ScorecardRecord,
+};
 use scorekeeper_domain::{ConversationId, CriterionId, CustomerId, ScorecardId, TemplateId};
 
 use crate::Store;
@@ -20,18 +24,19 @@ pub enum ConversationSelector {
     },
 }
 
-pub(crate) const SCORECARD_SELECT: &str = "SELECT customer_id, id, template_id, template_type, conversation_id, agent_id, \
-     source, total_score, created_at, updated_at, version, deleted_at IS NOT NULL FROM scorecards";
+/// A score's own columns (`ScoreColumns`); its scorecard's are added in
+/// Rust by `ScoreRecord::of`.
+pub(crate) const SCORE_COLUMNS: &str = "s.customer_id, s.id, s.scorecard_id, s.criterion_id, s.value, s.updated_at, s.version, s.deleted_at IS NOT NULL";
 
-/// A score row as ClickHouse mirrors it. It carries its scorecard's agent,
-/// conversation, kind and deletion, so its version and update time are the
-/// later of its own and its scorecard's: a change to the scorecard alone (a
-/// hand fix, a delete) then makes a newer score row that replaces the old.
-pub(crate) const SCORE_SELECT: &str = "SELECT s.customer_id, s.id, s.scorecard_id, c.template_id, s.criterion_id, \
-     c.conversation_id, c.agent_id, c.template_type, s.value, c.created_at, \
-     GREATEST(s.updated_at, c.updated_at), GREATEST(s.version, c.version), \
-     (s.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL) \
-     FROM scores s JOIN scorecards c ON c.id = s.scorecard_id";
+/// A scorecard's columns, on a scorecard aliased `c` (`scorecard_record_at`).
+macro_rules! scorecard_columns {
+    () => {
+        "c.customer_id, c.id, c.template_id, c.template_type, c.conversation_id, c.agent_id, c.source, \
+         c.total_score, c.created_at, c.updated_at, c.version, c.deleted_at IS NOT NULL"
+    };
+}
+pub(crate) const SCORECARD_COLUMNS: &str = scorecard_columns!();
+pub(crate) const SCORECARD_SELECT: &str = concat!("SELECT ", scorecard_columns!(), " FROM scorecards c");
 
 pub(crate) const CONVERSATION_SELECT: &str = "SELECT customer_id, id, external_id, agent_id, started_at, ended_at, \
      message_count, updated_at, version, deleted_at IS NOT NULL FROM conversations";
@@ -52,37 +57,38 @@ pub(crate) fn conversation_record(row: &tokio_postgres::Row) -> Result<Conversat
 }
 
 pub(crate) fn scorecard_record(row: &tokio_postgres::Row) -> Result<ScorecardRecord> {
+    scorecard_record_at(row, 0)
+}
+
+/// A scorecard from the 12 columns of `SCORECARD_COLUMNS` starting at `at`.
+pub(crate) fn scorecard_record_at(row: &tokio_postgres::Row, at: usize) -> Result<ScorecardRecord> {
     Ok(ScorecardRecord {
-        customer_id: CustomerId(row.try_get(0)?),
-        id: ScorecardId(row.try_get(1)?),
-        template_id: TemplateId(row.try_get(2)?),
-        template_type: codec::template_type(row.try_get(3)?)?,
-        conversation_id: row.try_get::<_, Option<i64>>(4)?.map(ConversationId),
-        agent_id: row.try_get(5)?,
-        source: codec::source(row.try_get(6)?)?,
-        total_score: row.try_get(7)?,
-        created_at: row.try_get(8)?,
-        updated_at: row.try_get(9)?,
-        version: row.try_get(10)?,
-        is_deleted: row.try_get(11)?,
+        customer_id: CustomerId(row.try_get(at)?),
+        id: ScorecardId(row.try_get(at + 1)?),
+        template_id: TemplateId(row.try_get(at + 2)?),
+        template_type: codec::template_type(row.try_get(at + 3)?)?,
+        conversation_id: row.try_get::<_, Option<i64>>(at + 4)?.map(ConversationId),
+        agent_id: row.try_get(at + 5)?,
+        source: codec::source(row.try_get(at + 6)?)?,
+        total_score: row.try_get(at + 7)?,
+        created_at: row.try_get(at + 8)?,
+        updated_at: row.try_get(at + 9)?,
+        version: row.try_get(at + 10)?,
+        is_deleted: row.try_get(at + 11)?,
     })
 }
 
-pub(crate) fn score_record(row: &tokio_postgres::Row) -> Result<ScoreRecord> {
-    Ok(ScoreRecord {
+/// A score's own columns from the 8 columns of `SCORE_COLUMNS` at the start.
+pub(crate) fn score_columns(row: &tokio_postgres::Row) -> Result<ScoreColumns> {
+    Ok(ScoreColumns {
         customer_id: CustomerId(row.try_get(0)?),
         id: row.try_get(1)?,
         scorecard_id: ScorecardId(row.try_get(2)?),
-        template_id: TemplateId(row.try_get(3)?),
-        criterion_id: CriterionId(row.try_get(4)?),
-        conversation_id: row.try_get::<_, Option<i64>>(5)?.map(ConversationId),
-        agent_id: row.try_get(6)?,
-        template_type: codec::template_type(row.try_get(7)?)?,
-        value: row.try_get(8)?,
-        scorecard_created_at: row.try_get(9)?,
-        updated_at: row.try_get(10)?,
-        version: row.try_get(11)?,
-        is_deleted: row.try_get(12)?,
+        criterion_id: CriterionId(row.try_get(3)?),
+        value: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+        version: row.try_get(6)?,
+        is_deleted: row.try_get(7)?,
     })
 }
 
@@ -95,8 +101,7 @@ impl Store {
         let scorecards =
             client.query(&format!("{SCORECARD_SELECT} WHERE id = ANY($1) ORDER BY id"), &[&ids]).await?;
         let scorecards = scorecards.iter().map(scorecard_record).collect::<Result<Vec<_>>>()?;
-        let ids: Vec<ScorecardId> = scorecards.iter().map(|s| s.id).collect();
-        Ok(MirrorBatch { conversations: Vec::new(), scores: self.scores_of(&ids).await?, scorecards })
+        Ok(MirrorBatch { conversations: Vec::new(), scores: self.scores_of(&scorecards).await?, scorecards })
     }
 
     /// Up to `limit` of the customer's conversations in `selector` with id
@@ -155,20 +160,26 @@ impl Store {
             )
             .await?;
         let scorecards = scorecards.iter().map(scorecard_record).collect::<Result<Vec<_>>>()?;
-        let ids: Vec<ScorecardId> = scorecards.iter().map(|s| s.id).collect();
-        Ok(MirrorBatch { conversations: Vec::new(), scores: self.scores_of(&ids).await?, scorecards })
+        Ok(MirrorBatch { conversations: Vec::new(), scores: self.scores_of(&scorecards).await?, scorecards })
     }
 
-    /// Every score (deleted too) of these scorecards.
-    pub async fn scores_of(&self, scorecards: &[ScorecardId]) -> Result<Vec<ScoreRecord>> {
+    /// Every score (deleted too) of these scorecards, each joined with its
+    /// scorecard in Rust (`ScoreRecord::of`).
+    pub async fn scores_of(&self, scorecards: &[ScorecardRecord]) -> Result<Vec<ScoreRecord>> {
         if scorecards.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<i64> = scorecards.iter().map(|s| s.0).collect();
+        let ids: Vec<i64> = scorecards.iter().map(|s| s.id.0).collect();
+        let by_id: HashMap<ScorecardId, &ScorecardRecord> = scorecards.iter().map(|s| (s.id, s)).collect();
         let client = self.pool().get().await?;
         let rows = client
-            .query(&format!("{SCORE_SELECT} WHERE s.scorecard_id = ANY($1) ORDER BY s.id"), &[&ids])
+            .query(&format!("SELECT {SCORE_COLUMNS} FROM scores s WHERE s.scorecard_id = ANY($1)"), &[&ids])
             .await?;
-        rows.iter().map(score_record).collect()
+        rows.iter()
+            .map(|row| {
+                let score = score_columns(row)?;
+                Ok(ScoreRecord::of(by_id[&score.scorecard_id], score))
+            })
+            .collect()
     }
 }

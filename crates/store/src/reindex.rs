@@ -3,15 +3,16 @@
 //! tombstones). Memory is bounded by the page size whatever the range.
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord};
+use scorekeeper_domain::TemplateType;
+use scorekeeper_domain::mirror::{ConversationRecord, ScoreRecord, ScorecardRecord};
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexScope, TimeBase};
-use scorekeeper_domain::{ScorecardId, TemplateType};
 use tokio_postgres::types::ToSql;
 
 use crate::Store;
 use crate::error::Result;
 use crate::mirror::{
-    CONVERSATION_SELECT, SCORE_SELECT, SCORECARD_SELECT, conversation_record, score_record, scorecard_record,
+    CONVERSATION_SELECT, SCORE_COLUMNS, SCORECARD_COLUMNS, SCORECARD_SELECT, conversation_record,
+    score_columns, scorecard_record, scorecard_record_at,
 };
 
 /// Which timestamp of a scorecard a window applies to.
@@ -91,8 +92,7 @@ impl Store {
     }
 
     /// Scorecards of `template_type` in scope with id > `after`, the window
-    /// on `time`, each with all its scores. Also returns the last scorecard
-    /// id read, the checkpoint.
+    /// on `time`, in id order (their scores: `Store::scores_of`).
     pub async fn reindex_scorecards(
         &self,
         scope: &ReindexScope,
@@ -100,7 +100,7 @@ impl Store {
         time: ScorecardTime,
         after: i64,
         limit: usize,
-    ) -> Result<(MirrorBatch, Option<i64>)> {
+    ) -> Result<Vec<ScorecardRecord>> {
         let time = match time {
             ScorecardTime::CreatedAt => "c.created_at",
             ScorecardTime::UpdatedAt => "c.updated_at",
@@ -111,18 +111,14 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "{SCORECARD_SELECT} c WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
+                    "{SCORECARD_SELECT} WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
                        AND c.id > $5 ORDER BY c.id LIMIT $6",
                     customer_and_window("c.customer_id", time)
                 ),
                 &params.with(&[&after, &limit, &kind]),
             )
             .await?;
-        let scorecards = rows.iter().map(scorecard_record).collect::<Result<Vec<_>>>()?;
-        let ids: Vec<ScorecardId> = scorecards.iter().map(|s| s.id).collect();
-        let last = ids.last().map(|id| id.0);
-        let scores = self.scores_of(&ids).await?;
-        Ok((MirrorBatch { conversations: Vec::new(), scorecards, scores }, last))
+        rows.iter().map(scorecard_record).collect()
     }
 
     /// Scores of `template_type` scorecards in scope whose own last update
@@ -141,21 +137,25 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "{SCORE_SELECT} WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
+                    "SELECT {SCORE_COLUMNS}, {SCORECARD_COLUMNS} FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
+                     WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
                        AND s.id > $5 ORDER BY s.id LIMIT $6",
                     customer_and_window("s.customer_id", "s.updated_at")
                 ),
                 &params.with(&[&after, &limit, &kind]),
             )
             .await?;
-        rows.iter().map(score_record).collect()
+        rows.iter()
+            .map(|row| Ok(ScoreRecord::of(&scorecard_record_at(row, 8)?, score_columns(row)?)))
+            .collect()
     }
 }
 
 impl Store {
-    /// How many rows `activity` will copy for `scope`, counted the way its
-    /// passes read them (for progress and ETA; rows written meanwhile make
-    /// it approximate).
+    /// About how many rows `activity` will copy for `scope`, counted the way
+    /// its passes read them (for progress and ETA): conversations and
+    /// scorecards exactly, their scores estimated (see below); rows written
+    /// meanwhile add to the difference.
     pub async fn reindex_estimate(&self, scope: &ReindexScope, activity: ReindexActivity) -> Result<i64> {
         let by_update = scope.window.is_some_and(|w| w.base == TimeBase::UpdatedAt);
         let kind = match activity {
@@ -168,9 +168,16 @@ impl Store {
             "SELECT c.id FROM scorecards c WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
             customer_and_window("c.customer_id", scorecards_time)
         );
-        // The scores of those scorecards and, by update, also every score
-        // updated in the window (sent again in a pass of its own).
-        let of_scorecards = "SELECT count(*) FROM scores WHERE scorecard_id IN (SELECT id FROM sc)";
+        // The scores of those scorecards: counting them exactly costs as
+        // much as a third of the copy, so they are estimated from the
+        // planner's row counts (scores per scorecard) once the tables have
+        // statistics, and counted while they have none (small tables).
+        let of_scorecards = "SELECT CASE WHEN s.reltuples > 0 AND c.reltuples > 0
+                  THEN round((SELECT count(*) FROM sc) * s.reltuples / c.reltuples)::bigint
+                  ELSE (SELECT count(*) FROM scores WHERE scorecard_id IN (SELECT id FROM sc)) END
+             FROM pg_class s, pg_class c WHERE s.oid = 'scores'::regclass AND c.oid = 'scorecards'::regclass";
+        // By update, also every score updated in the window (sent again in
+        // a pass of its own).
         let scores = if by_update {
             format!(
                 "({of_scorecards}) + (SELECT count(*) FROM scores s JOIN scorecards c ON c.id = s.scorecard_id

@@ -13,11 +13,12 @@
 //!   carries its scorecard's agent and deletion), so a lookback catches
 //!   changes whatever made them.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use scorekeeper_analytics::{Analytics, WritePath};
-use scorekeeper_domain::mirror::MirrorBatch;
+use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec, TimeBase, resolve_reindex_scope};
 use scorekeeper_domain::{ConversationId, TemplateType};
 use scorekeeper_jobs::{JobContext, JobHandler, RunError};
@@ -25,6 +26,8 @@ use scorekeeper_store::Store;
 use scorekeeper_store::jobs::JobError;
 use scorekeeper_store::reindex::ScorecardTime;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::SyncError;
 use crate::retry::{self, RetryDecision};
@@ -43,7 +46,7 @@ pub struct ReindexSettings {
 
 impl Default for ReindexSettings {
     fn default() -> Self {
-        ReindexSettings { conversations_batch_size: 1000, process_scorecards_batch_size: 1000 }
+        ReindexSettings { conversations_batch_size: 1000, process_scorecards_batch_size: 4000 }
     }
 }
 
@@ -95,21 +98,32 @@ impl JobHandler for ReindexHandler {
                     details: serde_json::Value::Null,
                 })
             })?;
-            for activity in resolve_reindex_scope(&spec.scorecard_types) {
+            // The activities run side by side: each has its own pages,
+            // checkpoint and progress, and together they keep both
+            // Postgres and ClickHouse busy.
+            let runs = resolve_reindex_scope(&spec.scorecard_types).into_iter().filter_map(|activity| {
                 let progress = ctx.activity(activity.name());
                 if progress.is_some_and(|p| p.finished) {
-                    continue;
+                    return None;
                 }
                 let resume = progress
                     .and_then(|p| p.checkpoint.clone())
                     .and_then(|c| serde_json::from_value::<Checkpoint>(c).ok());
-                let run = ActivityRun { handler: self, ctx, spec: &spec, activity };
-                run.execute(resume).await?;
-            }
+                Some(ActivityRun { handler: self, ctx, spec: &spec, activity }.execute(resume))
+            });
+            futures::future::try_join_all(runs).await?;
             Ok(())
         })
     }
 }
+
+/// Pages read ahead of the ClickHouse writer: reading the next pages
+/// overlaps writing this one, and memory stays bounded by a few pages
+/// whatever the range.
+const READ_AHEAD: usize = 2;
+
+/// Pages whose scorecards and scores are read at once (see `PageReader::run`).
+const PARALLEL_READS: usize = 3;
 
 /// One activity of one attempt.
 struct ActivityRun<'a> {
@@ -136,25 +150,10 @@ impl ActivityRun<'_> {
         given.map_or(default, |n| n as usize).max(1)
     }
 
-    fn phases(&self) -> Vec<Phase> {
-        match (self.activity, self.by_update()) {
-            (ReindexActivity::Conversations, false) => vec![Phase::Conversations],
-            (ReindexActivity::Conversations, true) => {
-                vec![Phase::Conversations, Phase::Scorecards, Phase::Scores]
-            }
-            (ReindexActivity::ProcessScorecards, false) => vec![Phase::Scorecards],
-            (ReindexActivity::ProcessScorecards, true) => vec![Phase::Scorecards, Phase::Scores],
-        }
-    }
-
-    fn template_type(&self) -> TemplateType {
-        match self.activity {
-            ReindexActivity::Conversations => TemplateType::Conversation,
-            ReindexActivity::ProcessScorecards => TemplateType::Process,
-        }
-    }
-
-    async fn execute(&self, resume: Option<Checkpoint>) -> Result<(), RunError> {
+    /// Reads pages in a task of their own and writes them here, in order;
+    /// a page's checkpoint is committed only after ClickHouse acknowledged
+    /// it and every page before it.
+    async fn execute(self, resume: Option<Checkpoint>) -> Result<(), RunError> {
         let name = self.activity.name();
         if self.ctx.activity(name).is_none_or(|p| p.rows_estimated == 0 && p.checkpoint.is_none()) {
             let estimate = self
@@ -165,61 +164,188 @@ impl ActivityRun<'_> {
                 .map_err(|e| failure(e.into()))?;
             self.ctx.record_estimate(name, estimate).await?;
         }
-        for phase in self.phases() {
+        let reader = PageReader {
+            store: self.handler.store.clone(),
+            spec: self.spec.clone(),
+            activity: self.activity,
+            by_update: self.by_update(),
+            limit: self.batch_size(),
+        };
+        let (pages, mut received) = mpsc::channel(READ_AHEAD);
+        // Aborted if this attempt stops early (an error, a cancel).
+        let reading = AbortOnDropHandle::new(tokio::spawn(reader.run(resume, pages)));
+        let mut since = Instant::now();
+        while let Some(page) = received.recv().await {
+            let page: Page = page.map_err(failure)?;
+            let writing = Instant::now();
+            self.handler
+                .analytics
+                .write(WritePath::Reindex, &page.batch)
+                .await
+                .map_err(|e| failure(e.into()))?;
+            let checkpoint = serde_json::to_value(Checkpoint { phase: page.phase, after: page.last })
+                .expect("a checkpoint serialises");
+            let written = writing.elapsed();
+            self.ctx.record_batch(name, page.batch.rows(), &checkpoint, since.elapsed()).await?;
+            tracing::debug!(rows = page.batch.rows(), ?written, committed = ?writing.elapsed(), waited = ?(writing - since), "reindex page written");
+            since = Instant::now();
+        }
+        // The reader sends every page, or an error, before it ends; one that
+        // ended otherwise panicked.
+        reading.await.map_err(|e| {
+            RunError::Failed(JobError {
+                code: "internal".into(),
+                message: format!("the reindex page reader failed: {e}"),
+                retryable: false,
+                details: serde_json::Value::Null,
+            })
+        })?;
+        self.ctx.finish_activity(name, Duration::ZERO).await
+    }
+}
+
+/// A page of one phase and the id to resume after it.
+struct Page {
+    phase: Phase,
+    batch: MirrorBatch,
+    last: i64,
+}
+
+/// Reads an activity's phases page by page from a checkpoint; owns what it
+/// needs, so that it runs as a task beside the writer.
+struct PageReader {
+    store: Store,
+    spec: ReindexSpec,
+    activity: ReindexActivity,
+    by_update: bool,
+    limit: usize,
+}
+
+impl PageReader {
+    fn phases(&self) -> &'static [Phase] {
+        match (self.activity, self.by_update) {
+            (ReindexActivity::Conversations, false) => &[Phase::Conversations],
+            (ReindexActivity::Conversations, true) => {
+                &[Phase::Conversations, Phase::Scorecards, Phase::Scores]
+            }
+            (ReindexActivity::ProcessScorecards, false) => &[Phase::Scorecards],
+            (ReindexActivity::ProcessScorecards, true) => &[Phase::Scorecards, Phase::Scores],
+        }
+    }
+
+    fn template_type(&self) -> TemplateType {
+        match self.activity {
+            ReindexActivity::Conversations => TemplateType::Conversation,
+            ReindexActivity::ProcessScorecards => TemplateType::Process,
+        }
+    }
+
+    /// Sends every page after `resume`, in order, then ends; on an error
+    /// sends it and ends. Ends early when the writer has gone.
+    ///
+    /// A page starts with its head (conversations, scorecards or scores
+    /// after the checkpoint, by keyset), read in order; the rest of a page
+    /// (scorecards and scores) is read for several pages at once on
+    /// connections of their own, and pages still leave in order.
+    async fn run(self, resume: Option<Checkpoint>, pages: mpsc::Sender<Result<Page, SyncError>>) {
+        for &phase in self.phases() {
             let mut after = match resume {
                 Some(c) if c.phase == phase => c.after,
                 Some(c) if c.phase > phase => continue,
                 _ => 0,
             };
-            loop {
-                let started = Instant::now();
-                let (batch, last) = self.read(phase, after).await.map_err(failure)?;
-                let Some(last) = last else { break };
-                self.handler
-                    .analytics
-                    .write(WritePath::Reindex, &batch)
-                    .await
-                    .map_err(|e| failure(e.into()))?;
-                let checkpoint =
-                    serde_json::to_value(Checkpoint { phase, after: last }).expect("a checkpoint serialises");
-                // Only now, after ClickHouse acknowledged the batch.
-                self.ctx.record_batch(name, batch.rows(), &checkpoint, started.elapsed()).await?;
-                after = last;
+            let mut in_flight = VecDeque::new();
+            let (mut more, mut failed) = (true, None);
+            while more || !in_flight.is_empty() {
+                while more && in_flight.len() < PARALLEL_READS {
+                    match self.head(phase, after).await {
+                        Ok(head) => match head.last() {
+                            Some(last) => {
+                                after = last;
+                                let rest = complete(self.store.clone(), self.by_update, phase, head, last);
+                                in_flight.push_back(AbortOnDropHandle::new(tokio::spawn(rest)));
+                            }
+                            None => more = false,
+                        },
+                        Err(error) => (more, failed) = (false, Some(error)),
+                    }
+                }
+                let Some(next) = in_flight.pop_front() else { break };
+                let page = next.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                let page_failed = page.is_err();
+                if pages.send(page).await.is_err() || page_failed {
+                    return;
+                }
+            }
+            if let Some(error) = failed {
+                let _ = pages.send(Err(error)).await;
+                return;
             }
         }
-        self.ctx.finish_activity(name, Duration::ZERO).await
     }
 
-    /// The next page of `phase` after id `after`, and the id to resume after
-    /// it (`None` when the phase is done).
-    async fn read(&self, phase: Phase, after: i64) -> Result<(MirrorBatch, Option<i64>), SyncError> {
-        let store = &self.handler.store;
-        let scope = &self.spec.scope;
-        let limit = self.batch_size();
-        match phase {
+    /// The head of the page of `phase` after id `after`.
+    async fn head(&self, phase: Phase, after: i64) -> Result<Head, SyncError> {
+        let (store, scope, limit) = (&self.store, &self.spec.scope, self.limit);
+        Ok(match phase {
             Phase::Conversations => {
-                let conversations = store.reindex_conversations(scope, after, limit).await?;
-                let last = conversations.last().map(|c| c.id.0);
-                let mut batch = if self.by_update() {
-                    MirrorBatch::default()
-                } else {
-                    let ids: Vec<ConversationId> = conversations.iter().map(|c| c.id).collect();
-                    store.conversation_scorecards_mirror(&ids).await?
-                };
-                batch.conversations = conversations;
-                Ok((batch, last))
+                Head::Conversations(store.reindex_conversations(scope, after, limit).await?)
             }
             Phase::Scorecards => {
-                let time = if self.by_update() { ScorecardTime::UpdatedAt } else { ScorecardTime::CreatedAt };
-                // With their scores: a score row carries its scorecard's
-                // agent and deletion, so a changed scorecard changes them.
-                Ok(store.reindex_scorecards(scope, self.template_type(), time, after, limit).await?)
+                let time = if self.by_update { ScorecardTime::UpdatedAt } else { ScorecardTime::CreatedAt };
+                Head::Scorecards(
+                    store.reindex_scorecards(scope, self.template_type(), time, after, limit).await?,
+                )
             }
             Phase::Scores => {
-                let scores = store.reindex_changed_scores(scope, self.template_type(), after, limit).await?;
-                let last = scores.last().map(|s| s.id);
-                Ok((MirrorBatch { scores, ..MirrorBatch::default() }, last))
+                Head::Scores(store.reindex_changed_scores(scope, self.template_type(), after, limit).await?)
             }
+        })
+    }
+}
+
+/// The whole page of a head: a conversation's conversation scorecards
+/// (unless by update, where they have a pass of their own), and a
+/// scorecard's scores (a score row carries its scorecard's agent and
+/// deletion, so a changed scorecard changes them).
+async fn complete(
+    store: Store,
+    by_update: bool,
+    phase: Phase,
+    head: Head,
+    last: i64,
+) -> Result<Page, SyncError> {
+    let batch = match head {
+        Head::Conversations(conversations) if by_update => {
+            MirrorBatch { conversations, ..MirrorBatch::default() }
+        }
+        Head::Conversations(conversations) => {
+            let ids: Vec<ConversationId> = conversations.iter().map(|c| c.id).collect();
+            MirrorBatch { conversations, ..store.conversation_scorecards_mirror(&ids).await? }
+        }
+        Head::Scorecards(scorecards) => {
+            let scores = store.scores_of(&scorecards).await?;
+            MirrorBatch { conversations: Vec::new(), scorecards, scores }
+        }
+        Head::Scores(scores) => MirrorBatch { scores, ..MirrorBatch::default() },
+    };
+    Ok(Page { phase, batch, last })
+}
+
+/// The first rows of a page, by keyset.
+enum Head {
+    Conversations(Vec<ConversationRecord>),
+    Scorecards(Vec<ScorecardRecord>),
+    Scores(Vec<ScoreRecord>),
+}
+
+impl Head {
+    /// The id to resume after, `None` for an empty head (the phase is done).
+    fn last(&self) -> Option<i64> {
+        match self {
+            Head::Conversations(rows) => rows.last().map(|r| r.id.0),
+            Head::Scorecards(rows) => rows.last().map(|r| r.id.0),
+            Head::Scores(rows) => rows.last().map(|r| r.id),
         }
     }
 }
