@@ -179,6 +179,8 @@ fn parse_page_token(token: &str) -> Checked<Option<(DateTime<Utc>, Uuid)>> {
     let (micros, id) = token.split_once(':').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    // A time Postgres cannot hold would fail there, as INTERNAL.
+    validate::timestamp("page_token", &validate::to_timestamp(at)).map_err(|_| bad())?;
     Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
 }
 

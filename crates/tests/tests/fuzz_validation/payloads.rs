@@ -328,11 +328,9 @@ fn as_the_api_accepts(spec: &ReindexSpec) -> bool {
 
 /// A ListJobs token is `<created_at micros>:<id>`; a time chrono accepts
 /// but Postgres cannot hold (before 4713 BC) reaches Postgres and comes
-/// back INTERNAL. The fix belongs in `services/jobs.rs`
-/// (`parse_page_token` must refuse times outside years 1 to 9999, as
-/// `validate::timestamp` does); until then this is ignored.
+/// back INTERNAL. `parse_page_token` refuses times outside years 1 to
+/// 9999, as `validate::timestamp` does.
 #[tokio::test]
-#[ignore = "known bug: ListJobs page tokens outside Postgres's range answer INTERNAL (RELIABILITY.md)"]
 async fn a_list_jobs_token_postgres_cannot_hold_is_invalid_argument() {
     let env = TestEnv::start_with(Options { worker: false, ..Options::default() }).await;
     let customer = env.customer("tokens").await;
