@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+use futures::TryStreamExt;
+
 use scorekeeper_domain::mirror::{
     ConversationRecord, MirrorBatch, ScoreColumns, ScoreRecord, ScorecardRecord,
 };
@@ -172,14 +174,16 @@ impl Store {
         let ids: Vec<i64> = scorecards.iter().map(|s| s.id.0).collect();
         let by_id: HashMap<ScorecardId, &ScorecardRecord> = scorecards.iter().map(|s| (s.id, s)).collect();
         let client = self.pool().get().await?;
-        let rows = client
-            .query(&format!("SELECT {SCORE_COLUMNS} FROM scores s WHERE s.scorecard_id = ANY($1)"), &[&ids])
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let score = score_columns(row)?;
-                Ok(ScoreRecord::of(by_id[&score.scorecard_id], score))
-            })
-            .collect()
+        let sql = format!("SELECT {SCORE_COLUMNS} FROM scores s WHERE s.scorecard_id = ANY($1)");
+        // Decoded as they arrive: a reindex page holds tens of thousands of
+        // scores, and the raw rows need not all be held beside the records.
+        let rows = client.query_raw(&sql, [&ids]).await?;
+        let mut rows = std::pin::pin!(rows);
+        let mut scores = Vec::with_capacity(scorecards.len() * 10);
+        while let Some(row) = rows.try_next().await? {
+            let score = score_columns(&row)?;
+            scores.push(ScoreRecord::of(by_id[&score.scorecard_id], score));
+        }
+        Ok(scores)
     }
 }

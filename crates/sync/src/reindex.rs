@@ -123,7 +123,7 @@ impl JobHandler for ReindexHandler {
 const READ_AHEAD: usize = 2;
 
 /// Pages whose scorecards and scores are read at once (see `PageReader::run`).
-const PARALLEL_READS: usize = 3;
+const PARALLEL_READS: usize = 2;
 
 /// One activity of one attempt.
 struct ActivityRun<'a> {
@@ -187,7 +187,7 @@ impl ActivityRun<'_> {
                 .expect("a checkpoint serialises");
             let written = writing.elapsed();
             self.ctx.record_batch(name, page.batch.rows(), &checkpoint, since.elapsed()).await?;
-            tracing::debug!(rows = page.batch.rows(), ?written, committed = ?writing.elapsed(), waited = ?(writing - since), "reindex page written");
+            tracing::debug!(rows = page.batch.rows(), ?written, waited = ?(writing - since), "reindex page written");
             since = Instant::now();
         }
         // The reader sends every page, or an error, before it ends; one that
