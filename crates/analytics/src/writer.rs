@@ -64,9 +64,7 @@ impl Analytics {
             self.insert(path, "scores", &scores),
         )?;
         if !batch.is_empty() {
-            let now = rows::seconds(chrono::Utc::now());
-            metrics::gauge!("scorekeeper_clickhouse_last_write_timestamp_seconds", "path" => path.as_str())
-                .set(f64::from(now));
+            record_last_write(path);
         }
         Ok(WriteReport {
             conversations: conversations.len(),
@@ -84,16 +82,7 @@ impl Analytics {
         }
         let started = Instant::now();
         let outcome = self.insert_rows(table, rows).await;
-        let labels = [("path", path.as_str()), ("table", table)];
-        metrics::histogram!("scorekeeper_clickhouse_insert_seconds", &labels).record(started.elapsed());
-        match &outcome {
-            Ok(()) => metrics::counter!("scorekeeper_clickhouse_rows_written_total", &labels)
-                .increment(rows.len() as u64),
-            Err(error) => {
-                metrics::counter!("scorekeeper_clickhouse_insert_errors_total", &labels).increment(1);
-                tracing::warn!(path = path.as_str(), table, rows = rows.len(), %error, "ClickHouse insert failed");
-            }
-        }
+        record_insert(path, table, rows.len(), started, &outcome);
         outcome
     }
 
@@ -106,5 +95,129 @@ impl Analytics {
             insert.write(row).await.map_err(AnalyticsError::from_query)?;
         }
         insert.end().await.map_err(AnalyticsError::from_query)
+    }
+}
+
+/// The metrics of one insert into `table`, whichever way it was made.
+fn record_insert(path: WritePath, table: &'static str, rows: usize, started: Instant, outcome: &Result<()>) {
+    let labels = [("path", path.as_str()), ("table", table)];
+    metrics::histogram!("scorekeeper_clickhouse_insert_seconds", &labels).record(started.elapsed());
+    match outcome {
+        Ok(()) => {
+            metrics::counter!("scorekeeper_clickhouse_rows_written_total", &labels).increment(rows as u64)
+        }
+        Err(error) => {
+            metrics::counter!("scorekeeper_clickhouse_insert_errors_total", &labels).increment(1);
+            tracing::warn!(path = path.as_str(), table, rows, %error, "ClickHouse insert failed");
+        }
+    }
+}
+
+fn record_last_write(path: WritePath) {
+    let now = rows::seconds(chrono::Utc::now());
+    metrics::gauge!("scorekeeper_clickhouse_last_write_timestamp_seconds", "path" => path.as_str())
+        .set(f64::from(now));
+}
+
+/// One long INSERT per table that many batches stream into, for bulk
+/// copies (reindex). ClickHouse pays per insert (a part per table, merged
+/// later) far more than per row, so a few large inserts beat many small
+/// ones. Rows are encoded as they are appended, so the batches need not be
+/// kept. Nothing is acknowledged until [`BulkWrite::finish`]; dropped
+/// unfinished, the inserts are aborted.
+pub struct BulkWrite {
+    client: clickhouse::Client,
+    path: WritePath,
+    started: Instant,
+    conversations: Table<ConversationRow>,
+    scorecards: Table<ScorecardRow>,
+    scores: Table<ScoreRow>,
+}
+
+/// One table's open insert (started on its first row) and rows written.
+struct Table<T> {
+    name: &'static str,
+    insert: Option<clickhouse::insert::Insert<T>>,
+    rows: usize,
+}
+
+impl<T> Table<T>
+where
+    T: clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T> + Serialize,
+{
+    fn new(name: &'static str) -> Table<T> {
+        Table { name, insert: None, rows: 0 }
+    }
+
+    async fn append(&mut self, client: &clickhouse::Client, rows: impl Iterator<Item = T>) -> Result<()> {
+        for row in rows {
+            let insert = match &mut self.insert {
+                Some(insert) => insert,
+                empty => {
+                    empty.insert(client.insert::<T>(self.name).await.map_err(AnalyticsError::from_query)?)
+                }
+            };
+            insert.write(&row).await.map_err(AnalyticsError::from_query)?;
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    async fn finish(self, path: WritePath, started: Instant) -> Result<usize> {
+        let Some(insert) = self.insert else { return Ok(0) };
+        let outcome = insert.end().await.map_err(AnalyticsError::from_query);
+        record_insert(path, self.name, self.rows, started, &outcome);
+        outcome.map(|()| self.rows)
+    }
+}
+
+impl Analytics {
+    /// Starts a bulk write (see [`BulkWrite`]).
+    pub fn bulk_write(&self, path: WritePath) -> BulkWrite {
+        BulkWrite {
+            client: self.client.clone(),
+            path,
+            started: Instant::now(),
+            conversations: Table::new("conversations"),
+            scorecards: Table::new("scorecards"),
+            scores: Table::new("scores"),
+        }
+    }
+}
+
+impl BulkWrite {
+    /// Encodes the batch's rows into the open inserts.
+    pub async fn append(&mut self, batch: &MirrorBatch) -> Result<()> {
+        let outcome = async {
+            self.conversations.append(&self.client, batch.conversations.iter().map(Into::into)).await?;
+            self.scorecards.append(&self.client, batch.scorecards.iter().map(Into::into)).await?;
+            self.scores.append(&self.client, batch.scores.iter().map(Into::into)).await
+        }
+        .await;
+        if let Err(error) = &outcome {
+            metrics::counter!("scorekeeper_clickhouse_insert_errors_total", "path" => self.path.as_str())
+                .increment(1);
+            tracing::warn!(path = self.path.as_str(), %error, "ClickHouse bulk insert failed");
+        }
+        outcome
+    }
+
+    /// Rows appended so far.
+    pub fn rows(&self) -> usize {
+        self.conversations.rows + self.scorecards.rows + self.scores.rows
+    }
+
+    /// Ends the inserts; returns once ClickHouse acknowledged every table.
+    pub async fn finish(self) -> Result<WriteReport> {
+        let (path, started) = (self.path, self.started);
+        let (conversations, scorecards, scores) = futures::try_join!(
+            self.conversations.finish(path, started),
+            self.scorecards.finish(path, started),
+            self.scores.finish(path, started),
+        )?;
+        if conversations + scorecards + scores > 0 {
+            record_last_write(path);
+        }
+        Ok(WriteReport { conversations, scorecards, scores })
     }
 }

@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Process scorecards per reindex batch (a job's payload may override it).
     #[arg(long, env = "REINDEX_PROCESS_SCORECARDS_BATCH_SIZE", default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     reindex_process_scorecards_batch_size: u32,
+    /// Rows a reindex activity streams into one ClickHouse insert per table
+    /// before it ends them and commits its checkpoint (also every 5 s).
+    #[arg(long, env = "REINDEX_WRITE_ROWS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    reindex_write_rows: u32,
     /// Do not run the schedulers (reindex, audit) in this process (others may).
     #[arg(long, env = "SK_NO_SCHEDULER")]
     no_scheduler: bool,
@@ -158,6 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ReindexSettings {
             conversations_batch_size: args.reindex_conversations_batch_size as usize,
             process_scorecards_batch_size: args.reindex_process_scorecards_batch_size as usize,
+            write_rows: args.reindex_write_rows as usize,
         },
     );
     if !args.no_worker {

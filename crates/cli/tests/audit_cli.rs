@@ -38,7 +38,7 @@ fn json(args: &[&str], output: &Output) -> Value {
 
 #[tokio::test]
 async fn audit_and_repair_against_a_serve_process() {
-    let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
+    let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
     let customer = env.store.ensure_customer("acme").await.unwrap();
     let data = bulk_import(&env.store, customer, 200).await;
     let token = env.store.create_token(customer, false, "cli").await.unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::{free_port, http_get, spawn_serve};
+use scorekeeper_tests::process::{free_port, http_get, serve_command};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -47,14 +47,20 @@ fn json_of(args: &[&str], output: &Output) -> Value {
 
 #[tokio::test]
 async fn reindex_and_jobs_commands_against_a_serve_process() {
-    let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
+    let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
     let customer = env.store.ensure_customer("acme").await.unwrap();
     let data = bulk_import(&env.store, customer, 500).await;
     let token = env.store.create_token(customer, false, "cli").await.unwrap();
     assert_eq!(env.clickhouse_row_count("scorecards").await, 0, "a bulk import reaches Postgres only");
 
     let (grpc_port, http_port) = (free_port(), free_port());
-    let _serve = spawn_serve(env!("CARGO_BIN_EXE_scorekeeper"), &env, grpc_port, http_port);
+    // A commit per page, so that batches_done shows --batch-size reached the job.
+    let _serve = serve_command(env!("CARGO_BIN_EXE_scorekeeper"), &env)
+        .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
+        .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("REINDEX_WRITE_ROWS", "1")
+        .spawn()
+        .expect("starting scorekeeper serve");
     let started = Instant::now();
     while http_get(http_port, "/health").await.map(|r| r.0) != Some(200) {
         assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer /health within 30 s");

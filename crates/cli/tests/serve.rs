@@ -18,7 +18,7 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
 
 #[tokio::test]
 async fn serve_process_mirrors_writes_and_reports_metrics() {
-    let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
+    let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
     let (grpc_port, http_port) = (free_port(), free_port());
     let mut child = spawn_serve(env!("CARGO_BIN_EXE_scorekeeper"), &env, grpc_port, http_port);
     wait_for("/health", Duration::from_secs(30), async || {

@@ -43,7 +43,7 @@ async fn poll(env: &TestEnv, job: &Job, within: Duration, until: impl Fn(&Job) -
 
 #[tokio::test]
 async fn a_killed_worker_s_job_is_resumed_by_another() {
-    let env = TestEnv::start_with(Options { dispatcher: false, worker: false }).await;
+    let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
     let customer = env.customer("acme").await;
     let data = bulk_import(&env.store, customer.id, 1000).await;
     let spec = ReindexSpec {

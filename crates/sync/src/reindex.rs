@@ -42,11 +42,19 @@ pub const JOB_TYPE: i16 = 1;
 pub struct ReindexSettings {
     pub conversations_batch_size: usize,
     pub process_scorecards_batch_size: usize,
+    /// Rows after which an activity's open ClickHouse inserts are ended and
+    /// its checkpoint committed (`REINDEX_WRITE_ROWS`); 1 commits every page.
+    pub write_rows: usize,
 }
 
 impl Default for ReindexSettings {
     fn default() -> Self {
-        ReindexSettings { conversations_batch_size: 1000, process_scorecards_batch_size: 4000 }
+        ReindexSettings {
+            conversations_batch_size: 1000,
+            process_scorecards_batch_size: 4000,
+            // About ClickHouse's max_insert_block_size: one part per table.
+            write_rows: 1_000_000,
+        }
     }
 }
 
@@ -122,6 +130,11 @@ impl JobHandler for ReindexHandler {
 /// whatever the range.
 const READ_AHEAD: usize = 2;
 
+/// Seconds after which an activity's open inserts are ended and its
+/// checkpoint committed even below `write_rows`, so that progress and a
+/// cancel are seen when pages come slowly.
+const WRITE_SECONDS: Duration = Duration::from_secs(5);
+
 /// Pages whose scorecards and scores are read at once (see `PageReader::run`).
 const PARALLEL_READS: usize = 2;
 
@@ -174,21 +187,37 @@ impl ActivityRun<'_> {
         let (pages, mut received) = mpsc::channel(READ_AHEAD);
         // Aborted if this attempt stops early (an error, a cancel).
         let reading = AbortOnDropHandle::new(tokio::spawn(reader.run(resume, pages)));
-        let mut since = Instant::now();
-        while let Some(page) = received.recv().await {
-            let page: Page = page.map_err(failure)?;
-            let writing = Instant::now();
-            self.handler
-                .analytics
-                .write(WritePath::Reindex, &page.batch)
-                .await
-                .map_err(|e| failure(e.into()))?;
-            let checkpoint = serde_json::to_value(Checkpoint { phase: page.phase, after: page.last })
-                .expect("a checkpoint serialises");
-            let written = writing.elapsed();
-            self.ctx.record_batch(name, page.batch.rows(), &checkpoint, since.elapsed()).await?;
-            tracing::debug!(rows = page.batch.rows(), ?written, waited = ?(writing - since), "reindex page written");
-            since = Instant::now();
+        // Pages stream into one long insert per table, ended (and the last
+        // page's checkpoint committed) every `write_rows` rows, at the end,
+        // or when pages come slowly. An error drops the open insert; the
+        // pages since the last checkpoint are read again on retry.
+        let analytics = &self.handler.analytics;
+        let (mut bulk, mut since) = (analytics.bulk_write(WritePath::Reindex), Instant::now());
+        let mut done: Option<Checkpoint> = None;
+        loop {
+            let next = received.recv().await;
+            let ended = next.is_none();
+            if let Some(page) = next {
+                let page: Page = page.map_err(failure)?;
+                bulk.append(&page.batch).await.map_err(|e| failure(e.into()))?;
+                done = Some(Checkpoint { phase: page.phase, after: page.last });
+                if bulk.rows() < self.handler.settings.write_rows && since.elapsed() < WRITE_SECONDS {
+                    continue;
+                }
+            }
+            if let Some(checkpoint) = done.take() {
+                let finished = std::mem::replace(&mut bulk, analytics.bulk_write(WritePath::Reindex));
+                let report = finished.finish().await.map_err(|e| failure(e.into()))?;
+                let rows = report.conversations + report.scorecards + report.scores;
+                let checkpoint = serde_json::to_value(checkpoint).expect("a checkpoint serialises");
+                // Only now, after ClickHouse acknowledged the rows.
+                self.ctx.record_batch(name, rows, &checkpoint, since.elapsed()).await?;
+                tracing::debug!(rows, elapsed = ?since.elapsed(), "reindex rows written");
+                since = Instant::now();
+            }
+            if ended {
+                break;
+            }
         }
         // The reader sends every page, or an error, before it ends; one that
         // ended otherwise panicked.

@@ -67,11 +67,13 @@ pub struct Options {
     pub dispatcher: bool,
     /// Run a job worker (reindex jobs) in the background.
     pub worker: bool,
+    /// The worker's reindex settings.
+    pub reindex: scorekeeper_sync::reindex::ReindexSettings,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dispatcher: true, worker: true }
+        Options { dispatcher: true, worker: true, reindex: Default::default() }
     }
 }
 
@@ -183,11 +185,8 @@ impl TestEnv {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let grpc_url = format!("http://{}", listener.local_addr()?);
-        let registry = scorekeeper_sync::job_registry(
-            server_store.clone(),
-            server_analytics.clone(),
-            scorekeeper_sync::reindex::ReindexSettings::default(),
-        );
+        let registry =
+            scorekeeper_sync::job_registry(server_store.clone(), server_analytics.clone(), options.reindex);
         if options.worker {
             let mut config = scorekeeper_jobs::WorkerConfig::new(format!("test-worker-{suffix:x}"));
             config.poll_interval = Duration::from_millis(100);

@@ -20,6 +20,7 @@ use scorekeeper_proto::v1::{
     CancelJobRequest, CreateJobRequest, GetJobRequest, Job, JobPayload, JobState, JobType, ListJobsRequest,
     ReindexConversationsPayload, ReindexTimeBase,
 };
+use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
 use scorekeeper_tests::{Customer, TestEnv};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -477,7 +478,9 @@ fn rows_done(job: &Job) -> i64 {
 
 #[tokio::test]
 async fn a_running_job_stops_at_a_batch_boundary_when_cancelled() {
-    let env = TestEnv::start().await;
+    // A commit per page: the job must stop at one, not run to the end.
+    let reindex = ReindexSettings { write_rows: 1, ..ReindexSettings::default() };
+    let env = TestEnv::start_with(Options { reindex, ..Options::default() }).await;
     let customer = env.customer("acme").await;
     let total = conversations(&customer, 200).await.len() as i64;
     let mut api = jobs(&env, &customer.token);

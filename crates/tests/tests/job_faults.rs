@@ -69,7 +69,7 @@ async fn assert_mirrored(env: &TestEnv, data: &BulkData) {
 
 #[tokio::test]
 async fn a_worker_that_lost_its_lease_cannot_write() {
-    let env = TestEnv::start_with(Options { worker: false, dispatcher: false }).await;
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
     let customer = env.customer("acme").await;
     let created = reindex_job(&env.store, customer.id, 10).await;
     let lease = Duration::from_millis(500);
@@ -118,7 +118,7 @@ async fn a_worker_that_lost_its_lease_cannot_write() {
 
 #[tokio::test]
 async fn many_workers_and_jobs_write_each_batch_once() {
-    let env = TestEnv::start_with(Options { worker: false, dispatcher: false }).await;
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
     let mut jobs = Vec::new();
     let mut total_rows = 0;
     for i in 0..12 {
@@ -195,7 +195,7 @@ async fn a_postgres_outage_mid_job_is_survived() {
 async fn a_real_postgres_restart_mid_job_is_survived() {
     // ClickHouse from the harness; Postgres a cluster of this test's own, so
     // restarting it disturbs no other test.
-    let env = TestEnv::start_with(Options { worker: false, dispatcher: false }).await;
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
     let cluster = tokio::task::spawn_blocking(scorekeeper_tests::private_postgres::PrivatePostgres::start)
         .await
         .unwrap()

@@ -22,6 +22,7 @@ use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_proto::coaching::{self as pb, ScorecardTemplateType as Kind};
 use scorekeeper_proto::v1::{self, Job, ReindexConversationsPayload, ReindexTimeBase};
 use scorekeeper_store::mirror::ConversationSelector;
+use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
 use scorekeeper_tests::{Customer, TestEnv};
 use tonic::Code;
@@ -157,7 +158,11 @@ impl World {
     /// A fresh environment (outbox dispatcher off, job worker on) holding
     /// the world in Postgres and nothing in ClickHouse.
     pub(crate) async fn start() -> (TestEnv, World) {
-        let env = TestEnv::start_with(Options { dispatcher: false, ..Default::default() }).await;
+        World::start_with(Options { dispatcher: false, ..Default::default() }).await
+    }
+
+    pub(crate) async fn start_with(options: Options) -> (TestEnv, World) {
+        let env = TestEnv::start_with(options).await;
         let (a, b) = tokio::join!(
             Side::build(&env, "acme", 6, &[(&[0, 1], 0.5), (&[3], 1.0), (&[], 4.0), (&[4, 5], 2.5)]),
             Side::build(&env, "globex", 3, &[(&[0], 2.0)]),
@@ -694,7 +699,9 @@ async fn deleted_scorecards_go_out_as_tombstones() {
 
 #[tokio::test]
 async fn batch_sizes_split_the_work() {
-    let (env, world) = World::start().await;
+    // A commit per page, so that batches_done counts pages.
+    let reindex = ReindexSettings { write_rows: 1, ..ReindexSettings::default() };
+    let (env, world) = World::start_with(Options { dispatcher: false, reindex, ..Default::default() }).await;
     let truth = Truth::read(&env, &world).await;
     let a = &world.a;
     let expected = truth.all_of(a);
