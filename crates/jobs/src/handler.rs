@@ -25,6 +25,19 @@ pub enum RunError {
     Failed(JobError),
 }
 
+impl RunError {
+    /// A failure no other attempt can mend (a payload the handler cannot
+    /// read, a bug): the job fails at once with `code` and `message`.
+    pub fn fatal(code: &str, message: String) -> RunError {
+        RunError::Failed(JobError {
+            code: code.into(),
+            message,
+            retryable: false,
+            details: serde_json::Value::Null,
+        })
+    }
+}
+
 /// Runs one job type. `run` is called once per attempt and must resume from
 /// the checkpoints in `ctx` (activities already finished are skipped).
 pub trait JobHandler: Send + Sync + 'static {

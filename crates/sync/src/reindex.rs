@@ -98,14 +98,8 @@ impl JobHandler for ReindexHandler {
 
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(async move {
-            let spec = spec(&ctx.job().payload).map_err(|message| {
-                RunError::Failed(JobError {
-                    code: "invalid_payload".into(),
-                    message,
-                    retryable: false,
-                    details: serde_json::Value::Null,
-                })
-            })?;
+            let spec =
+                spec(&ctx.job().payload).map_err(|message| RunError::fatal("invalid_payload", message))?;
             // The activities run side by side: each has its own pages,
             // checkpoint and progress, and together they keep both
             // Postgres and ClickHouse busy.
@@ -221,14 +215,9 @@ impl ActivityRun<'_> {
         }
         // The reader sends every page, or an error, before it ends; one that
         // ended otherwise panicked.
-        reading.await.map_err(|e| {
-            RunError::Failed(JobError {
-                code: "internal".into(),
-                message: format!("the reindex page reader failed: {e}"),
-                retryable: false,
-                details: serde_json::Value::Null,
-            })
-        })?;
+        reading
+            .await
+            .map_err(|e| RunError::fatal("internal", format!("the reindex page reader failed: {e}")))?;
         self.ctx.finish_activity(name, Duration::ZERO).await
     }
 }

@@ -136,14 +136,8 @@ impl JobHandler for AuditHandler {
 
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(async move {
-            let spec = spec(&ctx.job().payload).map_err(|message| {
-                RunError::Failed(JobError {
-                    code: "invalid_payload".into(),
-                    message,
-                    retryable: false,
-                    details: serde_json::Value::Null,
-                })
-            })?;
+            let spec =
+                spec(&ctx.job().payload).map_err(|message| RunError::fatal("invalid_payload", message))?;
             let finished = |name: &str| ctx.activity(name).is_some_and(|a| a.finished);
             let (store, analytics) = (&self.store, &self.analytics);
             let mut repaired: Option<RepairReport> = ctx
