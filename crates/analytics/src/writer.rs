@@ -1,5 +1,6 @@
-//! The one insert path into ClickHouse. Every writer (API outbox, batch
-//! index, AutoQA, reindex) calls [`Analytics::write`] with a label saying
+//! The one insert path into ClickHouse, [`BulkWrite`]. Every writer (API
+//! outbox, batch index, AutoQA) calls [`Analytics::write`], built on it, and
+//! reindex streams many pages into one [`Analytics::bulk_write`]; each says
 //! which path it is, for metrics.
 //!
 //! Contract: the batch's three tables are inserted at once; on error some
@@ -49,52 +50,13 @@ pub struct WriteReport {
 }
 
 impl Analytics {
-    /// Inserts the batch. Returns once ClickHouse acknowledged every table's
-    /// insert, so a caller may then advance its checkpoint or delete its
-    /// outbox entries.
+    /// Inserts the batch, its three tables at once. Returns once ClickHouse
+    /// acknowledged every table's insert, so a caller may then advance its
+    /// checkpoint or delete its outbox entries.
     pub async fn write(&self, path: WritePath, batch: &MirrorBatch) -> Result<WriteReport> {
-        let conversations: Vec<ConversationRow> = batch.conversations.iter().map(Into::into).collect();
-        let scorecards: Vec<ScorecardRow> = batch.scorecards.iter().map(Into::into).collect();
-        let scores: Vec<ScoreRow> = batch.scores.iter().map(Into::into).collect();
-        // The three tables at once: each insert is one HTTP request, and
-        // ClickHouse works on them in parallel.
-        futures::try_join!(
-            self.insert(path, "conversations", &conversations),
-            self.insert(path, "scorecards", &scorecards),
-            self.insert(path, "scores", &scores),
-        )?;
-        if !batch.is_empty() {
-            record_last_write(path);
-        }
-        Ok(WriteReport {
-            conversations: conversations.len(),
-            scorecards: scorecards.len(),
-            scores: scores.len(),
-        })
-    }
-
-    async fn insert<T>(&self, path: WritePath, table: &'static str, rows: &[T]) -> Result<()>
-    where
-        T: clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T> + Serialize,
-    {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let outcome = self.insert_rows(table, rows).await;
-        record_insert(path, table, rows.len(), started, &outcome);
-        outcome
-    }
-
-    async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<()>
-    where
-        T: clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T> + Serialize,
-    {
-        let mut insert = self.client().insert::<T>(table).await.map_err(AnalyticsError::from_query)?;
-        for row in rows {
-            insert.write(row).await.map_err(AnalyticsError::from_query)?;
-        }
-        insert.end().await.map_err(AnalyticsError::from_query)
+        let mut write = self.bulk_write(path);
+        write.append(batch).await?;
+        write.finish().await
     }
 }
 
@@ -119,8 +81,8 @@ fn record_last_write(path: WritePath) {
         .set(f64::from(now));
 }
 
-/// One long INSERT per table that many batches stream into, for bulk
-/// copies (reindex). ClickHouse pays per insert (a part per table, merged
+/// One INSERT per table that batches stream into: one batch for
+/// [`Analytics::write`], many for bulk copies (reindex). ClickHouse pays per insert (a part per table, merged
 /// later) far more than per row, so a few large inserts beat many small
 /// ones. Rows are encoded as they are appended, so the batches need not be
 /// kept. Nothing is acknowledged until [`BulkWrite::finish`]; dropped
@@ -149,7 +111,25 @@ where
         Table { name, insert: None, rows: 0 }
     }
 
-    async fn append(&mut self, client: &clickhouse::Client, rows: impl Iterator<Item = T>) -> Result<()> {
+    async fn append(
+        &mut self,
+        client: &clickhouse::Client,
+        path: WritePath,
+        started: Instant,
+        rows: impl Iterator<Item = T>,
+    ) -> Result<()> {
+        let outcome = self.append_rows(client, rows).await;
+        if outcome.is_err() {
+            record_insert(path, self.name, self.rows, started, &outcome);
+        }
+        outcome
+    }
+
+    async fn append_rows(
+        &mut self,
+        client: &clickhouse::Client,
+        rows: impl Iterator<Item = T>,
+    ) -> Result<()> {
         for row in rows {
             let insert = match &mut self.insert {
                 Some(insert) => insert,
@@ -188,18 +168,10 @@ impl Analytics {
 impl BulkWrite {
     /// Encodes the batch's rows into the open inserts.
     pub async fn append(&mut self, batch: &MirrorBatch) -> Result<()> {
-        let outcome = async {
-            self.conversations.append(&self.client, batch.conversations.iter().map(Into::into)).await?;
-            self.scorecards.append(&self.client, batch.scorecards.iter().map(Into::into)).await?;
-            self.scores.append(&self.client, batch.scores.iter().map(Into::into)).await
-        }
-        .await;
-        if let Err(error) = &outcome {
-            metrics::counter!("scorekeeper_clickhouse_insert_errors_total", "path" => self.path.as_str())
-                .increment(1);
-            tracing::warn!(path = self.path.as_str(), %error, "ClickHouse bulk insert failed");
-        }
-        outcome
+        let (client, path, started) = (&self.client, self.path, self.started);
+        self.conversations.append(client, path, started, batch.conversations.iter().map(Into::into)).await?;
+        self.scorecards.append(client, path, started, batch.scorecards.iter().map(Into::into)).await?;
+        self.scores.append(client, path, started, batch.scores.iter().map(Into::into)).await
     }
 
     /// Rows appended so far.
