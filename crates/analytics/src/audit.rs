@@ -4,7 +4,9 @@
 //! holds for rows gone from Postgres.
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::audit::{AuditRow, AuditSlice, AuditTable, BucketCut, BucketSum};
+use scorekeeper_domain::audit::{
+    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketSum, HOUR_SECONDS,
+};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
 use scorekeeper_domain::{
     ConversationId, CriterionId, CustomerId, ScorecardId, ScorecardSource, TemplateId, TemplateType,
@@ -47,6 +49,7 @@ fn query_text(file: &str) -> String {
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct BucketSumRow {
+    customer_id: i64,
     time_bucket: i64,
     id_bucket: i64,
     live_rows: u64,
@@ -71,33 +74,70 @@ fn time(seconds: u32) -> DateTime<Utc> {
     DateTime::from_timestamp(i64::from(seconds), 0).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
+/// A step no bucket key reaches: leaves that dimension uncut (as
+/// `sync::audit::walk` asks).
+const UNCUT: i64 = 1 << 62;
+
+/// Inclusive customer and id ranges and `[start, end)` seconds of a bucket
+/// query.
+struct Bounds {
+    customers: (i64, i64),
+    seconds: (i64, i64),
+    ids: (i64, i64),
+}
+
 /// Seconds as the `toDateTime(?)` parameters take them.
 fn seconds(value: i64) -> u32 {
     value.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 impl Analytics {
+    /// Count and checksum of the span's live rows (latest version, not a
+    /// tombstone) by customer and hour: the one query per table and audit
+    /// that reads the whole scope. Hours without live rows are left out.
+    pub async fn audit_hours(&self, span: &AuditSpan) -> Result<Vec<BucketSum>> {
+        let (low, high) = span.customer_id.map_or((i64::MIN, i64::MAX), |c| (c.0, c.0));
+        let cut = BucketCut { time_step: HOUR_SECONDS, id_base: 0, id_step: UNCUT };
+        let bounds = Bounds {
+            customers: (low, high),
+            seconds: (span.start_seconds, span.end_seconds),
+            ids: (i64::MIN, i64::MAX),
+        };
+        self.buckets(span.table, &bounds, &cut).await
+    }
+
     /// Count and checksum of the slice's live rows (latest version, not a
     /// tombstone), cut into buckets by `cut`. Buckets without live rows are
     /// left out.
     pub async fn audit_buckets(&self, slice: &AuditSlice, cut: &BucketCut) -> Result<Vec<BucketSum>> {
+        let bounds = Bounds {
+            customers: (slice.customer_id.0, slice.customer_id.0),
+            seconds: (slice.start_seconds, slice.end_seconds),
+            ids: (slice.id_low, slice.id_high),
+        };
+        self.buckets(slice.table, &bounds, cut).await
+    }
+
+    async fn buckets(&self, table: AuditTable, bounds: &Bounds, cut: &BucketCut) -> Result<Vec<BucketSum>> {
         let rows: Vec<BucketSumRow> = self
             .client()
-            .query(&query_text(BUCKETS[index(slice.table)]))
+            .query(&query_text(BUCKETS[index(table)]))
             .bind(cut.time_step)
             .bind(cut.id_base)
             .bind(cut.id_step)
-            .bind(slice.customer_id.0)
-            .bind(seconds(slice.start_seconds))
-            .bind(seconds(slice.end_seconds))
-            .bind(slice.id_low)
-            .bind(slice.id_high)
+            .bind(bounds.customers.0)
+            .bind(bounds.customers.1)
+            .bind(seconds(bounds.seconds.0))
+            .bind(seconds(bounds.seconds.1))
+            .bind(bounds.ids.0)
+            .bind(bounds.ids.1)
             .fetch_all()
             .await
             .map_err(AnalyticsError::from_query)?;
         Ok(rows
             .into_iter()
             .map(|r| BucketSum {
+                customer_id: CustomerId(r.customer_id),
                 time_bucket: r.time_bucket,
                 id_bucket: r.id_bucket,
                 rows: r.live_rows,

@@ -141,6 +141,21 @@ impl AuditScope {
     }
 }
 
+/// The whole of one table that an audit covers: one customer or all of
+/// them, bucket time in `[start_seconds, end_seconds)`. Both engines
+/// summarise it by customer and hour in one query each
+/// (`Store::audit_hours`, `Analytics::audit_hours`): a table is read once
+/// per audit, not once per customer, and a drifted day's hours are known
+/// without asking again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditSpan {
+    pub table: AuditTable,
+    /// `None`: every customer.
+    pub customer_id: Option<CustomerId>,
+    pub start_seconds: i64,
+    pub end_seconds: i64,
+}
+
 /// A part of one table of one customer that both engines summarise the
 /// same way: bucket time in `[start_seconds, end_seconds)` and id in
 /// `[id_low, id_high]`.
@@ -167,6 +182,7 @@ pub struct BucketCut {
 /// Count and checksum of the live rows of one bucket, as one engine sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketSum {
+    pub customer_id: CustomerId,
     pub time_bucket: i64,
     pub id_bucket: i64,
     pub rows: u64,

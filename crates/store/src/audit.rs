@@ -6,12 +6,17 @@
 //!
 //! A score row's mirrored version is `GREATEST(score, scorecard)` and it is
 //! deleted when either is, and its bucket time is its scorecard's
-//! `created_at`, so every score query joins its scorecard. The join is by
-//! primary key; over a whole customer Postgres hashes the scorecards
-//! (measured in docs/operations.md).
+//! `created_at`, so every score query joins its scorecard. Over the whole
+//! scope Postgres hashes the scorecards once for all customers
+//! ([`Store::audit_hours`]: one scan of `scores` per audit, since `scores`
+//! has no index by customer); a narrower slice finds its scorecards by
+//! `(customer_id, created_at)` and its scores by id range (measured in
+//! docs/operations.md).
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::audit::{AuditRow, AuditSlice, AuditTable, BucketCut, BucketSum, HASH_PRIME};
+use scorekeeper_domain::audit::{
+    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketSum, HASH_PRIME, HOUR_SECONDS,
+};
 use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
 
 use crate::Store;
@@ -26,11 +31,20 @@ const UNCUT: i64 = 1 << 62;
 /// `hash_mem_multiplier`): 4M scorecards hash into about 190 MB.
 const BUCKETS_WORK_MEM: &str = "128MB";
 
+/// Session settings of the narrower queries (a drifted day's slices and
+/// rows): they read a few thousand rows by index, and their cost estimate
+/// still passes `jit_above_cost`, so each would spend longer compiling
+/// than running. The whole-scope query keeps JIT, which pays there.
+const NARROW_SETTINGS: &str = "SET LOCAL jit = off";
+
 /// How one mirrored table reads in SQL.
 struct TableSql {
     from: &'static str,
     id: &'static str,
     customer: &'static str,
+    /// The filter of one customer, `$1`: for scores on both tables, so
+    /// that the scorecards of a slice come from `scorecards_customer_created`.
+    one_customer: &'static str,
     time: &'static str,
     version: &'static str,
     deleted: &'static str,
@@ -43,6 +57,7 @@ fn table_sql(table: AuditTable) -> TableSql {
             from: "conversations",
             id: "id",
             customer: "customer_id",
+            one_customer: "customer_id = $1",
             time: "started_at",
             version: "version",
             deleted: "deleted_at IS NOT NULL",
@@ -52,6 +67,7 @@ fn table_sql(table: AuditTable) -> TableSql {
             from: "scorecards",
             id: "id",
             customer: "customer_id",
+            one_customer: "customer_id = $1",
             time: "created_at",
             version: "version",
             deleted: "deleted_at IS NOT NULL",
@@ -61,6 +77,7 @@ fn table_sql(table: AuditTable) -> TableSql {
             from: "scores s JOIN scorecards c ON c.id = s.scorecard_id",
             id: "s.id",
             customer: "s.customer_id",
+            one_customer: "s.customer_id = $1 AND c.customer_id = $1",
             time: "c.created_at",
             version: "GREATEST(s.version, c.version)",
             deleted: "(s.deleted_at IS NOT NULL OR c.deleted_at IS NOT NULL)",
@@ -92,11 +109,50 @@ fn at(seconds: i64) -> DateTime<Utc> {
 /// The `WHERE` of a slice: `$1` customer, `$2`/`$3` time, `$4`/`$5` ids.
 fn slice_filter(t: &TableSql) -> String {
     format!(
-        "{customer} = $1 AND {time} >= $2 AND {time} < $3 AND {id} BETWEEN $4 AND $5",
-        customer = t.customer,
+        "{customer} AND {time} >= $2 AND {time} < $3 AND {id} BETWEEN $4 AND $5",
+        customer = t.one_customer,
         time = t.time,
         id = t.id
     )
+}
+
+/// `SELECT customer, time bucket, id bucket, count, checksum, min id, max
+/// id` of the live rows matching `filter`, grouped.
+fn buckets_sql(t: &TableSql, filter: &str, cut: &BucketCut) -> String {
+    // The steps are written into the text, not bound: the day and hour
+    // buckets must read exactly as the statistics of migrations V6 and V7
+    // so that Postgres expects few groups (and aggregates in parallel); an
+    // uncut dimension is the constant 0 for the same reason.
+    let time_bucket = match cut.time_step {
+        step if step >= UNCUT => "0::bigint".to_owned(),
+        step => format!("{} / {step}", seconds(t.time)),
+    };
+    let id_bucket = match cut.id_step {
+        step if step >= UNCUT => "0".to_owned(),
+        step => format!("({} - {}) / {step}", t.id, cut.id_base),
+    };
+    format!(
+        "SELECT {customer}, {time_bucket} AS tb, {id_bucket}::bigint AS ib, count(*), sum({hash})::bigint,
+                min({id}), max({id})
+         FROM {from} WHERE {filter} AND {live} GROUP BY 1, 2, 3",
+        customer = t.customer,
+        id = t.id,
+        hash = row_hash(t.id, t.version),
+        from = t.from,
+        live = t.live,
+    )
+}
+
+fn bucket_sum(r: &tokio_postgres::Row) -> Result<BucketSum> {
+    Ok(BucketSum {
+        customer_id: CustomerId(r.try_get(0)?),
+        time_bucket: r.try_get(1)?,
+        id_bucket: r.try_get(2)?,
+        rows: r.try_get::<_, i64>(3)? as u64,
+        checksum: r.try_get(4)?,
+        min_id: r.try_get(5)?,
+        max_id: r.try_get(6)?,
+    })
 }
 
 fn audit_row(row: &tokio_postgres::Row) -> Result<AuditRow> {
@@ -115,43 +171,34 @@ pub struct ScorecardPlace {
 }
 
 impl Store {
-    /// Customers in id order (an audit of all customers goes one by one).
-    pub async fn audit_customers(&self) -> Result<Vec<CustomerId>> {
-        let client = self.pool().get().await?;
-        let rows = client.query("SELECT id FROM customers ORDER BY id", &[]).await?;
-        rows.iter().map(|r| Ok(CustomerId(r.try_get(0)?))).collect()
+    /// Count and checksum of the span's live rows by customer and hour: the
+    /// one query per table and audit that reads the whole scope. Hours
+    /// without live rows are left out.
+    pub async fn audit_hours(&self, span: &AuditSpan) -> Result<Vec<BucketSum>> {
+        let t = table_sql(span.table);
+        let customer = if span.customer_id.is_some() { t.one_customer } else { "$1::bigint IS NULL" };
+        let filter = format!("{customer} AND {time} >= $2 AND {time} < $3", time = t.time);
+        let cut = BucketCut { time_step: HOUR_SECONDS, id_base: 0, id_step: UNCUT };
+        let sql = buckets_sql(&t, &filter, &cut);
+        let mut client = self.pool().get().await?;
+        let tx = client.transaction().await?;
+        // Scores join their scorecards: with the default work_mem the hash
+        // of a big customer's scorecards spills into batches on disk.
+        tx.batch_execute(&format!("SET LOCAL work_mem = '{BUCKETS_WORK_MEM}'")).await?;
+        let customer = span.customer_id.map(|c| c.0);
+        let rows = tx.query(&sql, &[&customer, &at(span.start_seconds), &at(span.end_seconds)]).await?;
+        tx.commit().await?;
+        rows.iter().map(bucket_sum).collect()
     }
 
     /// Count and checksum of the slice's live rows, cut into buckets by
     /// `cut`. Buckets without live rows are left out.
     pub async fn audit_buckets(&self, slice: &AuditSlice, cut: &BucketCut) -> Result<Vec<BucketSum>> {
         let t = table_sql(slice.table);
-        // The steps are written into the text, not bound: the day bucket
-        // must read exactly as the statistics of migration V6 so that
-        // Postgres expects few groups (and aggregates in parallel); an
-        // uncut dimension is the constant 0 for the same reason.
-        let time_bucket = match cut.time_step {
-            step if step >= UNCUT => "0::bigint".to_owned(),
-            step => format!("{} / {step}", seconds(t.time)),
-        };
-        let id_bucket = match cut.id_step {
-            step if step >= UNCUT => "0".to_owned(),
-            step => format!("({} - {}) / {step}", t.id, cut.id_base),
-        };
-        let sql = format!(
-            "SELECT {time_bucket} AS tb, {id_bucket}::bigint AS ib, count(*), sum({hash})::bigint, min({id}), max({id})
-             FROM {from} WHERE {filter} AND {live} GROUP BY 1, 2",
-            id = t.id,
-            hash = row_hash(t.id, t.version),
-            from = t.from,
-            filter = slice_filter(&t),
-            live = t.live,
-        );
+        let sql = buckets_sql(&t, &slice_filter(&t), cut);
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
-        // Scores join their scorecards: with the default work_mem the hash
-        // of a big customer's scorecards spills into batches on disk.
-        tx.batch_execute(&format!("SET LOCAL work_mem = '{BUCKETS_WORK_MEM}'")).await?;
+        tx.batch_execute(NARROW_SETTINGS).await?;
         let rows = tx
             .query(
                 &sql,
@@ -165,18 +212,7 @@ impl Store {
             )
             .await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(BucketSum {
-                    time_bucket: r.try_get(0)?,
-                    id_bucket: r.try_get(1)?,
-                    rows: r.try_get::<_, i64>(2)? as u64,
-                    checksum: r.try_get(3)?,
-                    min_id: r.try_get(4)?,
-                    max_id: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(bucket_sum).collect()
     }
 
     /// Every row of the slice, deleted ones too, with its mirrored version.
@@ -190,8 +226,10 @@ impl Store {
             from = t.from,
             filter = slice_filter(&t),
         );
-        let client = self.pool().get().await?;
-        let rows = client
+        let mut client = self.pool().get().await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(NARROW_SETTINGS).await?;
+        let rows = tx
             .query(
                 &sql,
                 &[
@@ -203,6 +241,7 @@ impl Store {
                 ],
             )
             .await?;
+        tx.commit().await?;
         rows.iter().map(audit_row).collect()
     }
 

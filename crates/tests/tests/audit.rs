@@ -283,7 +283,7 @@ async fn slices_are_cut_by_hour_and_id_range_and_a_lost_hour_is_one_range() {
     )
     .await[0];
     // Tiny slices: every level of the walk runs on these few rows.
-    let tuning = Tuning { rows_read_limit: 8, id_fanout: 4 };
+    let tuning = Tuning { rows_read_limit: 8, id_fanout: 4, ..Tuning::default() };
     let (report, findings) =
         audit::audit_tuned(&env.store, &env.analytics, &scope(customer), &Quiet, tuning).await.unwrap();
     let conversations = report.table(AuditTable::Conversations).unwrap();

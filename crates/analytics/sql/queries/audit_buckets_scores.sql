@@ -1,21 +1,26 @@
 -- Drift audit (sync::audit): count and checksum of the live scores of one
--- customer in a slice (bucket time `scorecard_created_at` in [start, end) seconds, id in
--- [id_low, id_high]), cut into buckets by intDiv(seconds, time_step) and
--- intDiv(id - id_base, id_step). The checksum is the sum of
+-- customer (or all: a customer range) in a slice (bucket time `scorecard_created_at`
+-- in [start, end) seconds, id in [id_low, id_high]), cut into
+-- buckets by intDiv(seconds, time_step) and intDiv(id - id_base, id_step).
+-- The checksum is the sum of
 -- domain::audit::row_hash(id, version) = x * y mod p with p = 2^31 - 1,
 -- x = (a * 48271 + b) mod p, y = (a * 69621 + b * 39373 + 12345) mod p,
 -- a = id mod p, b = version mod p: every product stays below 2^62, so Int64
 -- never wraps, and Postgres computes the same sum in bigint. Tombstones are
 -- left out with countIf/sumIf rather than WHERE, so no version of
 -- ClickHouse can filter them before FINAL picks the latest row.
--- Parameters: time_step, id_base, id_step, customer_id, start, end, id_low, id_high.
--- check-params: 86400, 0, 4611686018427387904, 1, 0, 4294967295, 0, 9223372036854775807
+-- Grouped by customer too: the audit sums a whole table once for all
+-- customers by hour, and a drifted slice of one customer by hour or id range.
+-- Parameters: time_step, id_base, id_step, customer_low, customer_high, start, end,
+-- id_low, id_high.
+-- check-params: 3600, 0, 4611686018427387904, 0, 9223372036854775807, 0, 4294967295, 0, 9223372036854775807
 WITH
     toInt64(id % 2147483647) AS hash_a,
     toInt64(version % 2147483647) AS hash_b,
     toInt64((hash_a * 48271 + hash_b) % 2147483647) AS hash_x,
     toInt64((hash_a * 69621 + hash_b * 39373 + 12345) % 2147483647) AS hash_y
 SELECT
+    customer_id,
     toInt64(intDiv(toInt64(toUInt32(scorecard_created_at)), toInt64(?))) AS time_bucket,
     toInt64(intDiv(id - toInt64(?), toInt64(?))) AS id_bucket,
     toUInt64(countIf(is_deleted = 0)) AS live_rows,
@@ -23,6 +28,6 @@ SELECT
     toInt64(minIf(id, is_deleted = 0)) AS min_id,
     toInt64(maxIf(id, is_deleted = 0)) AS max_id
 FROM scores FINAL
-WHERE customer_id = ? AND scorecard_created_at >= toDateTime(?) AND scorecard_created_at < toDateTime(?) AND id >= ? AND id <= ?
-GROUP BY time_bucket, id_bucket
+WHERE customer_id >= ? AND customer_id <= ? AND scorecard_created_at >= toDateTime(?) AND scorecard_created_at < toDateTime(?) AND id >= ? AND id <= ?
+GROUP BY customer_id, time_bucket, id_bucket
 HAVING live_rows > 0

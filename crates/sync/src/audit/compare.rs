@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use scorekeeper_domain::CustomerId;
 use scorekeeper_domain::audit::{AuditRow, BucketSum, DriftKind};
 
 /// A bucket as both sides see it (`None`: no live rows on that side).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pair {
+    pub customer_id: CustomerId,
+    /// (time bucket, id bucket).
     pub key: (i64, i64),
     pub postgres: Option<BucketSum>,
     pub clickhouse: Option<BucketSum>,
@@ -28,6 +31,25 @@ impl Pair {
         sum(self.postgres) == sum(self.clickhouse)
     }
 
+    /// This bucket and `other` (of the same customer) as one: counts and
+    /// checksums add, id bounds widen. Sums hours into their day.
+    pub fn absorb(&mut self, other: &Pair) {
+        fn add(into: &mut Option<BucketSum>, from: Option<BucketSum>) {
+            *into = match (*into, from) {
+                (Some(a), Some(b)) => Some(BucketSum {
+                    rows: a.rows + b.rows,
+                    checksum: a.checksum + b.checksum,
+                    min_id: a.min_id.min(b.min_id),
+                    max_id: a.max_id.max(b.max_id),
+                    ..a
+                }),
+                (a, b) => a.or(b),
+            };
+        }
+        add(&mut self.postgres, other.postgres);
+        add(&mut self.clickhouse, other.clickhouse);
+    }
+
     /// Smallest and largest live id on either side.
     pub fn id_range(&self) -> Option<(i64, i64)> {
         let sides = [self.postgres, self.clickhouse];
@@ -37,16 +59,24 @@ impl Pair {
     }
 }
 
-/// Buckets of both sides by (time bucket, id bucket), in key order.
+/// Buckets of both sides by (customer, time bucket, id bucket), in that
+/// order.
 pub fn pair_up(postgres: Vec<BucketSum>, clickhouse: Vec<BucketSum>) -> Vec<Pair> {
-    let mut pairs: BTreeMap<(i64, i64), Pair> = BTreeMap::new();
-    for b in postgres {
-        let key = (b.time_bucket, b.id_bucket);
-        pairs.entry(key).or_insert(Pair { key, postgres: None, clickhouse: None }).postgres = Some(b);
-    }
-    for b in clickhouse {
-        let key = (b.time_bucket, b.id_bucket);
-        pairs.entry(key).or_insert(Pair { key, postgres: None, clickhouse: None }).clickhouse = Some(b);
+    let mut pairs: BTreeMap<(i64, i64, i64), Pair> = BTreeMap::new();
+    for (b, in_postgres) in
+        postgres.into_iter().map(|b| (b, true)).chain(clickhouse.into_iter().map(|b| (b, false)))
+    {
+        let pair = pairs.entry((b.customer_id.0, b.time_bucket, b.id_bucket)).or_insert(Pair {
+            customer_id: b.customer_id,
+            key: (b.time_bucket, b.id_bucket),
+            postgres: None,
+            clickhouse: None,
+        });
+        if in_postgres {
+            pair.postgres = Some(b);
+        } else {
+            pair.clickhouse = Some(b);
+        }
     }
     pairs.into_values().collect()
 }
@@ -100,6 +130,7 @@ mod tests {
     #[test]
     fn buckets_pair_up_by_key() {
         let sum = |t, rows, checksum| BucketSum {
+            customer_id: CustomerId(1),
             time_bucket: t,
             id_bucket: 0,
             rows,
@@ -112,5 +143,36 @@ mod tests {
         assert!(!pairs[0].in_sync() && pairs[1].in_sync() && !pairs[2].in_sync());
         assert_eq!(pairs[0].clickhouse_rows(), 0);
         assert_eq!(pairs[2].id_range(), Some((30, 35)));
+
+        // Another customer's bucket of the same time is its own pair.
+        let other = BucketSum { customer_id: CustomerId(2), ..sum(2, 1, 1) };
+        let pairs = pair_up(vec![sum(2, 1, 1), other], vec![sum(2, 1, 1)]);
+        assert_eq!(pairs.len(), 2);
+        assert!(pairs[0].in_sync() && !pairs[1].in_sync());
+        assert_eq!(pairs[1].customer_id, CustomerId(2));
+    }
+
+    #[test]
+    fn hours_add_up_to_their_day() {
+        let sum = |t, rows, checksum, min_id, max_id| BucketSum {
+            customer_id: CustomerId(1),
+            time_bucket: t,
+            id_bucket: 0,
+            rows,
+            checksum,
+            min_id,
+            max_id,
+        };
+        let hours = pair_up(vec![sum(0, 2, 10, 5, 9), sum(1, 1, 4, 20, 20)], vec![sum(1, 1, 4, 20, 20)]);
+        let mut day = Pair { key: (0, 0), ..hours[0] };
+        day.absorb(&hours[1]);
+        assert_eq!(day.postgres_rows(), 3);
+        assert_eq!(day.postgres.unwrap().checksum, 14);
+        assert_eq!(day.clickhouse_rows(), 1);
+        assert_eq!(day.id_range(), Some((5, 20)));
+        assert!(!day.in_sync());
+        let mut synced = hours[1];
+        synced.absorb(&Pair { postgres: None, clickhouse: None, ..hours[1] });
+        assert!(synced.in_sync());
     }
 }

@@ -1,19 +1,24 @@
-//! The audit walk of one table of one customer: day buckets first (one
-//! query per side for the whole scope), and only where count or checksum
-//! differ, hours, then id ranges, until a slice is small enough to read its
-//! rows and name each drifted one.
+//! The audit walk of one table: every customer's hours first (one query
+//! per side for the whole scope, summed into days here), and only where a
+//! day's count or checksum differ, its differing hours, then id ranges,
+//! until a slice is small enough to read its rows and name each drifted one.
 //!
 //! Postgres and ClickHouse are always asked the same question at the same
 //! time (`try_join`), so the walk costs the slower of the two, not the sum.
+//! Drifted days are narrowed several at once (`Tuning::concurrent_days`):
+//! each step is a short indexed query, and one at a time the walk would wait
+//! on round trips, not work.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use scorekeeper_analytics::Analytics;
 use scorekeeper_domain::CustomerId;
 use scorekeeper_domain::audit::{
-    AuditRow, AuditSlice, AuditTable, BucketCut, BucketReport, DAY_SECONDS, DriftCounts, DriftKind,
-    DriftedRow, HOUR_SECONDS,
+    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketReport, DAY_SECONDS, DriftCounts,
+    DriftKind, DriftedRow, HOUR_SECONDS,
 };
 use scorekeeper_store::Store;
 
@@ -31,11 +36,14 @@ pub struct Tuning {
     pub rows_read_limit: u64,
     /// Id ranges a slice is cut into when time cannot cut it any finer.
     pub id_fanout: i64,
+    /// Drifted days of one table narrowed at once. Each holds a Postgres
+    /// connection while it queries (the three tables walk side by side).
+    pub concurrent_days: usize,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { rows_read_limit: 20_000, id_fanout: 16 }
+        Tuning { rows_read_limit: 20_000, id_fanout: 16, concurrent_days: 4 }
     }
 }
 /// A step no bucket key reaches: leaves that dimension uncut.
@@ -73,11 +81,17 @@ impl Findings {
     }
 }
 
-/// One table of one customer, audited.
+/// One table, audited: its day buckets and what drifted.
 #[derive(Debug, Default)]
 pub struct TableWalk {
     pub buckets: Vec<BucketReport>,
     pub findings: Findings,
+}
+
+/// One customer's day of one table, audited.
+struct DayWalk {
+    report: BucketReport,
+    findings: Findings,
 }
 
 fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
@@ -99,64 +113,124 @@ impl Walker<'_> {
         Ok(pair_up(postgres, clickhouse))
     }
 
-    /// Audits `table` of `customer` over bucket time `[start, end)` seconds.
+    /// Audits `table` of `customer` (`None`: every customer) over bucket
+    /// time `[start, end)` seconds. Buckets come in customer and time order.
     pub async fn table(
         &self,
         table: AuditTable,
-        customer: CustomerId,
+        customer: Option<CustomerId>,
         start: i64,
         end: i64,
     ) -> Result<TableWalk> {
-        let whole = AuditSlice {
-            table,
-            customer_id: customer,
-            start_seconds: start,
-            end_seconds: end,
-            id_low: 0,
-            id_high: i64::MAX,
-        };
-        let days =
-            self.pairs(&whole, &BucketCut { time_step: DAY_SECONDS, id_base: 0, id_step: UNCUT }).await?;
+        let span = AuditSpan { table, customer_id: customer, start_seconds: start, end_seconds: end };
+        let (postgres, clickhouse) = tokio::try_join!(
+            async { self.store.audit_hours(&span).await.map_err(SyncError::from) },
+            async { self.analytics.audit_hours(&span).await.map_err(SyncError::from) },
+        )?;
+        // Hours into days, per customer: a day is compared whole, and only
+        // a differing day looks at its hours.
+        let mut days: BTreeMap<(i64, i64), (Pair, Vec<Pair>)> = BTreeMap::new();
+        for hour in pair_up(postgres, clickhouse) {
+            let day = hour.key.0.div_euclid(DAY_SECONDS / HOUR_SECONDS);
+            let (sum, hours) = days.entry((hour.customer_id.0, day)).or_insert_with(|| {
+                (
+                    Pair { customer_id: hour.customer_id, key: (day, 0), postgres: None, clickhouse: None },
+                    Vec::new(),
+                )
+            });
+            sum.absorb(&hour);
+            hours.push(hour);
+        }
+        let days: Vec<DayWalk> = stream::iter(days.into_values())
+            .map(|(day, hours)| self.day(table, start, end, day, hours))
+            .buffered(self.tuning.concurrent_days.max(1))
+            .try_collect()
+            .await?;
         let mut walk = TableWalk::default();
         for day in days {
-            let started = Instant::now();
-            let slice = AuditSlice {
-                start_seconds: (day.key.0 * DAY_SECONDS).max(start),
-                end_seconds: ((day.key.0 + 1) * DAY_SECONDS).min(end),
-                ..whole
-            };
-            let mut drift = DriftCounts::default();
-            if !day.in_sync() {
-                // Every live row of the day, on either side, lies between
-                // these ids; ClickHouse then reads only the day's part of
-                // its primary key (customer_id, id) in each narrower query,
-                // instead of every row to filter by time.
-                let (low, high) = day.id_range().unwrap_or((0, i64::MAX));
-                let within = AuditSlice { id_low: low, id_high: high, ..slice };
-                let findings = self.narrow(within, day, &mut drift).await?;
-                walk.findings.extend(findings);
-            }
-            walk.buckets.push(BucketReport {
-                table,
-                customer_id: customer,
-                start: at(slice.start_seconds),
-                end: at(slice.end_seconds),
-                rows_checked: day.postgres_rows(),
-                clickhouse_rows: day.clickhouse_rows(),
-                drift,
-                elapsed_ms: if day.in_sync() { 0 } else { started.elapsed().as_millis() as u64 },
-            });
+            walk.buckets.push(day.report);
+            walk.findings.extend(day.findings);
         }
         Ok(walk)
     }
 
-    /// Cuts a differing slice until its rows can be read, counting what
-    /// drifted into `drift`. A work list rather than recursion.
-    async fn narrow(&self, slice: AuditSlice, pair: Pair, drift: &mut DriftCounts) -> Result<Findings> {
+    /// One customer's day: nothing more when it is in sync, else its
+    /// differing hours narrowed down.
+    async fn day(
+        &self,
+        table: AuditTable,
+        start: i64,
+        end: i64,
+        day: Pair,
+        hours: Vec<Pair>,
+    ) -> Result<DayWalk> {
+        let started = Instant::now();
+        let slice = AuditSlice {
+            table,
+            customer_id: day.customer_id,
+            start_seconds: (day.key.0 * DAY_SECONDS).max(start),
+            end_seconds: ((day.key.0 + 1) * DAY_SECONDS).min(end),
+            id_low: 0,
+            id_high: i64::MAX,
+        };
+        let mut drift = DriftCounts::default();
         let mut findings = Findings::default();
-        // `by_time_only`: a time slice (its id bounds only enclose its live
-        // rows), not yet cut by id.
-        let mut work = vec![(slice, pair, true)];
+        if !day.in_sync() {
+            // Every live row of the day (or hour), on either side, lies
+            // between these ids; ClickHouse then reads only that part of its
+            // primary key (customer_id, id) in each narrower query, and
+            // Postgres only that range of `scores`, instead of every row to
+            // filter by time.
+            let within = |pair: &Pair, slice: AuditSlice| {
+                let (low, high) = pair.id_range().unwrap_or((0, i64::MAX));
+                AuditSlice { id_low: low, id_high: high, ..slice }
+            };
+            let limit = self.tuning.rows_read_limit;
+            let (postgres_rows, clickhouse_rows) = (day.postgres_rows(), day.clickhouse_rows());
+            let work = if (clickhouse_rows == 0 && postgres_rows > limit)
+                || postgres_rows.max(clickhouse_rows) <= limit
+            {
+                // Lost whole (counted as a range), or small enough to read.
+                vec![(within(&day, slice), day)]
+            } else {
+                hours
+                    .into_iter()
+                    .filter(|hour| !hour.in_sync())
+                    .map(|hour| {
+                        let hour_slice = AuditSlice {
+                            start_seconds: (hour.key.0 * HOUR_SECONDS).max(slice.start_seconds),
+                            end_seconds: ((hour.key.0 + 1) * HOUR_SECONDS).min(slice.end_seconds),
+                            ..slice
+                        };
+                        (within(&hour, hour_slice), hour)
+                    })
+                    .collect()
+            };
+            findings = self.narrow(work, &mut drift).await?;
+        }
+        let report = BucketReport {
+            table,
+            customer_id: day.customer_id,
+            start: at(slice.start_seconds),
+            end: at(slice.end_seconds),
+            rows_checked: day.postgres_rows(),
+            clickhouse_rows: day.clickhouse_rows(),
+            drift,
+            elapsed_ms: if day.in_sync() { 0 } else { started.elapsed().as_millis() as u64 },
+        };
+        Ok(DayWalk { report, findings })
+    }
+
+    /// Cuts differing time slices (a day or its hours, whose id bounds only
+    /// enclose their live rows) by id range until their rows can be read,
+    /// counting what drifted into `drift`. A time slice that ClickHouse
+    /// lacks whole, with more rows than can be read, is counted as one
+    /// missing range. A work list rather than recursion.
+    async fn narrow(&self, work: Vec<(AuditSlice, Pair)>, drift: &mut DriftCounts) -> Result<Findings> {
+        let mut findings = Findings::default();
+        // `by_time_only`: a time slice, not yet cut by id.
+        let mut work: Vec<(AuditSlice, Pair, bool)> =
+            work.into_iter().map(|(slice, pair)| (slice, pair, true)).collect();
         while let Some((slice, pair, by_time_only)) = work.pop() {
             let (postgres_rows, clickhouse_rows) = (pair.postgres_rows(), pair.clickhouse_rows());
             if clickhouse_rows == 0 && postgres_rows > self.tuning.rows_read_limit && by_time_only {
@@ -175,36 +249,21 @@ impl Walker<'_> {
                 continue;
             }
             let Some((low, high)) = pair.id_range() else { continue };
-            let by_hour = by_time_only && slice.end_seconds - slice.start_seconds > HOUR_SECONDS;
-            let (cut, within) = if by_hour {
-                (BucketCut { time_step: HOUR_SECONDS, id_base: 0, id_step: UNCUT }, slice)
-            } else {
-                let (low, high) = (low.max(slice.id_low), high.min(slice.id_high));
-                let step = ((high - low) / self.tuning.id_fanout.max(2) + 1).max(1);
-                (
-                    BucketCut { time_step: UNCUT, id_base: low, id_step: step },
-                    AuditSlice { id_low: low, id_high: high, ..slice },
-                )
-            };
+            let (low, high) = (low.max(slice.id_low), high.min(slice.id_high));
+            let step = ((high - low) / self.tuning.id_fanout.max(2) + 1).max(1);
+            let cut = BucketCut { time_step: UNCUT, id_base: low, id_step: step };
+            let within = AuditSlice { id_low: low, id_high: high, ..slice };
             for part in self.pairs(&within, &cut).await? {
                 if part.in_sync() {
                     continue;
                 }
-                let sub = if by_hour {
-                    AuditSlice {
-                        start_seconds: (part.key.0 * HOUR_SECONDS).max(slice.start_seconds),
-                        end_seconds: ((part.key.0 + 1) * HOUR_SECONDS).min(slice.end_seconds),
-                        ..slice
-                    }
-                } else {
-                    let first = cut.id_base + part.key.1 * cut.id_step;
-                    AuditSlice {
-                        id_low: first,
-                        id_high: (first + cut.id_step - 1).min(within.id_high),
-                        ..within
-                    }
+                let first = cut.id_base + part.key.1 * cut.id_step;
+                let sub = AuditSlice {
+                    id_low: first,
+                    id_high: (first + cut.id_step - 1).min(within.id_high),
+                    ..within
                 };
-                work.push((sub, part, by_hour));
+                work.push((sub, part, false));
             }
         }
         Ok(findings)
