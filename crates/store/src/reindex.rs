@@ -163,47 +163,52 @@ impl Store {
             ReindexActivity::ProcessScorecards => TemplateType::Process.number(),
         };
         let scorecards_time = if by_update { "c.updated_at" } else { "c.created_at" };
-        // Scorecards of the activity in scope, and their scores.
-        let scorecards = format!(
-            "SELECT c.id FROM scorecards c WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
-            customer_and_window("c.customer_id", scorecards_time)
+        // The activity's scorecards in scope, as `FROM … WHERE …` on `c`;
+        // by start time, through their conversations in scope.
+        let scorecards = match (activity, by_update) {
+            (ReindexActivity::Conversations, false) => format!(
+                "FROM scorecards c JOIN conversations v ON v.id = c.conversation_id
+                 WHERE c.template_type = $5 AND {} AND ($4::bigint[] IS NULL OR v.id = ANY($4))",
+                customer_and_window("v.customer_id", "v.started_at")
+            ),
+            _ => format!(
+                "FROM scorecards c WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
+                customer_and_window("c.customer_id", scorecards_time)
+            ),
+        };
+        let conversations = match activity {
+            ReindexActivity::Conversations => format!(
+                "(SELECT count(*) FROM conversations WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4)))",
+                customer_and_window("customer_id", if by_update { "updated_at" } else { "started_at" })
+            ),
+            ReindexActivity::ProcessScorecards => "0".to_owned(),
+        };
+        // Their scores: counting them exactly costs as much as a third of
+        // the copy, so they are estimated from the planner's row counts
+        // (scores per scorecard) once the tables have statistics, and
+        // counted while they have none (small tables). The scorecards are
+        // counted once, unmaterialised: a CTE read twice cost 4 times more.
+        let of_scorecards = format!(
+            "CASE WHEN s.reltuples > 0 AND c.reltuples > 0
+                  THEN round(n.scorecards * s.reltuples / c.reltuples)::bigint
+                  ELSE (SELECT count(*) FROM scores WHERE scorecard_id IN (SELECT c.id {scorecards})) END"
         );
-        // The scores of those scorecards: counting them exactly costs as
-        // much as a third of the copy, so they are estimated from the
-        // planner's row counts (scores per scorecard) once the tables have
-        // statistics, and counted while they have none (small tables).
-        let of_scorecards = "SELECT CASE WHEN s.reltuples > 0 AND c.reltuples > 0
-                  THEN round((SELECT count(*) FROM sc) * s.reltuples / c.reltuples)::bigint
-                  ELSE (SELECT count(*) FROM scores WHERE scorecard_id IN (SELECT id FROM sc)) END
-             FROM pg_class s, pg_class c WHERE s.oid = 'scores'::regclass AND c.oid = 'scorecards'::regclass";
         // By update, also every score updated in the window (sent again in
         // a pass of its own).
-        let scores = if by_update {
+        let updated_scores = if by_update {
             format!(
-                "({of_scorecards}) + (SELECT count(*) FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
+                "(SELECT count(*) FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
                  WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS})",
                 customer_and_window("s.customer_id", "s.updated_at")
             )
         } else {
-            of_scorecards.to_owned()
+            "0".to_owned()
         };
-        let sql = match (activity, by_update) {
-            (ReindexActivity::Conversations, false) => format!(
-                "WITH conv AS (SELECT id FROM conversations WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4))),
-                      sc AS (SELECT id FROM scorecards WHERE template_type = $5 AND conversation_id IN (SELECT id FROM conv))
-                 SELECT (SELECT count(*) FROM conv) + (SELECT count(*) FROM sc) + ({scores})",
-                customer_and_window("customer_id", "started_at")
-            ),
-            (ReindexActivity::Conversations, true) => format!(
-                "WITH sc AS ({scorecards})
-                 SELECT (SELECT count(*) FROM conversations WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4)))
-                      + (SELECT count(*) FROM sc) + ({scores})",
-                customer_and_window("customer_id", "updated_at")
-            ),
-            (ReindexActivity::ProcessScorecards, _) => {
-                format!("WITH sc AS ({scorecards}) SELECT (SELECT count(*) FROM sc) + ({scores})")
-            }
-        };
+        let sql = format!(
+            "WITH n AS (SELECT count(*) AS scorecards {scorecards})
+             SELECT {conversations} + n.scorecards + {of_scorecards} + {updated_scores}
+             FROM n, pg_class s, pg_class c WHERE s.oid = 'scores'::regclass AND c.oid = 'scorecards'::regclass"
+        );
         let params = ScopeParams::new(scope);
         let client = self.pool().get().await?;
         let row = client.query_one(&sql, &params.with(&[&kind])).await?;
