@@ -1,0 +1,98 @@
+//! One row per scenario: faults injected, requests made and acknowledged,
+//! rows lost, drift after recovery, time to converge; printed as a table
+//! and written as JSON.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::load::Ledger;
+use crate::verify::Verdict;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: u8,
+    pub name: String,
+    /// What was done, and whether it was real or simulated.
+    pub faults: String,
+    pub faults_injected: u64,
+    pub requests_made: u64,
+    pub requests_acked: u64,
+    /// Requests that failed, by gRPC code.
+    pub requests_failed: std::collections::BTreeMap<String, u64>,
+    /// Acknowledged writes missing from Postgres or ClickHouse: must be 0.
+    pub rows_lost: u64,
+    /// Rows where ClickHouse differs from Postgres, plus the audit's drift: must be 0.
+    pub drift: u64,
+    /// From the last fault healed to zero drift and every acknowledged row visible.
+    pub converge_s: f64,
+    pub wall_s: f64,
+    pub passed: bool,
+    pub verdict: Verdict,
+    /// Scenario-specific figures (jobs, attempts, tears, …).
+    pub notes: Vec<String>,
+}
+
+impl ScenarioReport {
+    /// A report from the load's ledger and the final verdict; it passes
+    /// only when the verdict is clean and `ok` (the scenario's own checks).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        scenario: u8,
+        name: &str,
+        faults: String,
+        faults_injected: u64,
+        ledger: &Ledger,
+        verdict: Verdict,
+        converge: std::time::Duration,
+        wall: std::time::Duration,
+        ok: bool,
+        notes: Vec<String>,
+    ) -> ScenarioReport {
+        ScenarioReport {
+            scenario,
+            name: name.to_owned(),
+            faults,
+            faults_injected,
+            requests_made: ledger.made,
+            requests_acked: ledger.acked,
+            requests_failed: ledger.failed_by_code.clone(),
+            rows_lost: verdict.rows_lost(),
+            drift: verdict.drift(),
+            converge_s: converge.as_secs_f64(),
+            wall_s: wall.as_secs_f64(),
+            passed: ok && verdict.clean(),
+            verdict,
+            notes,
+        }
+    }
+}
+
+/// A Markdown table of the reports.
+pub fn table(reports: &[ScenarioReport]) -> String {
+    let mut out = String::from(
+        "| # | scenario | faults injected | requests made | acked | rows lost | drift after recovery | converge (s) | result |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        out.push_str(&format!(
+            "| {} | {} | {} × {} | {} | {} | {} | {} | {:.1} | {} |\n",
+            r.scenario,
+            r.name,
+            r.faults_injected,
+            r.faults,
+            r.requests_made,
+            r.requests_acked,
+            r.rows_lost,
+            r.drift,
+            r.converge_s,
+            if r.passed { "pass" } else { "FAIL" }
+        ));
+    }
+    out
+}
+
+pub fn write_json(path: &Path, reports: &[ScenarioReport]) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(reports)? + "\n")?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The five fault scenarios, and what they share: a world in sync to start
+//! from, reindex jobs, waiting on jobs.
+
+pub mod clickhouse_outage;
+pub mod fleet_kills;
+pub mod postgres_restart;
+pub mod reindex_kills;
+pub mod torn_insert;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::DateTime;
+use scorekeeper_analytics::WritePath;
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_scope};
+use scorekeeper_domain::{ConversationId, ScorecardId, TemplateType};
+use scorekeeper_store::jobs::{Job, JobState, NewJob};
+use scorekeeper_store::mirror::ConversationSelector;
+use scorekeeper_sync::reindex::JOB_TYPE;
+use uuid::Uuid;
+
+use crate::world::World;
+
+/// Copies every row of the world's customer from Postgres to ClickHouse
+/// (direct, as a reindex would): the world starts in sync.
+pub async fn mirror_everything(world: &World) -> anyhow::Result<()> {
+    let selector = ConversationSelector::StartedBetween {
+        start: DateTime::UNIX_EPOCH,
+        end: DateTime::from_timestamp(4_000_000_000, 0).context("a time")?,
+    };
+    let mut after = ConversationId(0);
+    loop {
+        let page = world.store.conversation_page(world.customer, &selector, after, 5_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let batch = scorekeeper_domain::mirror::MirrorBatch { conversations: page, ..Default::default() };
+        world.analytics.write(WritePath::Reindex, &batch).await?;
+    }
+    let client = world.store.pool().get().await?;
+    let ids: Vec<ScorecardId> = client
+        .query("SELECT id FROM scorecards WHERE customer_id = $1 ORDER BY id", &[&world.customer.0])
+        .await?
+        .iter()
+        .map(|r| ScorecardId(r.get(0)))
+        .collect();
+    for chunk in ids.chunks(5_000) {
+        let batch = world.store.scorecard_mirror(chunk).await?;
+        world.analytics.write(WritePath::Reindex, &batch).await?;
+    }
+    Ok(())
+}
+
+/// Queues a reindex of all the customer's rows, both scorecard types, in
+/// pages of `batch_size`.
+pub async fn reindex_job(world: &World, batch_size: u32) -> anyhow::Result<Job> {
+    let spec = ReindexSpec {
+        scope: ReindexScope { customer_id: Some(world.customer), ..ReindexScope::default() },
+        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
+        conversations_batch_size: Some(batch_size),
+        process_scorecards_batch_size: Some(batch_size),
+    };
+    let new = NewJob {
+        customer_id: Some(world.customer),
+        job_type: JOB_TYPE,
+        payload: serde_json::to_value(&spec)?,
+        max_attempts: 10,
+        dedupe_key: None,
+        activities: resolve_reindex_scope(&spec.scorecard_types)
+            .iter()
+            .map(|a| a.name().to_owned())
+            .collect(),
+    };
+    Ok(world.store.create_job(&new).await?.0)
+}
+
+/// The job now; Postgres errors (a restart) are retried for a while.
+pub async fn job(world: &World, id: Uuid) -> anyhow::Result<Job> {
+    let started = Instant::now();
+    loop {
+        match world.store.get_job(id, None).await {
+            Ok(Some(job)) => return Ok(job),
+            Ok(None) => bail!("job {id} is gone"),
+            Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Waits until the job is done (succeeded, failed or cancelled), or `within`.
+pub async fn wait_done(world: &World, id: Uuid, within: Duration) -> anyhow::Result<Job> {
+    let started = Instant::now();
+    loop {
+        let now = job(world, id).await?;
+        if now.state.is_terminal() {
+            return Ok(now);
+        }
+        if started.elapsed() > within {
+            bail!("job {id} not done after {within:?}: {:?}, attempts {}", now.state, now.attempts);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Jobs of every kind not yet finished, and failed ones, over the database.
+pub async fn job_counts(world: &World) -> anyhow::Result<(i64, i64, i64)> {
+    let client = world.store.pool().get().await?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE state IN ('queued', 'running')),
+                    count(*) FILTER (WHERE state = 'succeeded'),
+                    count(*) FILTER (WHERE state = 'failed')
+             FROM jobs",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+pub fn succeeded(job: &Job) -> bool {
+    job.state == JobState::Succeeded
+}

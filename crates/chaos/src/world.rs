@@ -1,0 +1,125 @@
+//! One scenario's world: a fresh Postgres database and ClickHouse database
+//! (the harness's [`TestEnv`], dropped afterwards), or a private Postgres
+//! cluster when the scenario restarts Postgres; a proxy in front of
+//! ClickHouse that every serve process goes through; the faults that can be
+//! injected; and a customer with a token.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use scorekeeper_analytics::Analytics;
+use scorekeeper_domain::CustomerId;
+use scorekeeper_store::Store;
+use scorekeeper_tests::TestEnv;
+use scorekeeper_tests::env::Options;
+use scorekeeper_tests::private_postgres::PrivatePostgres;
+use scorekeeper_tests::proxy::TcpProxy;
+
+use crate::fault::ServerFault;
+
+/// Shell commands stopping and starting a real server.
+#[derive(Clone, Debug)]
+pub struct StopStart {
+    pub stop: String,
+    pub start: String,
+}
+
+/// How outages are made. Without commands, ClickHouse outages are proxy
+/// cuts and Postgres restarts use a private cluster (`pg_ctl`), so the
+/// shared servers other tests use are never stopped.
+#[derive(Clone, Debug, Default)]
+pub struct FaultSettings {
+    /// Stops and starts the ClickHouse server of `CLICKHOUSE_URL`.
+    pub clickhouse: Option<StopStart>,
+    /// Stops and starts the Postgres server of `DATABASE_URL`.
+    pub postgres: Option<StopStart>,
+}
+
+pub struct World {
+    /// The harness's databases (its in-process server stays idle).
+    pub env: TestEnv,
+    /// Postgres, direct: for setup and the checks.
+    pub store: Store,
+    /// ClickHouse, direct (never through the proxy).
+    pub analytics: Analytics,
+    /// The Postgres URL the serve processes use.
+    pub database_url: String,
+    /// What the serve processes reach ClickHouse through.
+    pub clickhouse_proxy: Arc<TcpProxy>,
+    /// Takes ClickHouse down for the serve processes.
+    pub clickhouse: ServerFault,
+    /// Restarts Postgres, when the world was made for it.
+    pub postgres: Option<ServerFault>,
+    pub customer: CustomerId,
+    /// The customer's API token.
+    pub token: String,
+    /// Where the serve processes' logs go.
+    pub log_dir: PathBuf,
+}
+
+impl World {
+    /// A world named `name` (for the logs); `restartable_postgres` gives it
+    /// a Postgres that [`World::postgres`] can restart.
+    pub async fn start(
+        name: &str,
+        faults: &FaultSettings,
+        restartable_postgres: bool,
+    ) -> anyhow::Result<World> {
+        let env =
+            TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
+        let (store, database_url, postgres) = match (restartable_postgres, &faults.postgres) {
+            (false, _) => (env.store.clone(), env.database_url(), None),
+            (true, Some(commands)) => {
+                let fault = ServerFault::Commands {
+                    name: "Postgres".into(),
+                    stop: commands.stop.clone(),
+                    start: commands.start.clone(),
+                };
+                (env.store.clone(), env.database_url(), Some(fault))
+            }
+            (true, None) => {
+                let cluster = tokio::task::spawn_blocking(PrivatePostgres::start)
+                    .await?
+                    .context("starting a private Postgres cluster")?;
+                let store = Store::connect(&cluster.url(), 8)?;
+                store.migrate().await.context("migrating the private cluster")?;
+                let url = cluster.url();
+                (store, url, Some(ServerFault::PrivatePostgres(Arc::new(cluster))))
+            }
+        };
+        let upstream =
+            env.clickhouse_config().url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let clickhouse_proxy = Arc::new(TcpProxy::start(upstream).await?);
+        let clickhouse = match &faults.clickhouse {
+            Some(commands) => ServerFault::Commands {
+                name: "ClickHouse".into(),
+                stop: commands.stop.clone(),
+                start: commands.start.clone(),
+            },
+            None => ServerFault::ProxyCut(clickhouse_proxy.clone()),
+        };
+        let customer = store.ensure_customer("chaos").await?;
+        let token = store.create_token(customer, false, "chaos").await?;
+        let log_dir = std::env::temp_dir()
+            .join(format!("sk-chaos-{}-{name}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")));
+        std::fs::create_dir_all(&log_dir)?;
+        Ok(World {
+            analytics: env.analytics.clone(),
+            env,
+            store,
+            database_url,
+            clickhouse_proxy,
+            clickhouse,
+            postgres,
+            customer,
+            token,
+            log_dir,
+        })
+    }
+
+    /// The ClickHouse URL serve processes use (the proxy).
+    pub fn clickhouse_url(&self) -> String {
+        self.clickhouse_proxy.url()
+    }
+}
