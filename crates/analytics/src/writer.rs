@@ -11,10 +11,9 @@
 use std::time::Instant;
 
 use scorekeeper_domain::mirror::MirrorBatch;
-use serde::Serialize;
 
 use crate::error::{AnalyticsError, Result};
-use crate::rows::{ConversationRow, ScoreRow, ScorecardRow};
+use crate::rows::{ConversationRow, ScoreInsert, ScorecardRow};
 use crate::{Analytics, rows};
 
 /// Which of the four paths wrote; the `path` label of the metrics.
@@ -93,7 +92,7 @@ pub struct BulkWrite {
     started: Instant,
     conversations: Table<ConversationRow>,
     scorecards: Table<ScorecardRow>,
-    scores: Table<ScoreRow>,
+    scores: Table<ScoreInsert<'static>>,
 }
 
 /// One table's open insert (started on its first row) and rows written.
@@ -103,20 +102,19 @@ struct Table<T> {
     rows: usize,
 }
 
-impl<T> Table<T>
-where
-    T: clickhouse::RowWrite + for<'a> clickhouse::Row<Value<'a> = T> + Serialize,
-{
+/// `T` is the row type of the insert; rows are its `Value<'r>`, which may
+/// borrow from the batch (`ScoreInsert`).
+impl<T: clickhouse::RowWrite> Table<T> {
     fn new(name: &'static str) -> Table<T> {
         Table { name, insert: None, rows: 0 }
     }
 
-    async fn append(
+    async fn append<'r>(
         &mut self,
         client: &clickhouse::Client,
         path: WritePath,
         started: Instant,
-        rows: impl Iterator<Item = T>,
+        rows: impl Iterator<Item = T::Value<'r>>,
     ) -> Result<()> {
         let outcome = self.append_rows(client, rows).await;
         if outcome.is_err() {
@@ -125,10 +123,10 @@ where
         outcome
     }
 
-    async fn append_rows(
+    async fn append_rows<'r>(
         &mut self,
         client: &clickhouse::Client,
-        rows: impl Iterator<Item = T>,
+        rows: impl Iterator<Item = T::Value<'r>>,
     ) -> Result<()> {
         for row in rows {
             let insert = match &mut self.insert {
