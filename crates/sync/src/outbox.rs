@@ -116,7 +116,7 @@ impl OutboxDispatcher {
         let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
         match self.deliver(&entries).await {
             Ok(()) => {
-                self.store.complete_outbox(&ids).await?;
+                self.settle(|| self.store.complete_outbox(&ids)).await?;
                 metrics::counter!("scorekeeper_outbox_delivered_total").increment(entries.len() as u64);
             }
             Err(error) => {
@@ -134,11 +134,42 @@ impl OutboxDispatcher {
                     "{error}: {}",
                     std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default()
                 );
-                self.store.fail_outbox(&ids, delay, &reason).await?;
+                self.settle(|| self.store.fail_outbox(&ids, delay, &reason)).await?;
                 metrics::counter!("scorekeeper_outbox_failures_total").increment(1);
             }
         }
         Ok(entries.len())
+    }
+
+    /// Records the outcome of a claimed batch (`complete_outbox` or
+    /// `fail_outbox`), retrying transient failures (Postgres unreachable,
+    /// restarting) for at most
+    /// the claim's lease. Giving up at once would leave the entries hidden
+    /// for the rest of the lease (60 s) although this dispatcher is alive:
+    /// a Postgres restart in the middle of a delivery made every write in
+    /// flight reach ClickHouse up to a minute late (found by
+    /// `scorekeeper-chaos`, scenario 3).
+    async fn settle<F, Fut>(&self, record: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = scorekeeper_store::Result<()>>,
+    {
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match record().await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    attempt += 1;
+                    let pause = retry::backoff(attempt).min(Duration::from_secs(2));
+                    if !error.is_transient() || started.elapsed() + pause >= self.config.lease {
+                        return Err(error.into());
+                    }
+                    tracing::debug!(%error, attempt, "recording an outbox outcome failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
     }
 
     /// Writes the current state of the entries' scorecards, one ClickHouse
