@@ -66,7 +66,7 @@ async fn postgres_restarts_during_reindex_and_burst_lose_nothing() {
 async fn a_fleet_under_random_kills_loses_no_acknowledged_write() {
     let settings = fleet_kills::Settings {
         conversations: 300,
-        duration: Duration::from_secs(20),
+        duration: Duration::from_secs(15),
         api_processes: 2,
         worker_processes: 2,
         kill_every: (Duration::from_millis(500), Duration::from_secs(2)),

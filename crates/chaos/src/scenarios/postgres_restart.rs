@@ -74,8 +74,10 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
     tokio::time::sleep(settings.between).await;
     let ledger = load.stop().await;
 
-    let done = wait_done(&world, created.id, Duration::from_secs(180)).await?;
+    // The API's writes converge on their own (the rows the reindex copies
+    // were in sync before it); the job is waited for afterwards.
     let (verdict, converge_time) = converge(&world, &ledger, healed, Duration::from_secs(120)).await;
+    let done = wait_done(&world, created.id, Duration::from_secs(180)).await?;
     let crashed = fleet.exited();
     let mid_job = before.state == JobState::Running && !before.activities.iter().all(|a| a.finished);
     let mut notes = vec![
