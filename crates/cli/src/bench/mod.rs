@@ -7,11 +7,14 @@
 //!   physical limit, and a real reindex job through the real workers).
 //! * `bench api`: CreateScorecard load through gRPC, latency and the lag
 //!   until each scorecard is visible in ClickHouse.
+//! * `bench audit`: the drift audit of the reindex bench's dataset, in sync
+//!   and with known drift spread over every day.
 //!
 //! `stack` holds what both share: the bench databases and a `serve` child
 //! process whose peak memory can be read.
 
 mod api;
+mod audit;
 mod baselines;
 mod dataset;
 mod reindex;
@@ -26,11 +29,14 @@ pub enum BenchCommand {
     Reindex(reindex::ReindexBenchArgs),
     /// CreateScorecard throughput, latency and visibility lag in ClickHouse.
     Api(api::ApiBenchArgs),
+    /// The drift audit of the reindex dataset, in sync and with known drift.
+    Audit(audit::AuditBenchArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Reindex(args) => reindex::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
+        BenchCommand::Audit(args) => audit::run(args).await,
     }
 }

@@ -154,7 +154,7 @@ pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
 
 /// A ClickHouse database beside the bench's, `suffix` added, emptied and
 /// given the service's schema.
-async fn fresh(bench: &ClickHouseConfig, suffix: &str) -> anyhow::Result<Analytics> {
+pub(super) async fn fresh(bench: &ClickHouseConfig, suffix: &str) -> anyhow::Result<Analytics> {
     let config = ClickHouseConfig { database: format!("{}{suffix}", bench.database), ..bench.clone() };
     scorekeeper_analytics::server_client(&config)
         .query(&format!("DROP DATABASE IF EXISTS {}", config.database))
@@ -169,7 +169,7 @@ async fn fresh(bench: &ClickHouseConfig, suffix: &str) -> anyhow::Result<Analyti
 /// Starts a worker process, creates the job (every customer, both scorecard
 /// types, no window) and follows it to the end. Returns the time from
 /// CreateJob to `succeeded` and the worker's peak RSS.
-async fn run_job(
+pub(super) async fn run_job(
     databases: &BenchDatabases,
     serve_env: &[(String, String)],
 ) -> anyhow::Result<(Duration, f64)> {
