@@ -16,6 +16,7 @@
 mod api;
 mod audit;
 mod baselines;
+mod cpu;
 mod dataset;
 mod reindex;
 mod report;

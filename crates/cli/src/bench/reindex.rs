@@ -20,6 +20,7 @@ use scorekeeper_proto::v1::{
 use serde::Serialize;
 
 use super::baselines::{self, TABLES};
+use super::cpu::CpuUse;
 use super::dataset::{self, DatasetRows, Scale};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
@@ -69,11 +70,28 @@ struct Figures {
     rows_per_s: f64,
     peer_rows_per_s: Option<f64>,
     worker_peak_rss_mb: f64,
+    /// CPU seconds each took, by process (see `bench::cpu`).
+    cpu_s: CpuFigures,
     /// Ours equals the peer in every table (count and checksum); `None`
     /// when the peer was skipped.
     rows_match_peer: Option<bool>,
     cores: usize,
     serve_env: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct CpuFigures {
+    ours: CpuUse,
+    peer: Option<CpuUse>,
+    limit_read: CpuUse,
+    limit_write: CpuUse,
+}
+
+/// `work`'s result and the CPU used meanwhile (no worker process).
+async fn measured<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<(T, CpuUse)> {
+    let before = CpuUse::now(None);
+    let result = work.await?;
+    Ok((result, CpuUse::now(None).since(before)))
 }
 
 pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
@@ -94,22 +112,24 @@ pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
     let limit_db = fresh(&databases.clickhouse, "_limit").await?;
 
     eprintln!("limit: reading the source tables to /dev/null…");
-    let limit_read = baselines::limit_read(&databases.database_url).await?;
-    let peer = if args.skip_peer {
-        None
+    let (limit_read, limit_read_cpu) = measured(baselines::limit_read(&databases.database_url)).await?;
+    let (peer, peer_cpu) = if args.skip_peer {
+        (None, None)
     } else {
         eprintln!("peer: psql COPY | curl INSERT, table by table…");
-        let peer = baselines::peer(&databases.database_url, peer_db.config()).await?;
+        let (peer, cpu) = measured(baselines::peer(&databases.database_url, peer_db.config())).await?;
         baselines::settle(peer_db.client()).await?;
-        Some(peer)
+        (Some(peer), Some(cpu))
     };
 
     eprintln!("ours: a reindex job through a worker process…");
-    let (ours_time, peak_rss) = run_job(&databases, &args.serve_env).await?;
+    let ours_run = run_job(&databases, &args.serve_env).await?;
+    let ours_time = ours_run.time;
     baselines::settle(ours.client()).await?;
 
     eprintln!("limit: ClickHouse ingesting the final rows from a RowBinary dump…");
-    let limit_write = baselines::limit_write(ours.client(), limit_db.client(), &std::env::temp_dir()).await?;
+    let (limit_write, limit_write_cpu) =
+        measured(baselines::limit_write(ours.client(), limit_db.client(), &std::env::temp_dir())).await?;
 
     let ours_sums = baselines::checksums(ours.client()).await?;
     let expected: Vec<u64> = vec![rows.conversations as u64, rows.scorecards as u64, rows.scores as u64];
@@ -137,7 +157,13 @@ pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
         ratio_to_limit: secs(ours_time) / (secs(limit_read) + secs(limit_write)),
         rows_per_s: total as f64 / secs(ours_time),
         peer_rows_per_s: peer.map(|p| total as f64 / secs(p)),
-        worker_peak_rss_mb: peak_rss,
+        worker_peak_rss_mb: ours_run.peak_rss_mb,
+        cpu_s: CpuFigures {
+            ours: ours_run.cpu,
+            peer: peer_cpu,
+            limit_read: limit_read_cpu,
+            limit_write: limit_write_cpu,
+        },
         rows_match_peer,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         serve_env: args.serve_env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -166,13 +192,20 @@ pub(super) async fn fresh(bench: &ClickHouseConfig, suffix: &str) -> anyhow::Res
     Ok(analytics)
 }
 
+/// A reindex job's run: from CreateJob to `succeeded`.
+pub(super) struct JobRun {
+    pub time: Duration,
+    pub peak_rss_mb: f64,
+    /// Servers and worker, from CreateJob to `succeeded`.
+    pub cpu: CpuUse,
+}
+
 /// Starts a worker process, creates the job (every customer, both scorecard
-/// types, no window) and follows it to the end. Returns the time from
-/// CreateJob to `succeeded` and the worker's peak RSS.
+/// types, no window) and follows it to the end.
 pub(super) async fn run_job(
     databases: &BenchDatabases,
     serve_env: &[(String, String)],
-) -> anyhow::Result<(Duration, f64)> {
+) -> anyhow::Result<JobRun> {
     let token = databases.admin_token().await?;
     let env: Vec<(&str, String)> = serve_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let serve = ServeProcess::start(databases, &env).await?;
@@ -190,7 +223,7 @@ pub(super) async fn run_job(
         r#type: JobType::ReindexConversations as i32,
         payload: Some(JobPayload { payload: Some(Payload::ReindexConversations(payload)) }),
     };
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), CpuUse::now(serve.pid()));
     let job = jobs.create_job(request).await?.into_inner().job.context("CreateJob returned no job")?;
     let finished = loop {
         let job = jobs
@@ -207,9 +240,10 @@ pub(super) async fn run_job(
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
-    let peak = serve.peak_rss_mb()?;
+    let cpu = CpuUse::now(serve.pid()).since(cpu_before);
+    let peak_rss_mb = serve.peak_rss_mb()?;
     serve.stop().await;
-    Ok((finished, peak))
+    Ok(JobRun { time: finished, peak_rss_mb, cpu })
 }
 
 fn print(f: &Figures) {
@@ -233,6 +267,13 @@ fn print(f: &Figures) {
         rows.push(("ratio to peer", format!("{ratio:.2}  (target <= 0.40)")));
     }
     rows.push(("ratio to limit", format!("{:.2}  (target <= 1.20)", f.ratio_to_limit)));
+    let cpu = &f.cpu_s;
+    rows.push(("cpu: ours", cpu.ours.describe()));
+    if let Some(peer) = &cpu.peer {
+        rows.push(("cpu: peer", peer.describe()));
+    }
+    rows.push(("cpu: limit read", cpu.limit_read.describe()));
+    rows.push(("cpu: limit write", cpu.limit_write.describe()));
     rows.push(("worker peak RSS", format!("{:.0} MB  (target <= 256 at scale l)", f.worker_peak_rss_mb)));
     rows.push((
         "rows equal to peer",

@@ -121,6 +121,11 @@ impl ServeProcess {
     }
 
     /// The process's peak resident memory so far (Linux `VmHWM`), in MiB.
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub fn peak_rss_mb(&self) -> anyhow::Result<f64> {
         let pid = self.child.id().context("serve has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

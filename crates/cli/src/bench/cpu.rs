@@ -1,0 +1,144 @@
+//! CPU time by process, read from /proc, so that a run says where its
+//! seconds went. With the servers and the worker on one machine, a copy is
+//! bound by the CPU all of them use together, not by any one's wall time.
+//!
+//! Postgres is every `postgres` process plus what the postmaster reaped
+//! (backends that exited); ClickHouse is its server process, threads
+//! included; tools are this process's reaped children (`psql`, `curl`).
+//! Everything else the servers do meanwhile is counted too: measure on a
+//! quiet machine.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+/// CPU seconds used, by whom.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct CpuUse {
+    pub postgres: f64,
+    pub clickhouse: f64,
+    pub worker: f64,
+    pub tools: f64,
+}
+
+impl CpuUse {
+    /// Now, counting `worker` (a pid) if given.
+    pub fn now(worker: Option<u32>) -> CpuUse {
+        let mut total = CpuUse::default();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return total };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Some(stat) = Stat::read(&pid.to_string()) else { continue };
+            match stat.comm.as_str() {
+                "postgres" => total.postgres += stat.own + stat.reaped,
+                // The kernel keeps 15 bytes of `clickhouse-server`.
+                "clickhouse-serv" => total.clickhouse += stat.own,
+                _ if Some(pid) == worker => total.worker += stat.own + stat.reaped,
+                _ => {}
+            }
+        }
+        total.tools = Stat::read("self").map_or(0.0, |s| s.reaped);
+        total
+    }
+
+    /// What was used between `earlier` and this sample.
+    pub fn since(self, earlier: CpuUse) -> CpuUse {
+        CpuUse {
+            postgres: self.postgres - earlier.postgres,
+            clickhouse: self.clickhouse - earlier.clickhouse,
+            worker: self.worker - earlier.worker,
+            tools: self.tools - earlier.tools,
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.postgres + self.clickhouse + self.worker + self.tools
+    }
+
+    /// `postgres 11.9 + clickhouse 8.6 + worker 6.1 = 26.6 cpu-s`, naming
+    /// only who used any.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            ("postgres", self.postgres),
+            ("clickhouse", self.clickhouse),
+            ("worker", self.worker),
+            ("psql/curl", self.tools),
+        ]
+        .into_iter()
+        .filter(|(_, s)| *s >= 0.005)
+        .map(|(who, s)| format!("{who} {s:.1}"))
+        .collect();
+        format!("{} = {:.1} cpu-s", parts.join(" + "), self.total())
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` we need, in seconds.
+struct Stat {
+    comm: String,
+    /// utime + stime (all threads).
+    own: f64,
+    /// cutime + cstime: children waited for.
+    reaped: f64,
+}
+
+impl Stat {
+    fn read(pid: &str) -> Option<Stat> {
+        Stat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    fn parse(text: &str) -> Option<Stat> {
+        // `pid (comm) state ...`: comm may hold spaces and parentheses.
+        let (open, close) = (text.find('(')?, text.rfind(')')?);
+        let comm = text[open + 1..close].to_owned();
+        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        // fields[0] is field 3 (state); utime..cstime are fields 14..17.
+        let tick = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        let hz = ticks_per_second();
+        Some(Stat { comm, own: (tick(14) + tick(15)) / hz, reaped: (tick(16) + tick(17)) / hz })
+    }
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`; 100 on Linux
+/// unless asked otherwise).
+fn ticks_per_second() -> f64 {
+    static HZ: OnceLock<f64> = OnceLock::new();
+    *HZ.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_this_process_s_children() {
+        let before = CpuUse::now(None);
+        // A child that burns a little CPU, then is reaped.
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        let used = CpuUse::now(None).since(before);
+        assert!(used.tools > 0.0, "the reaped child's CPU is counted: {used:?}");
+    }
+
+    #[test]
+    fn reads_a_comm_with_spaces_and_parentheses() {
+        let line = "42 (a (b) c) S 1 42 42 0 -1 4194560 10 0 0 0 300 200 50 25 20 0 1 0 5 0 0";
+        let stat = Stat::parse(line).expect("a stat line");
+        let hz = ticks_per_second();
+        assert_eq!(stat.comm, "a (b) c");
+        assert_eq!(stat.own, 500.0 / hz);
+        assert_eq!(stat.reaped, 75.0 / hz);
+    }
+}
