@@ -230,7 +230,7 @@ impl Analytics {
                         template_type: template_type(r.is_process_scorecard),
                         conversation_id: (r.conversation_id != 0)
                             .then_some(ConversationId(r.conversation_id)),
-                        agent_id: r.agent_id,
+                        agent_id: r.agent_id.into(),
                         source: ScorecardSource::from_stored(i16::from(r.source))
                             .unwrap_or(ScorecardSource::Manual),
                         total_score: r.total_score,
@@ -251,7 +251,7 @@ impl Analytics {
                         criterion_id: CriterionId(r.criterion_id),
                         conversation_id: (r.conversation_id != 0)
                             .then_some(ConversationId(r.conversation_id)),
-                        agent_id: r.agent_id,
+                        agent_id: r.agent_id.into(),
                         template_type: template_type(r.is_process_scorecard),
                         value: r.value,
                         scorecard_created_at: time(r.scorecard_created_at),

@@ -112,7 +112,7 @@ impl From<&ScorecardRecord> for ScorecardRow {
             template_type: r.template_type.number() as u8,
             is_process_scorecard: r.template_type.is_process().into(),
             conversation_id: r.conversation_id.map_or(0, |c| c.0),
-            agent_id: r.agent_id.clone(),
+            agent_id: r.agent_id.to_string(),
             source: r.source.number() as u8,
             total_score: r.total_score,
             created_at: seconds(r.created_at),

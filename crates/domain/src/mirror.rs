@@ -1,6 +1,8 @@
 //! The rows ClickHouse mirrors, as read from Postgres. Every write path
 //! produces these; `analytics` turns them into ClickHouse rows.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::ids::{ConversationId, CriterionId, CustomerId, ScorecardId, TemplateId};
@@ -27,7 +29,9 @@ pub struct ScorecardRecord {
     pub template_id: TemplateId,
     pub template_type: TemplateType,
     pub conversation_id: Option<ConversationId>,
-    pub agent_id: String,
+    /// Shared with the scorecard's score records (`ScoreRecord::of`), so
+    /// that millions of scores in a reindex do not each copy it.
+    pub agent_id: Arc<str>,
     pub source: ScorecardSource,
     pub total_score: f64,
     pub created_at: DateTime<Utc>,
@@ -46,7 +50,7 @@ pub struct ScoreRecord {
     pub template_id: TemplateId,
     pub criterion_id: CriterionId,
     pub conversation_id: Option<ConversationId>,
-    pub agent_id: String,
+    pub agent_id: Arc<str>,
     pub template_type: TemplateType,
     pub value: f64,
     pub scorecard_created_at: DateTime<Utc>,

@@ -70,7 +70,7 @@ pub(crate) fn scorecard_record_at(row: &tokio_postgres::Row, at: usize) -> Resul
         template_id: TemplateId(row.try_get(at + 2)?),
         template_type: codec::template_type(row.try_get(at + 3)?)?,
         conversation_id: row.try_get::<_, Option<i64>>(at + 4)?.map(ConversationId),
-        agent_id: row.try_get(at + 5)?,
+        agent_id: row.try_get::<_, &str>(at + 5)?.into(),
         source: codec::source(row.try_get(at + 6)?)?,
         total_score: row.try_get(at + 7)?,
         created_at: row.try_get(at + 8)?,
