@@ -17,8 +17,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use scorekeeper_analytics::Analytics;
 use scorekeeper_domain::CustomerId;
 use scorekeeper_domain::audit::{
-    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketReport, DAY_SECONDS, DriftCounts,
-    DriftKind, DriftedRow, HOUR_SECONDS,
+    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketReport, BucketSum, DAY_SECONDS,
+    DriftCounts, DriftKind, DriftedRow, HOUR_SECONDS,
 };
 use scorekeeper_store::Store;
 
@@ -245,7 +245,7 @@ impl Walker<'_> {
                 continue;
             }
             if postgres_rows.max(clickhouse_rows) <= self.tuning.rows_read_limit {
-                findings.rows.extend(self.compare_rows(&slice, drift).await?);
+                findings.rows.extend(self.compare_rows(&slice, &pair, drift).await?);
                 continue;
             }
             let Some((low, high)) = pair.id_range() else { continue };
@@ -274,11 +274,42 @@ impl Walker<'_> {
     /// its time there: a row whose time changed is stale, not missing, and
     /// a row is never called gone from Postgres (and so tombstoned) while
     /// Postgres still has it.
-    async fn compare_rows(&self, slice: &AuditSlice, drift: &mut DriftCounts) -> Result<Vec<DriftedRow>> {
-        let (postgres, clickhouse) =
-            tokio::try_join!(async { self.store.audit_rows(slice).await.map_err(SyncError::from) }, async {
-                self.analytics.audit_rows(slice).await.map_err(SyncError::from)
-            },)?;
+    ///
+    /// Each side reads only the ids between its own smallest and largest
+    /// live id in the slice (from `pair`), or nothing when it has no live
+    /// row there: a row live on one side is then read there, and the other
+    /// side's row, live or not, comes from the lookup by id. So a few rows
+    /// with ids far from the rest of their hour (a bulk import of old
+    /// conversations, rows copied by hand) cost a lookup each, not a read
+    /// of every id between.
+    async fn compare_rows(
+        &self,
+        slice: &AuditSlice,
+        pair: &Pair,
+        drift: &mut DriftCounts,
+    ) -> Result<Vec<DriftedRow>> {
+        let own = |side: Option<BucketSum>| {
+            side.map(|b| AuditSlice {
+                id_low: b.min_id.max(slice.id_low),
+                id_high: b.max_id.min(slice.id_high),
+                ..*slice
+            })
+        };
+        let (postgres_slice, clickhouse_slice) = (own(pair.postgres), own(pair.clickhouse));
+        let (postgres, clickhouse) = tokio::try_join!(
+            async {
+                match &postgres_slice {
+                    Some(slice) => self.store.audit_rows(slice).await.map_err(SyncError::from),
+                    None => Ok(Vec::new()),
+                }
+            },
+            async {
+                match &clickhouse_slice {
+                    Some(slice) => self.analytics.audit_rows(slice).await.map_err(SyncError::from),
+                    None => Ok(Vec::new()),
+                }
+            },
+        )?;
         let postgres: HashMap<i64, AuditRow> = postgres.into_iter().map(|r| (r.id, r)).collect();
         let clickhouse: HashMap<i64, AuditRow> = clickhouse.into_iter().map(|r| (r.id, r)).collect();
         let mut pairs: Vec<(Option<AuditRow>, Option<AuditRow>)> = Vec::new();
