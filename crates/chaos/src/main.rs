@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
         };
         match result {
             Ok(report) => {
+                report.discard_logs();
                 eprintln!(
                     "chaos: scenario {n}: {} in {:.0} s; {}",
                     if report.passed { "pass" } else { "FAIL" },

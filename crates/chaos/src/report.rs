@@ -31,6 +31,8 @@ pub struct ScenarioReport {
     pub verdict: Verdict,
     /// Scenario-specific figures (jobs, attempts, tears, …).
     pub notes: Vec<String>,
+    /// The serve processes' logs (removed by [`ScenarioReport::discard_logs`]).
+    pub log_dir: String,
 }
 
 impl ScenarioReport {
@@ -64,6 +66,21 @@ impl ScenarioReport {
             passed: ok && verdict.clean(),
             verdict,
             notes,
+            log_dir: String::new(),
+        }
+    }
+
+    /// The report with the directory of the serve processes' logs.
+    pub fn with_logs(mut self, dir: &Path) -> ScenarioReport {
+        self.log_dir = dir.display().to_string();
+        self
+    }
+
+    /// Removes the logs of a scenario that passed (a failed one keeps them
+    /// for a look), unless `SK_CHAOS_KEEP_LOGS` is set.
+    pub fn discard_logs(&self) {
+        if self.passed && !self.log_dir.is_empty() && std::env::var_os("SK_CHAOS_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
         }
     }
 }

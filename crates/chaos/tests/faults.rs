@@ -20,7 +20,12 @@ fn assert_passed(report: &ScenarioReport) {
     assert_eq!(report.drift, 0, "drift after recovery: {:#?}", report.verdict);
     assert!(report.requests_acked > 0, "the load got nothing acknowledged: {:?}", report.requests_failed);
     assert!(report.faults_injected > 0, "no fault was injected");
-    assert!(report.passed, "the scenario's own checks failed: {:#?}", report.notes);
+    assert!(
+        report.passed,
+        "the scenario's own checks failed: {:#?} (logs in {})",
+        report.notes, report.log_dir
+    );
+    report.discard_logs();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

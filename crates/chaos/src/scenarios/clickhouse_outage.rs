@@ -81,5 +81,6 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
         wall.elapsed(),
         ok,
         notes,
-    ))
+    )
+    .with_logs(&world.log_dir))
 }

@@ -105,7 +105,8 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
         wall.elapsed(),
         ok,
         notes,
-    ))
+    )
+    .with_logs(&world.log_dir))
 }
 
 /// Scorecard and score rows of the customer in ClickHouse, without and with FINAL.
