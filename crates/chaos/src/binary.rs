@@ -4,8 +4,10 @@
 //! looks for the binary beside its own executable: tests run from
 //! `target/<profile>/deps/`, the chaos binary from `target/<profile>/`.
 //! A binary older than the running executable may predate changes to the
-//! libraries both are built from, so it is rebuilt with `cargo build` first
-//! (`cargo nextest run --workspace` builds it anyway, for the cli's tests).
+//! libraries both are built from, so under nextest (which has released
+//! cargo's lock when tests run) it is rebuilt with `cargo build` first;
+//! `cargo nextest run --workspace` and `cargo test --workspace` build it
+//! anyway, for the cli's own tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,7 +37,11 @@ fn locate() -> anyhow::Result<PathBuf> {
         dir.pop();
     }
     let binary = dir.join("scorekeeper");
-    if fresh(&binary, &exe) {
+    // Under plain `cargo test` the running cargo may still hold the build
+    // directory's lock, so a nested build could wait forever: an existing
+    // binary is taken as it is (`cargo test --workspace` builds it anyway).
+    let nested_build_safe = std::env::var_os("NEXTEST_RUN_ID").is_some();
+    if fresh(&binary, &exe) || (binary.is_file() && !nested_build_safe) {
         return Ok(binary);
     }
     build(&dir)?;
