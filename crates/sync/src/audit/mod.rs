@@ -1,11 +1,12 @@
 //! The drift audit: finds which rows differ between Postgres and ClickHouse
 //! and repairs only those.
 //!
-//! Per table (conversations, scorecards, scores) and customer, both engines
-//! compute for every day bucket the count and an order-independent checksum
-//! of their live rows (`domain::audit::row_hash` of id and version, summed;
-//! ClickHouse under `FINAL`). Buckets that agree cost nothing more. Buckets
-//! that differ are cut into hours, then id ranges ([`walk`]), until a slice
+//! Per table (conversations, scorecards, scores), both engines compute in
+//! one query for every customer in scope and every hour the count and an
+//! order-independent checksum of their live rows (`domain::audit::row_hash`
+//! of id and version, summed; ClickHouse under `FINAL`), summed into days
+//! here. Days that agree cost nothing more. In a day that differs, its
+//! differing hours are read, or cut into id ranges ([`walk`]), until a slice
 //! is small enough to read and name each drifted row: missing from
 //! ClickHouse, stale there, newer there (a bug), or only there (deleted
 //! from Postgres by hand). [`repair`] turns that into reindex jobs for the
