@@ -25,10 +25,6 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: String,
-    /// Compress insert bodies and results with LZ4. It saves bandwidth over
-    /// a network and costs CPU on both ends, which on one host (loopback)
-    /// is the scarcer resource.
-    pub compression: bool,
 }
 
 /// A handle on the analytics database. Cheap to clone.
@@ -85,9 +81,5 @@ pub fn server_client(config: &ClickHouseConfig) -> clickhouse::Client {
         .with_password(&config.password)
         // ClickHouse 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
         .with_validation(false)
-        .with_compression(if config.compression {
-            clickhouse::Compression::Lz4
-        } else {
-            clickhouse::Compression::None
-        })
+        .with_compression(clickhouse::Compression::Lz4)
 }

@@ -33,10 +33,6 @@ pub struct ClickHouseArgs {
     pub clickhouse_user: String,
     #[arg(long, env = "CLICKHOUSE_PASSWORD", default_value = "", hide_env_values = true)]
     pub clickhouse_password: String,
-    /// LZ4 on the wire to ClickHouse: `lz4` (default, for a server across a
-    /// network) or `none` (cheaper in CPU when ClickHouse is on this host).
-    #[arg(long, env = "CLICKHOUSE_COMPRESSION", default_value = "lz4", value_parser = ["lz4", "none"])]
-    pub clickhouse_compression: String,
 }
 
 impl ClickHouseArgs {
@@ -46,7 +42,6 @@ impl ClickHouseArgs {
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
             password: self.clickhouse_password.clone(),
-            compression: self.clickhouse_compression == "lz4",
         })
         .context("CLICKHOUSE_DATABASE")
     }

@@ -167,7 +167,6 @@ impl TestEnv {
             database: postgres_db.clone(),
             user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
             password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
-            compression: true,
         };
         let analytics = Analytics::new(clickhouse.clone())?;
         analytics.migrate().await?;
