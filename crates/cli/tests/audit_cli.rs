@@ -258,7 +258,6 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
         database: bench.clone(),
         user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
         password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
-        compression: false,
     };
     let analytics = scorekeeper_analytics::Analytics::new(config).unwrap();
     let scope = scorekeeper_domain::audit::AuditScope::default();
