@@ -24,13 +24,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use clickhouse::Row as _;
-use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
 use scorekeeper_domain::audit::{AuditReport, AuditScope, AuditTable, DriftKind};
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use serde::Serialize;
 
-use super::dataset::{self, DatasetRows, Scale};
+use super::dataset::{DatasetRows, Scale};
 use super::report;
 use super::stack::BenchDatabases;
 use super::{baselines, reindex};
@@ -102,17 +100,7 @@ pub async fn run(args: AuditBenchArgs) -> anyhow::Result<()> {
     if args.drift < 1 {
         bail!("--drift must be at least 1");
     }
-    let databases =
-        BenchDatabases::prepare(&args.postgres, &args.clickhouse, &format!("reindex_{}", scale.name()))
-            .await?;
-    let (rows, _) = dataset::ensure(&databases.store, scale).await?;
-    eprintln!(
-        "dataset {}: {} conversations, {} scorecards, {} scores",
-        scale.name(),
-        rows.conversations,
-        rows.scorecards,
-        rows.scores
-    );
+    let (databases, rows, _) = reindex::open_dataset(&args.postgres, &args.clickhouse, scale).await?;
     undo_drift(&databases).await.context("undoing the drift of an earlier run")?;
     let mirror_reindexed = ensure_mirror(&databases, &rows).await?;
 
@@ -460,11 +448,7 @@ async fn copy_in_clickhouse(
     if ids.is_empty() {
         return Ok(());
     }
-    let columns = match table {
-        "conversations" => ConversationRow::COLUMN_NAMES,
-        "scorecards" => ScorecardRow::COLUMN_NAMES,
-        _ => ScoreRow::COLUMN_NAMES,
-    };
+    let columns = baselines::columns(table);
     let select: Vec<String> = columns
         .iter()
         .map(|&column| match column {

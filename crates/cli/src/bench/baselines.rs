@@ -24,7 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The mirrored tables, in the order every writer fills them.
 pub const TABLES: [&str; 3] = ["conversations", "scorecards", "scores"];
 
-fn columns(table: &str) -> &'static [&'static str] {
+/// A mirrored table's ClickHouse columns, in row order.
+pub fn columns(table: &str) -> &'static [&'static str] {
     match table {
         "conversations" => ConversationRow::COLUMN_NAMES,
         "scorecards" => ScorecardRow::COLUMN_NAMES,

@@ -94,11 +94,15 @@ async fn measured<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::R
     Ok((result, CpuUse::now(None).since(before)))
 }
 
-pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
-    let scale = args.scale;
+/// The bench databases of the reindex dataset at `scale` (shared with
+/// `bench audit`), the dataset generated if missing; the seconds that took.
+pub(super) async fn open_dataset(
+    postgres: &PostgresArgs,
+    clickhouse: &ClickHouseArgs,
+    scale: Scale,
+) -> anyhow::Result<(BenchDatabases, DatasetRows, Option<f64>)> {
     let databases =
-        BenchDatabases::prepare(&args.postgres, &args.clickhouse, &format!("reindex_{}", scale.name()))
-            .await?;
+        BenchDatabases::prepare(postgres, clickhouse, &format!("reindex_{}", scale.name())).await?;
     let (rows, generated) = dataset::ensure(&databases.store, scale).await?;
     eprintln!(
         "dataset {}: {} conversations, {} scorecards, {} scores",
@@ -107,6 +111,12 @@ pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
         rows.scorecards,
         rows.scores
     );
+    Ok((databases, rows, generated))
+}
+
+pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
+    let scale = args.scale;
+    let (databases, rows, generated) = open_dataset(&args.postgres, &args.clickhouse, scale).await?;
     let ours = fresh(&databases.clickhouse, "").await?;
     let peer_db = fresh(&databases.clickhouse, "_peer").await?;
     let limit_db = fresh(&databases.clickhouse, "_limit").await?;
