@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use scorekeeper_analytics::rows::{ScoreRow, ScorecardRow};
-use scorekeeper_domain::ScorecardId;
 use scorekeeper_domain::audit::AuditScope;
 use scorekeeper_domain::mirror::MirrorBatch;
 use serde::Serialize;
@@ -49,15 +48,8 @@ impl Verdict {
 
 /// Every scorecard of the customer in Postgres (deleted too) with its scores.
 async fn postgres_scorecards(world: &World) -> anyhow::Result<MirrorBatch> {
-    let client = world.store.pool().get().await?;
-    let ids: Vec<ScorecardId> = client
-        .query("SELECT id FROM scorecards WHERE customer_id = $1 ORDER BY id", &[&world.customer.0])
-        .await?
-        .iter()
-        .map(|r| ScorecardId(r.get(0)))
-        .collect();
     let mut batch = MirrorBatch::default();
-    for chunk in ids.chunks(5_000) {
+    for chunk in world.scorecard_ids().await?.chunks(5_000) {
         let part = world.store.scorecard_mirror(chunk).await?;
         batch.scorecards.extend(part.scorecards);
         batch.scores.extend(part.scores);
@@ -69,14 +61,9 @@ async fn clickhouse_live<T>(world: &World, table: &str) -> anyhow::Result<Vec<T>
 where
     T: clickhouse::RowOwned + clickhouse::RowRead,
 {
-    let config = world.env.clickhouse_config();
-    clickhouse::Client::default()
-        .with_url(&config.url)
-        .with_user(&config.user)
-        .with_password(&config.password)
-        .with_database(&config.database)
-        // ClickHouse 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
-        .with_validation(false)
+    world
+        .analytics
+        .client()
         .query(&format!(
             "SELECT ?fields FROM {table} FINAL WHERE is_deleted = 0 AND customer_id = ? ORDER BY customer_id, id"
         ))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use scorekeeper_analytics::Analytics;
-use scorekeeper_domain::CustomerId;
+use scorekeeper_domain::{CustomerId, ScorecardId};
 use scorekeeper_store::Store;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
@@ -121,5 +121,14 @@ impl World {
     /// The ClickHouse URL serve processes use (the proxy).
     pub fn clickhouse_url(&self) -> String {
         self.clickhouse_proxy.url()
+    }
+
+    /// The ids of every scorecard of the customer (deleted too), in order.
+    pub async fn scorecard_ids(&self) -> anyhow::Result<Vec<ScorecardId>> {
+        let client = self.store.pool().get().await?;
+        let rows = client
+            .query("SELECT id FROM scorecards WHERE customer_id = $1 ORDER BY id", &[&self.customer.0])
+            .await?;
+        Ok(rows.iter().map(|r| ScorecardId(r.get(0))).collect())
     }
 }

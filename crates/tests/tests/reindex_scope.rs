@@ -314,13 +314,7 @@ impl Key for ScoreRow {
 /// A client of this test's ClickHouse database (direct, not through the
 /// proxy).
 pub(crate) fn clickhouse_client(env: &TestEnv) -> clickhouse::Client {
-    let config = env.clickhouse_config();
-    clickhouse::Client::default()
-        .with_url(&config.url)
-        .with_user(&config.user)
-        .with_password(&config.password)
-        .with_database(&config.database)
-        .with_validation(false)
+    env.analytics.client().clone()
 }
 
 /// Every row of `table` in ClickHouse as FINAL sees it, tombstones included.

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use chrono::DateTime;
 use scorekeeper_analytics::WritePath;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_scope};
-use scorekeeper_domain::{ConversationId, ScorecardId, TemplateType};
+use scorekeeper_domain::{ConversationId, TemplateType};
 use scorekeeper_store::jobs::{Job, JobState, NewJob};
 use scorekeeper_store::mirror::ConversationSelector;
 use scorekeeper_sync::reindex::JOB_TYPE;
@@ -36,14 +36,7 @@ pub async fn mirror_everything(world: &World) -> anyhow::Result<()> {
         let batch = scorekeeper_domain::mirror::MirrorBatch { conversations: page, ..Default::default() };
         world.analytics.write(WritePath::Reindex, &batch).await?;
     }
-    let client = world.store.pool().get().await?;
-    let ids: Vec<ScorecardId> = client
-        .query("SELECT id FROM scorecards WHERE customer_id = $1 ORDER BY id", &[&world.customer.0])
-        .await?
-        .iter()
-        .map(|r| ScorecardId(r.get(0)))
-        .collect();
-    for chunk in ids.chunks(5_000) {
+    for chunk in world.scorecard_ids().await?.chunks(5_000) {
         let batch = world.store.scorecard_mirror(chunk).await?;
         world.analytics.write(WritePath::Reindex, &batch).await?;
     }
