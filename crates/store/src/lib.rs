@@ -84,21 +84,18 @@ impl Store {
     /// server's `postgres` database to do it (benchmarks and tools that keep
     /// their own databases beside the service's).
     pub async fn create_database_if_missing(url: &str) -> Result<()> {
-        let (name, client, driver) = maintenance_connection(url).await?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::BadUrl)?;
+        let name = config.get_dbname().unwrap_or("postgres").to_owned();
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Setup(format!("database name {name:?}: use letters, digits and _")));
+        }
+        config.dbname("postgres");
+        let (client, connection) = config.connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
         let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?;
         if exists.is_none() {
             client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
         }
-        drop(client);
-        let _ = driver.await;
-        Ok(())
-    }
-
-    /// Drops the database `url` names, if it exists, closing its sessions
-    /// (for benches that start empty).
-    pub async fn drop_database_if_exists(url: &str) -> Result<()> {
-        let (name, client, driver) = maintenance_connection(url).await?;
-        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
         drop(client);
         let _ = driver.await;
         Ok(())
@@ -110,20 +107,4 @@ impl Store {
         client.execute("SELECT 1", &[]).await?;
         Ok(())
     }
-}
-
-/// The name of the database `url` names (checked to be safe to quote as
-/// is), and a connection to the `postgres` database beside it, whose
-/// driver ends when the client is dropped.
-async fn maintenance_connection(
-    url: &str,
-) -> Result<(String, tokio_postgres::Client, tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>)> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::BadUrl)?;
-    let name = config.get_dbname().unwrap_or("postgres").to_owned();
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(StoreError::Setup(format!("database name {name:?}: use letters, digits and _")));
-    }
-    config.dbname("postgres");
-    let (client, connection) = config.connect(NoTls).await?;
-    Ok((name, client, tokio::spawn(connection)))
 }

@@ -137,11 +137,10 @@ struct Targets {
 pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     ensure!(!args.duration.is_zero(), "--duration must be longer than zero");
     ensure!(!args.poll_interval.is_zero(), "--poll-interval must be longer than zero");
-    // Empty databases each run: rows that earlier runs left made every run
-    // slower than the one before (ClickHouse kept merging them, Postgres's
-    // indexes grew), 811 down to 546 creates/s over eight runs.
-    let databases = BenchDatabases::prepare_empty(&args.postgres, &args.clickhouse, "api").await?;
+    let databases = BenchDatabases::prepare(&args.postgres, &args.clickhouse, "api").await?;
     let durability = durability(&databases).await?;
+    // A customer of its own per run, so the watcher and the checks see only
+    // this run's rows even when the bench database holds earlier ones.
     let customer_name = format!("bench-api-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
     let customer = databases.store.ensure_customer(&customer_name).await?;
     let token = databases.store.create_token(customer, false, "bench api").await?;

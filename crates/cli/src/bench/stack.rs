@@ -43,28 +43,6 @@ impl BenchDatabases {
         Ok(BenchDatabases { database_url, clickhouse, store, analytics })
     }
 
-    /// `prepare` on empty databases: both are dropped first, for a bench
-    /// whose figures depend on what its tables already hold (rows that
-    /// earlier runs left keep ClickHouse merging them).
-    pub async fn prepare_empty(
-        postgres: &PostgresArgs,
-        clickhouse: &ClickHouseArgs,
-        name: &str,
-    ) -> anyhow::Result<BenchDatabases> {
-        let database_url = with_database(&postgres.database_url, |db| format!("{db}_bench_{name}"))?;
-        Store::drop_database_if_exists(&database_url)
-            .await
-            .with_context(|| format!("dropping the bench database of {database_url}"))?;
-        let mut analytics = clickhouse.analytics()?.config().clone();
-        analytics.database = format!("{}_bench_{name}", analytics.database);
-        scorekeeper_analytics::server_client(&analytics)
-            .query(&format!("DROP DATABASE IF EXISTS `{}`", analytics.database))
-            .execute()
-            .await
-            .context("dropping the bench ClickHouse database")?;
-        BenchDatabases::prepare(postgres, clickhouse, name).await
-    }
-
     /// An admin API token of a `bench-admin` customer (created if missing).
     pub async fn admin_token(&self) -> anyhow::Result<String> {
         let customer = self.store.ensure_customer("bench-admin").await?;
