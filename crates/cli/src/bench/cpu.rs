@@ -8,6 +8,7 @@
 //! Everything else the servers do meanwhile is counted too: measure on a
 //! quiet machine.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde::Serialize;
@@ -21,38 +22,66 @@ pub struct CpuUse {
     pub tools: f64,
 }
 
-impl CpuUse {
+/// The CPU used so far by the processes `CpuUse` counts; two samples give
+/// what was used between them (`CpuSample::since`).
+pub struct CpuSample {
+    /// Each `postgres` process: its parent and its CPU, own and reaped.
+    postgres: HashMap<u32, (u32, f64)>,
+    clickhouse: f64,
+    worker: f64,
+    tools: f64,
+}
+
+impl CpuSample {
     /// Now, counting `worker` (a pid) if given.
-    pub fn now(worker: Option<u32>) -> CpuUse {
-        let mut total = CpuUse::default();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return total };
+    pub fn now(worker: Option<u32>) -> CpuSample {
+        let mut sample = CpuSample { postgres: HashMap::new(), clickhouse: 0.0, worker: 0.0, tools: 0.0 };
+        let Ok(entries) = std::fs::read_dir("/proc") else { return sample };
         for entry in entries.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
             let Some(stat) = Stat::read(&pid.to_string()) else { continue };
             match stat.comm.as_str() {
-                "postgres" => total.postgres += stat.own + stat.reaped,
+                "postgres" => {
+                    sample.postgres.insert(pid, (stat.parent, stat.own + stat.reaped));
+                }
                 // The kernel keeps 15 bytes of `clickhouse-server`.
-                "clickhouse-serv" => total.clickhouse += stat.own,
-                _ if Some(pid) == worker => total.worker += stat.own + stat.reaped,
+                "clickhouse-serv" => sample.clickhouse += stat.own,
+                _ if Some(pid) == worker => sample.worker += stat.own + stat.reaped,
                 _ => {}
             }
         }
-        total.tools = Stat::read("self").map_or(0.0, |s| s.reaped);
-        total
+        sample.tools = Stat::read("self").map_or(0.0, |s| s.reaped);
+        sample
     }
 
     /// What was used between `earlier` and this sample.
-    pub fn since(self, earlier: CpuUse) -> CpuUse {
+    ///
+    /// A Postgres process that ended meanwhile is in its parent's reaped
+    /// time, with all it ever used: what it had used by `earlier` comes
+    /// off. Unless no counted process reaped it (a postmaster that was
+    /// stopping, reaped by init): then it is in neither sample's sum.
+    pub fn since(&self, earlier: &CpuSample) -> CpuUse {
+        let mut postgres = 0.0;
+        for (pid, (_, used)) in &self.postgres {
+            postgres += used - earlier.postgres.get(pid).map_or(0.0, |(_, before)| *before);
+        }
+        for (pid, (parent, before)) in &earlier.postgres {
+            if !self.postgres.contains_key(pid) && self.postgres.contains_key(parent) {
+                postgres -= before;
+            }
+        }
         CpuUse {
-            postgres: self.postgres - earlier.postgres,
+            postgres,
             clickhouse: self.clickhouse - earlier.clickhouse,
             worker: self.worker - earlier.worker,
             tools: self.tools - earlier.tools,
         }
     }
+}
 
+impl CpuUse {
     pub fn total(&self) -> f64 {
         self.postgres + self.clickhouse + self.worker + self.tools
     }
@@ -77,6 +106,8 @@ impl CpuUse {
 /// The fields of `/proc/<pid>/stat` we need, in seconds.
 struct Stat {
     comm: String,
+    /// The parent's pid.
+    parent: u32,
     /// utime + stime (all threads).
     own: f64,
     /// cutime + cstime: children waited for.
@@ -96,7 +127,12 @@ impl Stat {
         // fields[0] is field 3 (state); utime..cstime are fields 14..17.
         let tick = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
         let hz = ticks_per_second();
-        Some(Stat { comm, own: (tick(14) + tick(15)) / hz, reaped: (tick(16) + tick(17)) / hz })
+        Some(Stat {
+            comm,
+            parent: tick(4) as u32,
+            own: (tick(14) + tick(15)) / hz,
+            reaped: (tick(16) + tick(17)) / hz,
+        })
     }
 }
 
@@ -121,15 +157,34 @@ mod tests {
 
     #[test]
     fn counts_this_process_s_children() {
-        let before = CpuUse::now(None);
+        let before = CpuSample::now(None);
         // A child that burns a little CPU, then is reaped.
         let status = std::process::Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
             .status()
             .expect("sh runs");
         assert!(status.success());
-        let used = CpuUse::now(None).since(before);
+        let used = CpuSample::now(None).since(&before);
         assert!(used.tools > 0.0, "the reaped child's CPU is counted: {used:?}");
+    }
+
+    fn postgres(processes: &[(u32, u32, f64)]) -> CpuSample {
+        CpuSample {
+            postgres: processes.iter().map(|&(pid, parent, used)| (pid, (parent, used))).collect(),
+            clickhouse: 0.0,
+            worker: 0.0,
+            tools: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_backend_that_ended_counts_once_and_a_stopping_server_not_at_all() {
+        // The postmaster (10) reaps backend 11 (3 s by then, 5 s in all);
+        // backend 12 starts and uses 2 s; an old postmaster (20, reaped
+        // by init) with 229 s of reaped time goes away.
+        let before = postgres(&[(10, 1, 100.0), (11, 10, 3.0), (20, 1, 229.0)]);
+        let after = postgres(&[(10, 1, 105.0), (12, 10, 2.0)]);
+        assert_eq!(after.since(&before).postgres, 4.0);
     }
 
     #[test]
@@ -138,6 +193,7 @@ mod tests {
         let stat = Stat::parse(line).expect("a stat line");
         let hz = ticks_per_second();
         assert_eq!(stat.comm, "a (b) c");
+        assert_eq!(stat.parent, 1);
         assert_eq!(stat.own, 500.0 / hz);
         assert_eq!(stat.reaped, 75.0 / hz);
     }

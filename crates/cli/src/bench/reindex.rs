@@ -20,7 +20,7 @@ use scorekeeper_proto::v1::{
 use serde::Serialize;
 
 use super::baselines::{self, TABLES};
-use super::cpu::CpuUse;
+use super::cpu::{CpuSample, CpuUse};
 use super::dataset::{self, DatasetRows, Scale};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
@@ -89,9 +89,9 @@ struct CpuFigures {
 
 /// `work`'s result and the CPU used meanwhile (no worker process).
 async fn measured<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<(T, CpuUse)> {
-    let before = CpuUse::now(None);
+    let before = CpuSample::now(None);
     let result = work.await?;
-    Ok((result, CpuUse::now(None).since(before)))
+    Ok((result, CpuSample::now(None).since(&before)))
 }
 
 /// The bench databases of the reindex dataset at `scale` (shared with
@@ -233,7 +233,7 @@ pub(super) async fn run_job(
         r#type: JobType::ReindexConversations as i32,
         payload: Some(JobPayload { payload: Some(Payload::ReindexConversations(payload)) }),
     };
-    let (started, cpu_before) = (Instant::now(), CpuUse::now(serve.pid()));
+    let (started, cpu_before) = (Instant::now(), CpuSample::now(serve.pid()));
     let job = jobs.create_job(request).await?.into_inner().job.context("CreateJob returned no job")?;
     let finished = loop {
         let job = jobs
@@ -250,7 +250,7 @@ pub(super) async fn run_job(
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
-    let cpu = CpuUse::now(serve.pid()).since(cpu_before);
+    let cpu = CpuSample::now(serve.pid()).since(&cpu_before);
     let peak_rss_mb = serve.peak_rss_mb()?;
     serve.stop().await;
     Ok(JobRun { time: finished, peak_rss_mb, cpu })
