@@ -122,6 +122,12 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
     assert_eq!(count("scorecards_visible"), acknowledged, "{figures:#}");
     assert_eq!(count("scorecards_in_postgres"), acknowledged, "{figures:#}");
     assert!(figures["postgres_fsync"].is_string() && figures["postgres_synchronous_commit"].is_string());
+    // Every create made Postgres, the serve process and this client work.
+    for who in ["postgres", "worker", "bench"] {
+        let seconds = figures["cpu"][who].as_f64().unwrap_or_else(|| panic!("cpu.{who}: {figures:#}"));
+        assert!(seconds > 0.0, "cpu.{who} is {seconds}: {figures:#}");
+    }
+    assert!(figures["cpu_ms_per_create"].as_f64().is_some_and(|ms| ms > 0.0), "{figures:#}");
 
     // Independently of the bench's own account: ClickHouse holds exactly
     // the scorecards Postgres holds.

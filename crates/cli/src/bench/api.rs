@@ -29,6 +29,7 @@ use scorekeeper_proto::v1::{Conversation, Message, Speaker, UpsertConversationsR
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::cpu::{CpuSample, CpuUse};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
 use crate::client::{Authed, BearerToken};
@@ -113,6 +114,11 @@ struct Figures {
     postgres_synchronous_commit: String,
     postgres_wal_sync_method: String,
     serve_peak_rss_mb: f64,
+    /// CPU seconds of the measured window by process (the worker is the
+    /// `serve` process; bench is this client).
+    cpu: CpuUse,
+    /// Those seconds over the creates acknowledged in the window.
+    cpu_ms_per_create: f64,
     machine: Machine,
     targets: Targets,
 }
@@ -169,6 +175,14 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let measure_from = started + args.warmup;
     let measure_until = measure_from + args.duration;
+    // CPU by process over the measured window, sampled beside the load.
+    let serve_pid = serve.pid();
+    let cpu_window = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let from = CpuSample::now(serve_pid);
+        tokio::time::sleep_until(measure_until.into()).await;
+        CpuSample::now(serve_pid).since(&from)
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..args.concurrency {
         let channel = crate::client::connect(&serve.grpc_url, CALL_TIMEOUT).await?;
@@ -190,6 +204,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         tally.merge(done.context("a load task panicked")?);
     }
     let load_ended = Instant::now();
+    let cpu = cpu_window.await.context("the CPU sampler panicked")?;
     eprintln!("bench api: load done ({} OK, {} failed); waiting for ClickHouse", tally.ok, tally.failed);
     let watched = watcher.await.context("the visibility watcher panicked")??;
     let serve_peak_rss_mb = serve.peak_rss_mb()?;
@@ -232,6 +247,8 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         postgres_synchronous_commit: durability.synchronous_commit.clone(),
         postgres_wal_sync_method: durability.wal_sync_method.clone(),
         serve_peak_rss_mb,
+        cpu,
+        cpu_ms_per_create: cpu.total() * 1000.0 / (tally.ok.max(1) as f64),
         machine: machine(),
         targets: Targets {
             creates_per_s_min: TARGET_CREATES_PER_S,
@@ -725,6 +742,10 @@ fn print_figures(f: &Figures, tally: &Tally, load_took: Duration) {
             ),
             ("in Postgres", format!("{} scorecards of the bench customer", f.scorecards_in_postgres)),
             ("serve peak RSS", format!("{:.0} MiB", f.serve_peak_rss_mb)),
+            (
+                "cpu (window)",
+                format!("{}, {:.2} ms per create (worker: serve)", f.cpu.describe(), f.cpu_ms_per_create),
+            ),
         ],
     );
     let met = |ok: bool| if ok { "met" } else { "NOT met" };

@@ -4,7 +4,9 @@
 //!
 //! Postgres is every `postgres` process plus what the postmaster reaped
 //! (backends that exited); ClickHouse is its server process, threads
-//! included; tools are this process's reaped children (`psql`, `curl`).
+//! included; tools are this process's reaped children (`psql`, `curl`);
+//! bench is this process itself (the API bench's client, the limit's
+//! RowBinary copy).
 //! Everything else the servers do meanwhile is counted too: measure on a
 //! quiet machine.
 
@@ -20,6 +22,7 @@ pub struct CpuUse {
     pub clickhouse: f64,
     pub worker: f64,
     pub tools: f64,
+    pub bench: f64,
 }
 
 /// The CPU used so far by the processes `CpuUse` counts; two samples give
@@ -30,12 +33,14 @@ pub struct CpuSample {
     clickhouse: f64,
     worker: f64,
     tools: f64,
+    bench: f64,
 }
 
 impl CpuSample {
     /// Now, counting `worker` (a pid) if given.
     pub fn now(worker: Option<u32>) -> CpuSample {
-        let mut sample = CpuSample { postgres: HashMap::new(), clickhouse: 0.0, worker: 0.0, tools: 0.0 };
+        let mut sample =
+            CpuSample { postgres: HashMap::new(), clickhouse: 0.0, worker: 0.0, tools: 0.0, bench: 0.0 };
         let Ok(entries) = std::fs::read_dir("/proc") else { return sample };
         for entry in entries.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -52,7 +57,9 @@ impl CpuSample {
                 _ => {}
             }
         }
-        sample.tools = Stat::read("self").map_or(0.0, |s| s.reaped);
+        if let Some(this) = Stat::read("self") {
+            (sample.tools, sample.bench) = (this.reaped, this.own);
+        }
         sample
     }
 
@@ -77,13 +84,14 @@ impl CpuSample {
             clickhouse: self.clickhouse - earlier.clickhouse,
             worker: self.worker - earlier.worker,
             tools: self.tools - earlier.tools,
+            bench: self.bench - earlier.bench,
         }
     }
 }
 
 impl CpuUse {
     pub fn total(&self) -> f64 {
-        self.postgres + self.clickhouse + self.worker + self.tools
+        self.postgres + self.clickhouse + self.worker + self.tools + self.bench
     }
 
     /// `postgres 11.9 + clickhouse 8.6 + worker 6.1 = 26.6 cpu-s`, naming
@@ -94,6 +102,7 @@ impl CpuUse {
             ("clickhouse", self.clickhouse),
             ("worker", self.worker),
             ("psql/curl", self.tools),
+            ("bench", self.bench),
         ]
         .into_iter()
         .filter(|(_, s)| *s >= 0.005)
@@ -174,6 +183,7 @@ mod tests {
             clickhouse: 0.0,
             worker: 0.0,
             tools: 0.0,
+            bench: 0.0,
         }
     }
 
