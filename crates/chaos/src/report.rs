@@ -3,6 +3,7 @@
 //! and written as JSON.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -35,22 +36,35 @@ pub struct ScenarioReport {
     pub log_dir: String,
 }
 
+/// How a run ended, told the same way by every scenario: what the load
+/// recorded, the final check, and the serve processes that exited though
+/// nobody stopped them (`Fleet::exited`).
+pub struct Run<'a> {
+    pub ledger: &'a Ledger,
+    pub verdict: Verdict,
+    pub converge: Duration,
+    pub wall: Duration,
+    pub crashed: Vec<String>,
+    /// The serve processes' logs.
+    pub log_dir: &'a Path,
+}
+
 impl ScenarioReport {
-    /// A report from the load's ledger and the final verdict; it passes
-    /// only when the verdict is clean and `ok` (the scenario's own checks).
-    #[allow(clippy::too_many_arguments)]
+    /// A report of `run`; it passes only when the verdict is clean, no
+    /// process exited unasked and `ok` (the scenario's own checks). The
+    /// exited processes and the verdict's examples follow `notes`.
     pub fn new(
         scenario: u8,
         name: &str,
         faults: String,
         faults_injected: u64,
-        ledger: &Ledger,
-        verdict: Verdict,
-        converge: std::time::Duration,
-        wall: std::time::Duration,
+        run: Run<'_>,
         ok: bool,
-        notes: Vec<String>,
+        mut notes: Vec<String>,
     ) -> ScenarioReport {
+        let Run { ledger, verdict, converge, wall, crashed, log_dir } = run;
+        notes.extend(crashed.iter().map(|c| format!("process exited unasked: {c}")));
+        notes.extend(verdict.examples.iter().cloned());
         ScenarioReport {
             scenario,
             name: name.to_owned(),
@@ -63,17 +77,11 @@ impl ScenarioReport {
             drift: verdict.drift(),
             converge_s: converge.as_secs_f64(),
             wall_s: wall.as_secs_f64(),
-            passed: ok && verdict.clean(),
+            passed: ok && crashed.is_empty() && verdict.clean(),
             verdict,
             notes,
-            log_dir: String::new(),
+            log_dir: log_dir.display().to_string(),
         }
-    }
-
-    /// The report with the directory of the serve processes' logs.
-    pub fn with_logs(mut self, dir: &Path) -> ScenarioReport {
-        self.log_dir = dir.display().to_string();
-        self
     }
 
     /// Removes the logs of a scenario that passed (a failed one keeps them
