@@ -112,17 +112,9 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
 
 /// Scorecard and score rows of the customer in ClickHouse, without and with FINAL.
 async fn raw_counts(world: &World) -> anyhow::Result<(u64, u64, u64, u64)> {
-    let config = world.env.clickhouse_config();
-    let client = clickhouse::Client::default()
-        .with_url(&config.url)
-        .with_user(&config.user)
-        .with_password(&config.password)
-        .with_database(&config.database)
-        .with_validation(false);
-    let count = |sql: String| {
-        let client = client.clone();
-        async move { client.query(&sql).bind(world.customer.0).fetch_one::<u64>().await }
-    };
+    let client = world.analytics.client();
+    let count =
+        |sql: String| async move { client.query(&sql).bind(world.customer.0).fetch_one::<u64>().await };
     Ok((
         count("SELECT count() FROM scorecards WHERE customer_id = ?".into()).await?,
         count("SELECT count() FROM scorecards FINAL WHERE customer_id = ? AND is_deleted = 0".into()).await?,
