@@ -162,7 +162,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
 
     let (acked_tx, acked_rx) = mpsc::unbounded_channel();
     let watcher = tokio::spawn(watch_visibility(
-        databases.analytics.config().clone(),
+        databases.analytics.client().clone(),
         customer.0,
         acked_rx,
         args.poll_interval,
@@ -546,19 +546,12 @@ struct Watched {
 /// poll asks for the customer's rows from the smallest id still awaited:
 /// a row that became visible before its OK arrived is still found.
 async fn watch_visibility(
-    config: scorekeeper_analytics::ClickHouseConfig,
+    client: clickhouse::Client,
     customer_id: i64,
     mut acked: mpsc::UnboundedReceiver<Acked>,
     interval: Duration,
     timeout: Duration,
 ) -> anyhow::Result<Watched> {
-    let client = clickhouse::Client::default()
-        .with_url(&config.url)
-        .with_user(&config.user)
-        .with_password(&config.password)
-        .with_database(&config.database)
-        // ClickHouse 18.16 lacks RowBinaryWithNamesAndTypes, which validation needs.
-        .with_validation(false);
     let mut pending: HashMap<i64, (Instant, bool)> = HashMap::new();
     let mut watched = Watched { lags_us: Vec::new(), visible: 0, not_visible: Vec::new() };
     let mut load_ended: Option<Instant> = None;

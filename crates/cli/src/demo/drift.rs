@@ -459,13 +459,7 @@ struct DirectClickHouse {
 
 impl DirectClickHouse {
     fn new(config: &ClickHouseConfig) -> anyhow::Result<DirectClickHouse> {
-        let client = clickhouse::Client::default()
-            .with_url(&config.url)
-            .with_database(&config.database)
-            .with_user(&config.user)
-            .with_password(&config.password)
-            // ClickHouse 18.16 lacks the format that validation needs.
-            .with_validation(false);
+        let client = scorekeeper_analytics::server_client(config).with_database(&config.database);
         Ok(DirectClickHouse { client, url: config.url.clone(), database: config.database.clone() })
     }
 
