@@ -15,19 +15,11 @@ use scorekeeper_tests::process::{free_port, http_get, spawn_serve};
 use serde_json::Value;
 use tokio::process::Command;
 
-async fn cli(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
-        .args(args)
-        .env_remove("SK_GRPC_URL")
-        .env_remove("SCOREKEEPER_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output();
-    tokio::time::timeout(Duration::from_secs(120), output)
-        .await
-        .unwrap_or_else(|_| panic!("scorekeeper {args:?} did not finish within 120 s"))
-        .expect("running scorekeeper")
-}
+mod common;
+use common::{DropDatabases, cli, setting, with_database};
+
+/// How long one CLI command may take.
+const CLI_WITHIN: Duration = Duration::from_secs(120);
 
 fn json(args: &[&str], output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -68,7 +60,7 @@ async fn audit_and_repair_against_a_serve_process() {
     // Everything is in Postgres only: all of it missing, exit status 3.
     let mut args = base.to_vec();
     args.push("--json");
-    let output = cli(&args).await;
+    let output = cli(&args, CLI_WITHIN).await;
     assert_eq!(
         output.status.code(),
         Some(3),
@@ -84,7 +76,7 @@ async fn audit_and_repair_against_a_serve_process() {
 
     // --repair: reindex jobs followed to their end, then zero drift.
     args.push("--repair");
-    let output = cli(&args).await;
+    let output = cli(&args, CLI_WITHIN).await;
     let report = json(&args, &output);
     assert_eq!(output.status.code(), Some(0), "{report:#}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(!report["repair"]["jobs"].as_array().unwrap().is_empty(), "{report:#}");
@@ -92,7 +84,7 @@ async fn audit_and_repair_against_a_serve_process() {
     env.assert_scorecards_mirrored().await;
 
     // The text form of an audit in sync.
-    let output = cli(&base).await;
+    let output = cli(&base, CLI_WITHIN).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("0 drifted row(s)") && stdout.contains("conversations"), "{stdout}");
@@ -103,53 +95,6 @@ async fn audit_and_repair_against_a_serve_process() {
         metrics.contains(r#"scorekeeper_audit_drifted_rows{table="scores",kind="missing"} 0"#),
         "{metrics}"
     );
-}
-
-fn setting(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: start the local stack and run `eval \"$(scripts/stack env)\"`")
-    })
-}
-
-/// `postgres://…/old?x` with the database replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    let cut = base.rfind('/').map_or(base.len(), |i| i);
-    format!("{}/{database}", &base[..cut])
-}
-
-/// Drops the bench's databases on both servers, also when the test fails.
-struct DropDatabases {
-    admin_url: String,
-    clickhouse_url: String,
-    name: String,
-}
-
-impl Drop for DropDatabases {
-    fn drop(&mut self) {
-        let (admin_url, clickhouse_url, name) =
-            (self.admin_url.clone(), self.clickhouse_url.clone(), self.name.clone());
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async move {
-                if let Ok(store) = Store::connect(&admin_url, 1)
-                    && let Ok(client) = store.pool().get().await
-                {
-                    let _ =
-                        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-                let _ = clickhouse::Client::default()
-                    .with_url(&clickhouse_url)
-                    .with_user(std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()))
-                    .with_password(std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default())
-                    .query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute()
-                    .await;
-            });
-            Some(())
-        });
-        let _ = cleanup.join();
-    }
 }
 
 /// The bench's datasets take a minute to generate even at scale `s`; this

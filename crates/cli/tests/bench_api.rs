@@ -11,53 +11,8 @@ use scorekeeper_store::Store;
 use serde_json::Value;
 use tokio::process::Command;
 
-fn setting(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: start the local stack and run `eval \"$(scripts/stack env)\"`")
-    })
-}
-
-/// `postgres://…/old?x` with the database replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    let cut = base.rfind('/').map_or(base.len(), |i| i);
-    format!("{}/{database}", &base[..cut])
-}
-
-/// Drops the databases the bench created beside this test's name, also when
-/// the test fails.
-struct DropBenchDatabases {
-    admin_url: String,
-    clickhouse_url: String,
-    name: String,
-}
-
-impl Drop for DropBenchDatabases {
-    fn drop(&mut self) {
-        let (admin_url, clickhouse_url, name) =
-            (self.admin_url.clone(), self.clickhouse_url.clone(), self.name.clone());
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async move {
-                if let Ok(store) = Store::connect(&admin_url, 1)
-                    && let Ok(client) = store.pool().get().await
-                {
-                    let _ =
-                        client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-                let _ = clickhouse::Client::default()
-                    .with_url(&clickhouse_url)
-                    .with_user(std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()))
-                    .with_password(std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default())
-                    .query(&format!("DROP DATABASE IF EXISTS {name}"))
-                    .execute()
-                    .await;
-            });
-            Some(())
-        });
-        let _ = cleanup.join();
-    }
-}
+mod common;
+use common::{DropDatabases, setting, with_database};
 
 #[tokio::test]
 async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visible() {
@@ -67,7 +22,7 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
     // given, on both servers; a random name keeps runs apart.
     let base = format!("sk_test_{:016x}", rand::random::<u64>());
     let bench_databases = format!("{base}_bench_api");
-    let _cleanup = DropBenchDatabases {
+    let _cleanup = DropDatabases {
         admin_url: admin_url.clone(),
         clickhouse_url: clickhouse_url.clone(),
         name: bench_databases.clone(),

@@ -3,30 +3,19 @@
 //! this test's databases. Rows bulk-imported straight into Postgres reach
 //! ClickHouse only through the reindex job the CLI creates and follows.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::process::{free_port, http_get, serve_command};
 use serde_json::Value;
-use tokio::process::Command;
 
-/// Runs the CLI to completion. The API settings come from the arguments
-/// only, never from the environment the tests run in.
-async fn cli(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
-        .args(args)
-        .env_remove("SK_GRPC_URL")
-        .env_remove("SCOREKEEPER_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .unwrap_or_else(|_| panic!("scorekeeper {args:?} did not finish within 60 s"))
-        .expect("running scorekeeper")
-}
+mod common;
+use common::cli;
+
+/// How long one CLI command may take.
+const CLI_WITHIN: Duration = Duration::from_secs(60);
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -84,7 +73,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
         "--json",
     ];
     args.extend(api);
-    let job = json_of(&args, &cli(&args).await);
+    let job = json_of(&args, &cli(&args, CLI_WITHIN).await);
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["customer"], customer.0, "{job:#}");
     assert_eq!(job["attempts"], 1, "{job:#}");
@@ -110,7 +99,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
     // The job as `jobs list` and `jobs get` show it.
     let mut args = vec!["jobs", "list", "--json"];
     args.extend(api);
-    let list = json_of(&args, &cli(&args).await);
+    let list = json_of(&args, &cli(&args, CLI_WITHIN).await);
     let listed = list.as_array().expect("a JSON array of jobs");
     assert_eq!(listed.len(), 1, "{list:#}");
     assert_eq!(listed[0]["id"], id.as_str());
@@ -118,7 +107,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
 
     let mut args = vec!["jobs", "get", id.as_str(), "--json"];
     args.extend(api);
-    let got = json_of(&args, &cli(&args).await);
+    let got = json_of(&args, &cli(&args, CLI_WITHIN).await);
     assert_eq!(got["id"], id.as_str());
     assert_eq!(got["state"], "succeeded");
     assert_eq!(got["activities"], job["activities"], "the same progress as `reindex --wait` ended with");
@@ -126,20 +115,20 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
     // A customer token may not reindex all customers: refused, and no job.
     let mut args = vec!["reindex", "--customer", "all", "--wait"];
     args.extend(api);
-    let refused = cli(&args).await;
+    let refused = cli(&args, CLI_WITHIN).await;
     let stderr = text(&refused.stderr);
     assert!(!refused.status.success(), "--customer all with a customer token must fail; stderr:\n{stderr}");
     assert!(stderr.to_lowercase().contains("permission"), "the error names the permission: {stderr}");
     let mut args = vec!["jobs", "list", "--json"];
     args.extend(api);
-    let list = json_of(&args, &cli(&args).await);
+    let list = json_of(&args, &cli(&args, CLI_WITHIN).await);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "the refused reindex created no job: {list:#}");
 
     // An unknown scorecard type is refused by the argument parser, before
     // anything is sent.
     let mut args = vec!["reindex", "--types", "bogus", "--customer", &customer_arg];
     args.extend(api);
-    let bogus = cli(&args).await;
+    let bogus = cli(&args, CLI_WITHIN).await;
     let stderr = text(&bogus.stderr);
     assert_eq!(bogus.status.code(), Some(2), "clap's usage error; stderr:\n{stderr}");
     assert!(stderr.contains("invalid value 'bogus'") && stderr.contains("--types"), "{stderr}");
