@@ -5,7 +5,7 @@
 //! And `scorekeeper bench audit` on a small world: it mirrors the world,
 //! finds it in sync, and names exactly the drift it made.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use scorekeeper_store::Store;
@@ -13,10 +13,9 @@ use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::process::{free_port, http_get, spawn_serve};
 use serde_json::Value;
-use tokio::process::Command;
 
 mod common;
-use common::{DropDatabases, cli, setting, with_database};
+use common::{DropDatabases, cli, run_bench, setting, with_database};
 
 /// How long one CLI command may take.
 const CLI_WITHIN: Duration = Duration::from_secs(120);
@@ -135,32 +134,8 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
         .await
         .unwrap();
 
-    let json_path = std::env::temp_dir().join(format!("{base}.json"));
-    let run = Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
-        .args(["bench", "audit", "--scale", "s", "--drift", "4", "--json"])
-        .arg(&json_path)
-        .env("DATABASE_URL", with_database(&admin_url, &base))
-        .env("CLICKHOUSE_URL", &clickhouse_url)
-        .env("CLICKHOUSE_DATABASE", &base)
-        .env("RUST_LOG", "warn")
-        .env_remove("REINDEX_SCHEDULE")
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("bench audit finished within 90 s")
-        .expect("running scorekeeper bench audit");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench audit exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (stdout, figures) = run_bench(&["audit", "--scale", "s", "--drift", "4"], &base).await;
     assert!(stdout.contains("in sync") && stdout.contains("drifted rows found"), "the table:\n{stdout}");
-    let text = std::fs::read_to_string(&json_path).expect("the --json file");
-    let _ = std::fs::remove_file(&json_path);
-    let figures: Value = serde_json::from_str(&text).expect("--json writes JSON");
     let count = |path: &[&str]| {
         path.iter()
             .fold(&figures, |value, key| &value[*key])

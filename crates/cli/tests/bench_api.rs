@@ -4,15 +4,10 @@
 //! BENCHMARKS.md); what must hold is that the command works, reports what
 //! it promises, and every scorecard the API acknowledged reached ClickHouse.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use scorekeeper_store::Store;
-use serde_json::Value;
-use tokio::process::Command;
 
 mod common;
-use common::{DropDatabases, setting, with_database};
+use common::{DropDatabases, run_bench, setting, with_database};
 
 #[tokio::test]
 async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visible() {
@@ -27,34 +22,10 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
         clickhouse_url: clickhouse_url.clone(),
         name: bench_databases.clone(),
     };
-    let json_path = std::env::temp_dir().join(format!("{base}.json"));
-
-    let run = Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
-        .args(["bench", "api", "--duration", "2s", "--warmup", "1s", "--concurrency", "2", "--json"])
-        .arg(&json_path)
-        .env("DATABASE_URL", with_database(&admin_url, &base))
-        .env("CLICKHOUSE_URL", &clickhouse_url)
-        .env("CLICKHOUSE_DATABASE", &base)
-        .env("RUST_LOG", "warn")
-        .env_remove("REINDEX_SCHEDULE")
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("bench api finished within 90 s")
-        .expect("running scorekeeper bench api");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench api exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (stdout, figures) =
+        run_bench(&["api", "--duration", "2s", "--warmup", "1s", "--concurrency", "2"], &base).await;
     assert!(stdout.contains("visibility lag") && stdout.contains("targets"), "the table:\n{stdout}");
 
-    let text = std::fs::read_to_string(&json_path).expect("the --json file");
-    let _ = std::fs::remove_file(&json_path);
-    let figures: Value = serde_json::from_str(&text).expect("--json writes JSON");
     for field in [
         "creates_per_s",
         "latency_p50_ms",

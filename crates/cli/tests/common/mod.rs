@@ -73,3 +73,36 @@ impl Drop for DropDatabases {
         let _ = cleanup.join();
     }
 }
+
+/// Runs `scorekeeper bench <args> --json …` on the bench databases beside
+/// the test database `base` (within 90 s; it must succeed) and returns
+/// what it printed and the figures it wrote.
+pub async fn run_bench(args: &[&str], base: &str) -> (String, serde_json::Value) {
+    let json_path = std::env::temp_dir().join(format!("{base}.json"));
+    let run = Command::new(env!("CARGO_BIN_EXE_scorekeeper"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .arg(&json_path)
+        .env("DATABASE_URL", with_database(&setting("DATABASE_URL"), base))
+        .env("CLICKHOUSE_URL", setting("CLICKHOUSE_URL"))
+        .env("CLICKHOUSE_DATABASE", base)
+        .env("RUST_LOG", "warn")
+        .env_remove("REINDEX_SCHEDULE")
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .unwrap_or_else(|_| panic!("bench {args:?} did not finish within 90 s"))
+        .expect("running scorekeeper bench");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "bench {args:?} exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&json_path).expect("the --json file");
+    let _ = std::fs::remove_file(&json_path);
+    (stdout, serde_json::from_str(&text).expect("--json writes JSON"))
+}
