@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use scorekeeper_domain::TemplateType;
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_scope};
-use scorekeeper_store::jobs::{Job, JobState, NewJob};
-use scorekeeper_sync::reindex::JOB_TYPE;
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
+use scorekeeper_store::jobs::{Job, JobState};
+use scorekeeper_sync::reindex::new_job;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::process::serve_command;
@@ -52,21 +52,7 @@ async fn a_killed_worker_s_job_is_resumed_by_another() {
         conversations_batch_size: Some(10),
         process_scorecards_batch_size: Some(10),
     };
-    let (job, _) = env
-        .store
-        .create_job(&NewJob {
-            customer_id: Some(customer.id),
-            job_type: JOB_TYPE,
-            payload: serde_json::to_value(&spec).unwrap(),
-            max_attempts: 10,
-            dedupe_key: None,
-            activities: resolve_reindex_scope(&spec.scorecard_types)
-                .iter()
-                .map(|a| a.name().to_owned())
-                .collect(),
-        })
-        .await
-        .unwrap();
+    let (job, _) = env.store.create_job(&new_job(&spec, Some(customer.id), 10)).await.unwrap();
 
     let mut first = worker_process(&env);
     let running = poll(&env, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;

@@ -20,10 +20,10 @@ use futures::future::BoxFuture;
 use scorekeeper_analytics::{Analytics, WritePath};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec, TimeBase, resolve_reindex_scope};
-use scorekeeper_domain::{ConversationId, TemplateType};
+use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
 use scorekeeper_jobs::{JobContext, JobHandler, RunError};
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::JobError;
+use scorekeeper_store::jobs::{JobError, NewJob};
 use scorekeeper_store::reindex::ScorecardTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -86,14 +86,30 @@ impl ReindexHandler {
     }
 }
 
+/// A job that runs `spec`, owned by `customer_id` (`None`: an operator's,
+/// across customers), with the activities its scorecard types resolve to.
+pub fn new_job(spec: &ReindexSpec, customer_id: Option<CustomerId>, max_attempts: i32) -> NewJob {
+    NewJob {
+        customer_id,
+        job_type: JOB_TYPE,
+        payload: serde_json::to_value(spec).expect("a ReindexSpec serialises"),
+        max_attempts,
+        dedupe_key: None,
+        activities: activity_names(spec),
+    }
+}
+
+fn activity_names(spec: &ReindexSpec) -> Vec<String> {
+    resolve_reindex_scope(&spec.scorecard_types).iter().map(|a| a.name().to_owned()).collect()
+}
+
 fn spec(payload: &serde_json::Value) -> Result<ReindexSpec, String> {
     serde_json::from_value(payload.clone()).map_err(|e| format!("not a reindex payload: {e}"))
 }
 
 impl JobHandler for ReindexHandler {
     fn activities(&self, payload: &serde_json::Value) -> Result<Vec<String>, String> {
-        let spec = spec(payload)?;
-        Ok(resolve_reindex_scope(&spec.scorecard_types).iter().map(|a| a.name().to_owned()).collect())
+        Ok(activity_names(&spec(payload)?))
     }
 
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {

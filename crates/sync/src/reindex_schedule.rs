@@ -20,7 +20,6 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use scorekeeper_domain::reindex::{
     ReindexMode, ReindexScope, ReindexSpec, TimeBase, TimeWindow, map_mode_to_scorecard_types,
-    resolve_reindex_scope,
 };
 use scorekeeper_jobs::scheduler::{CronError, ScheduleError};
 pub use scorekeeper_jobs::scheduler::{Schedule, Scheduler, SchedulerConfig};
@@ -113,17 +112,7 @@ impl ReindexScheduleSettings {
             conversations_batch_size: None,
             process_scorecards_batch_size: None,
         };
-        NewJob {
-            customer_id: None,
-            job_type: crate::reindex::JOB_TYPE,
-            payload: serde_json::to_value(&spec).expect("a ReindexSpec always serialises"),
-            max_attempts: MAX_ATTEMPTS,
-            dedupe_key: None,
-            activities: resolve_reindex_scope(&spec.scorecard_types)
-                .iter()
-                .map(|a| a.name().to_owned())
-                .collect(),
-        }
+        crate::reindex::new_job(&spec, None, MAX_ATTEMPTS)
     }
 
     /// The scheduler of the reindex schedule on `store`. Run it (in each

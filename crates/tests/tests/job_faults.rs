@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_scope};
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_domain::{CustomerId, TemplateType};
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{AttemptOutcome, Job, JobState, Lease, NewJob, ProgressUpdate};
+use scorekeeper_store::jobs::{AttemptOutcome, Job, JobState, Lease, ProgressUpdate};
 use scorekeeper_sync::job_registry as registry;
-use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings};
+use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, Options, bulk_import};
 use tokio::sync::watch;
@@ -22,17 +22,7 @@ async fn reindex_job(store: &Store, customer: CustomerId, batch_size: u32) -> Jo
         conversations_batch_size: Some(batch_size),
         process_scorecards_batch_size: Some(batch_size),
     };
-    let activities =
-        resolve_reindex_scope(&spec.scorecard_types).iter().map(|a| a.name().to_owned()).collect();
-    let new = NewJob {
-        customer_id: Some(customer),
-        job_type: JOB_TYPE,
-        payload: serde_json::to_value(&spec).unwrap(),
-        max_attempts: 10,
-        dedupe_key: None,
-        activities,
-    };
-    store.create_job(&new).await.expect("creating a job").0
+    store.create_job(&new_job(&spec, Some(customer), 10)).await.expect("creating a job").0
 }
 
 async fn job(store: &Store, job: &Job) -> Job {

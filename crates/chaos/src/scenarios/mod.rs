@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::DateTime;
 use scorekeeper_analytics::WritePath;
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, resolve_reindex_scope};
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_domain::{ConversationId, TemplateType};
-use scorekeeper_store::jobs::{Job, JobState, NewJob};
+use scorekeeper_store::jobs::{Job, JobState};
 use scorekeeper_store::mirror::ConversationSelector;
-use scorekeeper_sync::reindex::JOB_TYPE;
+use scorekeeper_sync::reindex::new_job;
 use uuid::Uuid;
 
 use crate::world::World;
@@ -52,18 +52,7 @@ pub async fn reindex_job(world: &World, batch_size: u32) -> anyhow::Result<Job> 
         conversations_batch_size: Some(batch_size),
         process_scorecards_batch_size: Some(batch_size),
     };
-    let new = NewJob {
-        customer_id: Some(world.customer),
-        job_type: JOB_TYPE,
-        payload: serde_json::to_value(&spec)?,
-        max_attempts: 10,
-        dedupe_key: None,
-        activities: resolve_reindex_scope(&spec.scorecard_types)
-            .iter()
-            .map(|a| a.name().to_owned())
-            .collect(),
-    };
-    Ok(world.store.create_job(&new).await?.0)
+    Ok(world.store.create_job(&new_job(&spec, Some(world.customer), 10)).await?.0)
 }
 
 /// The job now; Postgres errors (a restart) are retried for a while.

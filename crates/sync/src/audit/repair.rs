@@ -21,7 +21,7 @@ use scorekeeper_analytics::{Analytics, WritePath};
 use scorekeeper_domain::audit::{AuditTable, DriftKind, HOUR_SECONDS, RepairReport};
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::mirror::MirrorBatch;
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow, resolve_reindex_scope};
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
 use scorekeeper_store::Store;
 use scorekeeper_store::jobs::NewJob;
@@ -191,17 +191,7 @@ fn reindex_job(
         conversations_batch_size: None,
         process_scorecards_batch_size: None,
     };
-    NewJob {
-        customer_id: Some(customer),
-        job_type: crate::reindex::JOB_TYPE,
-        payload: serde_json::to_value(&spec).expect("a ReindexSpec serialises"),
-        max_attempts: MAX_ATTEMPTS,
-        dedupe_key: None,
-        activities: resolve_reindex_scope(&spec.scorecard_types)
-            .iter()
-            .map(|a| a.name().to_owned())
-            .collect(),
-    }
+    crate::reindex::new_job(&spec, Some(customer), MAX_ATTEMPTS)
 }
 
 /// Repairs `findings`: bumps versions, writes tombstones, queues the
