@@ -3,12 +3,13 @@
 //! and written as JSON.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::load::Ledger;
 use crate::verify::Verdict;
+use crate::world::World;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ScenarioReport {
@@ -47,6 +48,20 @@ pub struct Run<'a> {
     pub crashed: Vec<String>,
     /// The serve processes' logs.
     pub log_dir: &'a Path,
+}
+
+impl<'a> Run<'a> {
+    /// The end of a run in `world` that began at `started`: `converged` is
+    /// what `verify::converge` returned.
+    pub fn new(
+        world: &'a World,
+        ledger: &'a Ledger,
+        (verdict, converge): (Verdict, Duration),
+        started: Instant,
+        crashed: Vec<String>,
+    ) -> Run<'a> {
+        Run { ledger, verdict, converge, wall: started.elapsed(), crashed, log_dir: &world.log_dir }
+    }
 }
 
 impl ScenarioReport {

@@ -73,14 +73,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
         "ClickHouse down during a burst",
         world.clickhouse.describe(),
         1,
-        Run {
-            ledger: &ledger,
-            verdict,
-            converge: converge_time,
-            wall: wall.elapsed(),
-            crashed,
-            log_dir: &world.log_dir,
-        },
+        Run::new(&world, &ledger, (verdict, converge_time), wall, crashed),
         ok,
         notes,
     ))

@@ -115,14 +115,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
         "serve fleet under load, random kill -9",
         "serve SIGKILL + restart (real)".into(),
         fleet.kills,
-        Run {
-            ledger: &ledger,
-            verdict,
-            converge: converge_time,
-            wall: wall.elapsed(),
-            crashed,
-            log_dir: &world.log_dir,
-        },
+        Run::new(&world, &ledger, (verdict, converge_time), wall, crashed),
         ok,
         notes,
     ))

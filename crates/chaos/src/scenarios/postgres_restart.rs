@@ -93,14 +93,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
         "Postgres restarted during reindex and burst",
         postgres.describe(),
         2,
-        Run {
-            ledger: &ledger,
-            verdict,
-            converge: converge_time,
-            wall: wall.elapsed(),
-            crashed,
-            log_dir: &world.log_dir,
-        },
+        Run::new(&world, &ledger, (verdict, converge_time), wall, crashed),
         ok,
         notes,
     ))

@@ -139,14 +139,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
         "kill -9 of workers during reindex",
         "worker SIGKILL (real)".into(),
         u64::from(kills),
-        Run {
-            ledger: &ledger,
-            verdict,
-            converge: converge_time,
-            wall: wall.elapsed(),
-            crashed,
-            log_dir: &world.log_dir,
-        },
+        Run::new(&world, &ledger, (verdict, converge_time), wall, crashed),
         ok,
         notes,
     ))

@@ -97,14 +97,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
         "ClickHouse insert cut mid-body",
         "TCP cut after N request bytes (simulated)".into(),
         tears,
-        Run {
-            ledger: &ledger,
-            verdict,
-            converge: converge_time,
-            wall: wall.elapsed(),
-            crashed,
-            log_dir: &world.log_dir,
-        },
+        Run::new(&world, &ledger, (verdict, converge_time), wall, crashed),
         ok,
         notes,
     ))
