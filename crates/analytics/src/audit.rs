@@ -4,10 +4,9 @@
 //! holds for rows gone from Postgres.
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::audit::{
-    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketSum, HOUR_SECONDS,
-};
+use scorekeeper_domain::audit::{AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketSum, Cut};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
+use scorekeeper_domain::time::utc_at_second;
 use scorekeeper_domain::{
     ConversationId, CriterionId, CustomerId, ScorecardId, ScorecardSource, TemplateId, TemplateType,
 };
@@ -71,12 +70,21 @@ fn version(v: u64) -> i64 {
 }
 
 fn time(seconds: u32) -> DateTime<Utc> {
-    DateTime::from_timestamp(i64::from(seconds), 0).unwrap_or(DateTime::UNIX_EPOCH)
+    utc_at_second(i64::from(seconds))
 }
 
-/// A step no bucket key reaches: leaves that dimension uncut (as
-/// `sync::audit::walk` asks).
-const UNCUT: i64 = 1 << 62;
+/// A step wider than any time in seconds or id (both below 2^62 and not
+/// negative): the `(base, step)` parameters that make a dimension one
+/// bucket, key 0, in the bucket queries.
+const WHOLE_STEP: i64 = 1 << 62;
+
+/// The `(base, step)` parameters of one dimension's cut.
+fn cut_parameters(cut: Cut) -> (i64, i64) {
+    match cut {
+        Cut::Whole => (0, WHOLE_STEP),
+        Cut::Every { base, step } => (base, step),
+    }
+}
 
 /// Inclusive customer and id ranges and `[start, end)` seconds of a bucket
 /// query.
@@ -97,13 +105,12 @@ impl Analytics {
     /// that reads the whole scope. Hours without live rows are left out.
     pub async fn audit_hours(&self, span: &AuditSpan) -> Result<Vec<BucketSum>> {
         let (low, high) = span.customer_id.map_or((i64::MIN, i64::MAX), |c| (c.0, c.0));
-        let cut = BucketCut { time_step: HOUR_SECONDS, id_base: 0, id_step: UNCUT };
         let bounds = Bounds {
             customers: (low, high),
             seconds: (span.start_seconds, span.end_seconds),
             ids: (i64::MIN, i64::MAX),
         };
-        self.buckets(span.table, &bounds, &cut).await
+        self.buckets(span.table, &bounds, &BucketCut::HOURS).await
     }
 
     /// Count and checksum of the slice's live rows (latest version, not a
@@ -119,12 +126,14 @@ impl Analytics {
     }
 
     async fn buckets(&self, table: AuditTable, bounds: &Bounds, cut: &BucketCut) -> Result<Vec<BucketSum>> {
+        let ((time_base, time_step), (id_base, id_step)) = (cut_parameters(cut.time), cut_parameters(cut.id));
         let rows: Vec<BucketSumRow> = self
             .client()
             .query(&query_text(BUCKETS[index(table)]))
-            .bind(cut.time_step)
-            .bind(cut.id_base)
-            .bind(cut.id_step)
+            .bind(time_base)
+            .bind(time_step)
+            .bind(id_base)
+            .bind(id_step)
             .bind(bounds.customers.0)
             .bind(bounds.customers.1)
             .bind(seconds(bounds.seconds.0))

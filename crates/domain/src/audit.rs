@@ -169,14 +169,48 @@ pub struct AuditSlice {
     pub id_high: i64,
 }
 
-/// How a slice is cut into buckets: by `intDiv(time, time_step)` and by
-/// `intDiv(id - id_base, id_step)`. A step wider than the slice leaves that
-/// dimension uncut.
+/// How one dimension (bucket time or id) of a slice is cut into buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Not cut: the whole dimension is bucket 0.
+    Whole,
+    /// Bucket `k` holds the values in `[base + k·step, base + (k+1)·step)`:
+    /// the key is `(value - base) / step`, rounded down. `step` ≥ 1.
+    Every { base: i64, step: i64 },
+}
+
+impl Cut {
+    /// The inclusive range of values in bucket `key`, within `[low, high]`;
+    /// for [`Cut::Whole`], `[low, high]` itself.
+    pub fn bucket_range(self, key: i64, low: i64, high: i64) -> (i64, i64) {
+        match self {
+            Cut::Whole => (low, high),
+            Cut::Every { base, step } => {
+                let first = base.saturating_add(key.saturating_mul(step));
+                (first.max(low), first.saturating_add(step - 1).min(high))
+            }
+        }
+    }
+}
+
+/// How a slice is cut into buckets, by bucket time and by id. Both engines
+/// key a bucket by `(time key, id key)` as [`Cut`] says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketCut {
-    pub time_step: i64,
-    pub id_base: i64,
-    pub id_step: i64,
+    pub time: Cut,
+    pub id: Cut,
+}
+
+impl BucketCut {
+    /// By hour of bucket time, ids uncut: the one scan of a whole table.
+    pub const HOURS: BucketCut =
+        BucketCut { time: Cut::Every { base: 0, step: HOUR_SECONDS }, id: Cut::Whole };
+
+    /// By id, in steps of `step` from `base`, time uncut: how a drifted
+    /// slice is narrowed down.
+    pub fn ids(base: i64, step: i64) -> BucketCut {
+        BucketCut { time: Cut::Whole, id: Cut::Every { base, step: step.max(1) } }
+    }
 }
 
 /// Count and checksum of the live rows of one bucket, as one engine sees it.
@@ -336,6 +370,15 @@ mod tests {
         total.merge(&counts);
         assert_eq!(total, DriftCounts { missing: 3, stale: 2, newer: 0, only_in_clickhouse: 1 });
         assert_eq!(total.total(), 6);
+    }
+
+    #[test]
+    fn a_bucket_range_is_its_step_clipped_to_the_slice() {
+        let cut = BucketCut::ids(100, 10);
+        assert_eq!(cut.id.bucket_range(0, 100, 125), (100, 109));
+        assert_eq!(cut.id.bucket_range(2, 100, 125), (120, 125));
+        assert_eq!(cut.time.bucket_range(0, 5, 9), (5, 9));
+        assert_eq!(BucketCut::ids(0, 0).id, Cut::Every { base: 0, step: 1 });
     }
 
     #[test]

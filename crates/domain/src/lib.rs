@@ -11,6 +11,7 @@ pub mod reindex;
 pub mod report;
 pub mod scorecard;
 pub mod scoring;
+pub mod time;
 pub mod transcript;
 
 pub use ids::{ConversationId, CriterionId, CustomerId, ScorecardId, TemplateId};

@@ -15,17 +15,14 @@
 
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::audit::{
-    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketSum, HASH_PRIME, HOUR_SECONDS,
+    AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketSum, Cut, HASH_PRIME,
 };
+use scorekeeper_domain::time::utc_at_second;
 use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
 
 use crate::Store;
 use crate::codec;
 use crate::error::Result;
-
-/// A step at least this wide leaves its dimension uncut (as
-/// `sync::audit::walk` asks).
-const UNCUT: i64 = 1 << 62;
 
 /// Memory of the bucket queries' hash join (per process, times
 /// `hash_mem_multiplier`): 4M scorecards hash into about 190 MB.
@@ -102,10 +99,6 @@ fn seconds(time: &str) -> String {
     format!("LEAST(GREATEST(floor(date_part('epoch', {time}))::bigint, 0), 4294967295)")
 }
 
-fn at(seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::UNIX_EPOCH)
-}
-
 /// The `WHERE` of a slice: `$1` customer, `$2`/`$3` time, `$4`/`$5` ids.
 fn slice_filter(t: &TableSql) -> String {
     format!(
@@ -123,13 +116,14 @@ fn buckets_sql(t: &TableSql, filter: &str, cut: &BucketCut) -> String {
     // buckets must read exactly as the statistics of migrations V6 and V7
     // so that Postgres expects few groups (and aggregates in parallel); an
     // uncut dimension is the constant 0 for the same reason.
-    let time_bucket = match cut.time_step {
-        step if step >= UNCUT => "0::bigint".to_owned(),
-        step => format!("{} / {step}", seconds(t.time)),
+    let time_bucket = match cut.time {
+        Cut::Whole => "0::bigint".to_owned(),
+        Cut::Every { base: 0, step } => format!("{} / {step}", seconds(t.time)),
+        Cut::Every { base, step } => format!("({} - {base}) / {step}", seconds(t.time)),
     };
-    let id_bucket = match cut.id_step {
-        step if step >= UNCUT => "0".to_owned(),
-        step => format!("({} - {}) / {step}", t.id, cut.id_base),
+    let id_bucket = match cut.id {
+        Cut::Whole => "0".to_owned(),
+        Cut::Every { base, step } => format!("({} - {base}) / {step}", t.id),
     };
     format!(
         "SELECT {customer}, {time_bucket} AS tb, {id_bucket}::bigint AS ib, count(*), sum({hash})::bigint,
@@ -178,15 +172,16 @@ impl Store {
         let t = table_sql(span.table);
         let customer = if span.customer_id.is_some() { t.one_customer } else { "$1::bigint IS NULL" };
         let filter = format!("{customer} AND {time} >= $2 AND {time} < $3", time = t.time);
-        let cut = BucketCut { time_step: HOUR_SECONDS, id_base: 0, id_step: UNCUT };
-        let sql = buckets_sql(&t, &filter, &cut);
+        let sql = buckets_sql(&t, &filter, &BucketCut::HOURS);
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
         // Scores join their scorecards: with the default work_mem the hash
         // of a big customer's scorecards spills into batches on disk.
         tx.batch_execute(&format!("SET LOCAL work_mem = '{BUCKETS_WORK_MEM}'")).await?;
         let customer = span.customer_id.map(|c| c.0);
-        let rows = tx.query(&sql, &[&customer, &at(span.start_seconds), &at(span.end_seconds)]).await?;
+        let rows = tx
+            .query(&sql, &[&customer, &utc_at_second(span.start_seconds), &utc_at_second(span.end_seconds)])
+            .await?;
         tx.commit().await?;
         rows.iter().map(bucket_sum).collect()
     }
@@ -204,8 +199,8 @@ impl Store {
                 &sql,
                 &[
                     &slice.customer_id.0,
-                    &at(slice.start_seconds),
-                    &at(slice.end_seconds),
+                    &utc_at_second(slice.start_seconds),
+                    &utc_at_second(slice.end_seconds),
                     &slice.id_low,
                     &slice.id_high,
                 ],
@@ -234,8 +229,8 @@ impl Store {
                 &sql,
                 &[
                     &slice.customer_id.0,
-                    &at(slice.start_seconds),
-                    &at(slice.end_seconds),
+                    &utc_at_second(slice.start_seconds),
+                    &utc_at_second(slice.end_seconds),
                     &slice.id_low,
                     &slice.id_high,
                 ],
@@ -310,7 +305,7 @@ impl Store {
         end_seconds: i64,
     ) -> Result<(Vec<ConversationId>, bool)> {
         let client = self.pool().get().await?;
-        let (start, end) = (at(start_seconds), at(end_seconds));
+        let (start, end) = (utc_at_second(start_seconds), utc_at_second(end_seconds));
         let rows = client
             .query(
                 "SELECT DISTINCT conversation_id FROM scorecards

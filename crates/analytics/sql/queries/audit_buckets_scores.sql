@@ -1,7 +1,8 @@
 -- Drift audit (sync::audit): count and checksum of the live scores of one
 -- customer (or all: a customer range) in a slice (bucket time `scorecard_created_at`
 -- in [start, end) seconds, id in [id_low, id_high]), cut into
--- buckets by intDiv(seconds, time_step) and intDiv(id - id_base, id_step).
+-- buckets by intDiv(seconds - time_base, time_step) and intDiv(id - id_base, id_step)
+-- (domain::audit::Cut; an uncut dimension has base 0 and a step wider than any key).
 -- The checksum is the sum of
 -- domain::audit::row_hash(id, version) = x * y mod p with p = 2^31 - 1,
 -- x = (a * 48271 + b) mod p, y = (a * 69621 + b * 39373 + 12345) mod p,
@@ -11,9 +12,9 @@
 -- ClickHouse can filter them before FINAL picks the latest row.
 -- Grouped by customer too: the audit sums a whole table once for all
 -- customers by hour, and a drifted slice of one customer by hour or id range.
--- Parameters: time_step, id_base, id_step, customer_low, customer_high, start, end,
+-- Parameters: time_base, time_step, id_base, id_step, customer_low, customer_high, start, end,
 -- id_low, id_high.
--- check-params: 3600, 0, 4611686018427387904, 0, 9223372036854775807, 0, 4294967295, 0, 9223372036854775807
+-- check-params: 0, 3600, 0, 4611686018427387904, 0, 9223372036854775807, 0, 4294967295, 0, 9223372036854775807
 WITH
     toInt64(id % 2147483647) AS hash_a,
     toInt64(version % 2147483647) AS hash_b,
@@ -21,7 +22,7 @@ WITH
     toInt64((hash_a * 69621 + hash_b * 39373 + 12345) % 2147483647) AS hash_y
 SELECT
     customer_id,
-    toInt64(intDiv(toInt64(toUInt32(scorecard_created_at)), toInt64(?))) AS time_bucket,
+    toInt64(intDiv(toInt64(toUInt32(scorecard_created_at)) - toInt64(?), toInt64(?))) AS time_bucket,
     toInt64(intDiv(id - toInt64(?), toInt64(?))) AS id_bucket,
     toUInt64(countIf(is_deleted = 0)) AS live_rows,
     toInt64(sumIf(toInt64((hash_x * hash_y) % 2147483647), is_deleted = 0)) AS checksum,

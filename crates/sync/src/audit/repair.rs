@@ -22,6 +22,7 @@ use scorekeeper_domain::audit::{AuditTable, DriftKind, HOUR_SECONDS, RepairRepor
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
+use scorekeeper_domain::time::utc_at_second;
 use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
 use scorekeeper_store::Store;
 use scorekeeper_store::jobs::NewJob;
@@ -56,10 +57,6 @@ pub struct RepairPlan {
 
 fn secs(time: chrono::DateTime<chrono::Utc>) -> i64 {
     time.timestamp()
-}
-
-fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or(chrono::DateTime::UNIX_EPOCH)
 }
 
 /// Sorted, with overlapping or touching windows merged.
@@ -181,8 +178,8 @@ fn reindex_job(
             // Conversations by start, process scorecards by creation: the
             // times the audit's buckets are cut by.
             window: window.map(|(start, end)| TimeWindow {
-                start: at(start),
-                end: at(end),
+                start: utc_at_second(start),
+                end: utc_at_second(end),
                 base: TimeBase::ConversationStart,
             }),
             conversation_ids,

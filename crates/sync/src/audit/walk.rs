@@ -20,6 +20,7 @@ use scorekeeper_domain::audit::{
     AuditRow, AuditSlice, AuditSpan, AuditTable, BucketCut, BucketReport, BucketSum, DAY_SECONDS,
     DriftCounts, DriftKind, DriftedRow, HOUR_SECONDS,
 };
+use scorekeeper_domain::time::utc_at_second;
 use scorekeeper_store::Store;
 
 use super::compare::{Pair, classify, pair_up};
@@ -46,8 +47,6 @@ impl Default for Tuning {
         Tuning { rows_read_limit: 20_000, id_fanout: 16, concurrent_days: 4 }
     }
 }
-/// A step no bucket key reaches: leaves that dimension uncut.
-const UNCUT: i64 = 1 << 62;
 /// Ids per lookup of rows found on one side only.
 const LOOKUP_CHUNK: usize = 10_000;
 
@@ -92,10 +91,6 @@ pub struct TableWalk {
 struct DayWalk {
     report: BucketReport,
     findings: Findings,
-}
-
-fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or(chrono::DateTime::UNIX_EPOCH)
 }
 
 pub struct Walker<'a> {
@@ -211,8 +206,8 @@ impl Walker<'_> {
         let report = BucketReport {
             table,
             customer_id: day.customer_id,
-            start: at(slice.start_seconds),
-            end: at(slice.end_seconds),
+            start: utc_at_second(slice.start_seconds),
+            end: utc_at_second(slice.end_seconds),
             rows_checked: day.postgres_rows(),
             clickhouse_rows: day.clickhouse_rows(),
             drift,
@@ -251,19 +246,14 @@ impl Walker<'_> {
             let Some((low, high)) = pair.id_range() else { continue };
             let (low, high) = (low.max(slice.id_low), high.min(slice.id_high));
             let step = ((high - low) / self.tuning.id_fanout.max(2) + 1).max(1);
-            let cut = BucketCut { time_step: UNCUT, id_base: low, id_step: step };
+            let cut = BucketCut::ids(low, step);
             let within = AuditSlice { id_low: low, id_high: high, ..slice };
             for part in self.pairs(&within, &cut).await? {
                 if part.in_sync() {
                     continue;
                 }
-                let first = cut.id_base + part.key.1 * cut.id_step;
-                let sub = AuditSlice {
-                    id_low: first,
-                    id_high: (first + cut.id_step - 1).min(within.id_high),
-                    ..within
-                };
-                work.push((sub, part, false));
+                let (id_low, id_high) = cut.id.bucket_range(part.key.1, within.id_low, within.id_high);
+                work.push((AuditSlice { id_low, id_high, ..within }, part, false));
             }
         }
         Ok(findings)
