@@ -39,6 +39,15 @@ pub struct ReindexScope {
     pub conversation_ids: Vec<ConversationId>,
 }
 
+impl ReindexScope {
+    /// The window applies to the last update of every row (a lookback), not
+    /// to the conversation start: then each table is read by its own
+    /// `updated_at`, and every changed row is caught whatever changed it.
+    pub fn by_update(&self) -> bool {
+        self.window.is_some_and(|w| w.base == TimeBase::UpdatedAt)
+    }
+}
+
 /// The payload of a `JOB_TYPE_REINDEX_CONVERSATIONS` job.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReindexSpec {
@@ -67,20 +76,36 @@ impl ReindexActivity {
             ReindexActivity::ProcessScorecards => "reindex_process_scorecards",
         }
     }
+
+    /// The kind of scorecard the activity copies.
+    pub fn template_type(self) -> TemplateType {
+        match self {
+            ReindexActivity::Conversations => TemplateType::Conversation,
+            ReindexActivity::ProcessScorecards => TemplateType::Process,
+        }
+    }
+
+    /// The activities a job asking for `types` runs, in order: empty or
+    /// CONVERSATION present runs the conversation activity; PROCESS present
+    /// runs the process activity; both run conversation first, then process.
+    pub fn for_scorecard_types(types: &[TemplateType]) -> Vec<ReindexActivity> {
+        let mut activities = Vec::with_capacity(2);
+        if types.is_empty() || types.contains(&TemplateType::Conversation) {
+            activities.push(ReindexActivity::Conversations);
+        }
+        if types.contains(&TemplateType::Process) {
+            activities.push(ReindexActivity::ProcessScorecards);
+        }
+        activities
+    }
 }
 
-/// The activities to run, in order: empty or CONVERSATION present runs the
-/// conversation activity; PROCESS present runs the process activity; both
-/// run conversation first, then process.
-pub fn resolve_reindex_scope(types: &[TemplateType]) -> Vec<ReindexActivity> {
-    let mut activities = Vec::with_capacity(2);
-    if types.is_empty() || types.contains(&TemplateType::Conversation) {
-        activities.push(ReindexActivity::Conversations);
+impl ReindexSpec {
+    /// The activities this job runs, in order (see
+    /// [`ReindexActivity::for_scorecard_types`]).
+    pub fn activities(&self) -> Vec<ReindexActivity> {
+        ReindexActivity::for_scorecard_types(&self.scorecard_types)
     }
-    if types.contains(&TemplateType::Process) {
-        activities.push(ReindexActivity::ProcessScorecards);
-    }
-    activities
 }
 
 /// `REINDEX_MODE` of the scheduled reindex.
@@ -104,12 +129,14 @@ impl std::str::FromStr for ReindexMode {
     }
 }
 
-/// The scorecard types a scheduled reindex of `mode` asks for.
-pub fn map_mode_to_scorecard_types(mode: ReindexMode) -> Vec<TemplateType> {
-    match mode {
-        ReindexMode::Conversation => vec![TemplateType::Conversation],
-        ReindexMode::Process => vec![TemplateType::Process],
-        ReindexMode::All => vec![TemplateType::Conversation, TemplateType::Process],
+impl ReindexMode {
+    /// The scorecard types a scheduled reindex of this mode asks for.
+    pub fn scorecard_types(self) -> Vec<TemplateType> {
+        match self {
+            ReindexMode::Conversation => vec![TemplateType::Conversation],
+            ReindexMode::Process => vec![TemplateType::Process],
+            ReindexMode::All => vec![TemplateType::Conversation, TemplateType::Process],
+        }
     }
 }
 
@@ -120,19 +147,41 @@ mod tests {
     use TemplateType::*;
 
     #[test]
-    fn scope_branches_on_the_scorecard_types() {
-        assert_eq!(resolve_reindex_scope(&[]), vec![Conversations], "old clients: conversation only");
-        assert_eq!(resolve_reindex_scope(&[Conversation]), vec![Conversations]);
-        assert_eq!(resolve_reindex_scope(&[Process]), vec![ProcessScorecards]);
-        assert_eq!(resolve_reindex_scope(&[Process, Conversation]), vec![Conversations, ProcessScorecards]);
-        assert_eq!(resolve_reindex_scope(&[Process, Process]), vec![ProcessScorecards]);
+    fn activities_branch_on_the_scorecard_types() {
+        let for_types = ReindexActivity::for_scorecard_types;
+        assert_eq!(for_types(&[]), vec![Conversations], "old clients: conversation only");
+        assert_eq!(for_types(&[Conversation]), vec![Conversations]);
+        assert_eq!(for_types(&[Process]), vec![ProcessScorecards]);
+        assert_eq!(for_types(&[Process, Conversation]), vec![Conversations, ProcessScorecards]);
+        assert_eq!(for_types(&[Process, Process]), vec![ProcessScorecards]);
+        let spec = ReindexSpec { scorecard_types: vec![Process], ..ReindexSpec::default() };
+        assert_eq!(spec.activities(), vec![ProcessScorecards]);
+    }
+
+    #[test]
+    fn each_activity_copies_one_template_type() {
+        assert_eq!(Conversations.template_type(), Conversation);
+        assert_eq!(ProcessScorecards.template_type(), Process);
+    }
+
+    #[test]
+    fn only_a_window_on_the_last_update_reads_by_update() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let window = |base| Some(TimeWindow { start: at, end: at, base });
+        assert!(!ReindexScope::default().by_update());
+        assert!(
+            !ReindexScope { window: window(TimeBase::ConversationStart), ..ReindexScope::default() }
+                .by_update()
+        );
+        assert!(ReindexScope { window: window(TimeBase::UpdatedAt), ..ReindexScope::default() }.by_update());
     }
 
     #[test]
     fn modes_map_to_types() {
-        assert_eq!(map_mode_to_scorecard_types("all".parse().unwrap()), vec![Conversation, Process]);
-        assert_eq!(map_mode_to_scorecard_types("process".parse().unwrap()), vec![Process]);
-        assert_eq!(map_mode_to_scorecard_types("conversation".parse().unwrap()), vec![Conversation]);
+        let types = |mode: &str| mode.parse::<ReindexMode>().unwrap().scorecard_types();
+        assert_eq!(types("all"), vec![Conversation, Process]);
+        assert_eq!(types("process"), vec![Process]);
+        assert_eq!(types("conversation"), vec![Conversation]);
         assert!("both".parse::<ReindexMode>().is_err());
     }
 }

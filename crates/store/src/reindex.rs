@@ -157,11 +157,8 @@ impl Store {
     /// scorecards exactly, their scores estimated (see below); rows written
     /// meanwhile add to the difference.
     pub async fn reindex_estimate(&self, scope: &ReindexScope, activity: ReindexActivity) -> Result<i64> {
-        let by_update = scope.window.is_some_and(|w| w.base == TimeBase::UpdatedAt);
-        let kind = match activity {
-            ReindexActivity::Conversations => TemplateType::Conversation.number(),
-            ReindexActivity::ProcessScorecards => TemplateType::Process.number(),
-        };
+        let by_update = scope.by_update();
+        let kind = activity.template_type().number();
         let scorecards_time = if by_update { "c.updated_at" } else { "c.created_at" };
         // The activity's scorecards in scope, as `FROM … WHERE …` on `c`;
         // by start time, through their conversations in scope.

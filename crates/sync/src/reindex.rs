@@ -1,5 +1,5 @@
 //! The reindex workflow of `JOB_TYPE_REINDEX_CONVERSATIONS`: the payload's
-//! scorecard types decide which activities run (`resolve_reindex_scope`),
+//! scorecard types decide which activities run (`ReindexSpec::activities`),
 //! conversation first, then process, each resumable on its own from the
 //! checkpoint committed after ClickHouse acknowledged each batch.
 //!
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use scorekeeper_analytics::{Analytics, WritePath};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
-use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec, TimeBase, resolve_reindex_scope};
-use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
+use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec};
+use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_jobs::{JobContext, JobHandler, RunError};
 use scorekeeper_store::Store;
 use scorekeeper_store::jobs::{JobError, NewJob};
@@ -100,7 +100,7 @@ pub fn new_job(spec: &ReindexSpec, customer_id: Option<CustomerId>, max_attempts
 }
 
 fn activity_names(spec: &ReindexSpec) -> Vec<String> {
-    resolve_reindex_scope(&spec.scorecard_types).iter().map(|a| a.name().to_owned()).collect()
+    spec.activities().iter().map(|a| a.name().to_owned()).collect()
 }
 
 fn spec(payload: &serde_json::Value) -> Result<ReindexSpec, String> {
@@ -119,7 +119,7 @@ impl JobHandler for ReindexHandler {
             // The activities run side by side: each has its own pages,
             // checkpoint and progress, and together they keep both
             // Postgres and ClickHouse busy.
-            let runs = resolve_reindex_scope(&spec.scorecard_types).into_iter().filter_map(|activity| {
+            let runs = spec.activities().into_iter().filter_map(|activity| {
                 let progress = ctx.activity(activity.name());
                 if progress.is_some_and(|p| p.finished) {
                     return None;
@@ -158,7 +158,7 @@ struct ActivityRun<'a> {
 
 impl ActivityRun<'_> {
     fn by_update(&self) -> bool {
-        self.spec.scope.window.is_some_and(|w| w.base == TimeBase::UpdatedAt)
+        self.spec.scope.by_update()
     }
 
     fn batch_size(&self) -> usize {
@@ -267,13 +267,6 @@ impl PageReader {
         }
     }
 
-    fn template_type(&self) -> TemplateType {
-        match self.activity {
-            ReindexActivity::Conversations => TemplateType::Conversation,
-            ReindexActivity::ProcessScorecards => TemplateType::Process,
-        }
-    }
-
     /// Sends every page after `resume`, in order, then ends; on an error
     /// sends it and ends. Ends early when the writer has gone.
     ///
@@ -328,12 +321,14 @@ impl PageReader {
             Phase::Scorecards => {
                 let time = if self.by_update { ScorecardTime::UpdatedAt } else { ScorecardTime::CreatedAt };
                 Head::Scorecards(
-                    store.reindex_scorecards(scope, self.template_type(), time, after, limit).await?,
+                    store
+                        .reindex_scorecards(scope, self.activity.template_type(), time, after, limit)
+                        .await?,
                 )
             }
-            Phase::Scores => {
-                Head::Scores(store.reindex_changed_scores(scope, self.template_type(), after, limit).await?)
-            }
+            Phase::Scores => Head::Scores(
+                store.reindex_changed_scores(scope, self.activity.template_type(), after, limit).await?,
+            ),
         })
     }
 }

@@ -18,9 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use scorekeeper_domain::reindex::{
-    ReindexMode, ReindexScope, ReindexSpec, TimeBase, TimeWindow, map_mode_to_scorecard_types,
-};
+use scorekeeper_domain::reindex::{ReindexMode, ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_jobs::scheduler::{CronError, ScheduleError};
 pub use scorekeeper_jobs::scheduler::{Schedule, Scheduler, SchedulerConfig};
 use scorekeeper_store::Store;
@@ -108,7 +106,7 @@ impl ReindexScheduleSettings {
                 window: Some(TimeWindow { start, end: tick, base: TimeBase::UpdatedAt }),
                 conversation_ids: vec![],
             },
-            scorecard_types: map_mode_to_scorecard_types(self.mode),
+            scorecard_types: self.mode.scorecard_types(),
             conversations_batch_size: None,
             process_scorecards_batch_size: None,
         };
