@@ -106,45 +106,6 @@ impl Store {
         Ok(MirrorBatch { conversations: Vec::new(), scores: self.scores_of(&scorecards).await?, scorecards })
     }
 
-    /// Up to `limit` of the customer's conversations in `selector` with id
-    /// greater than `after`, in id order (keyset paging).
-    pub async fn conversation_page(
-        &self,
-        customer_id: CustomerId,
-        selector: &ConversationSelector,
-        after: ConversationId,
-        limit: usize,
-    ) -> Result<Vec<ConversationRecord>> {
-        let client = self.pool().get().await?;
-        let rows = match selector {
-            ConversationSelector::Ids(ids) => {
-                let ids: Vec<i64> = ids.iter().map(|c| c.0).collect();
-                client
-                    .query(
-                        &format!(
-                            "{CONVERSATION_SELECT}
-                             WHERE customer_id = $1 AND id = ANY($2) AND id > $3 ORDER BY id LIMIT $4"
-                        ),
-                        &[&customer_id.0, &ids, &after.0, &(limit as i64)],
-                    )
-                    .await?
-            }
-            ConversationSelector::StartedBetween { start, end } => {
-                client
-                    .query(
-                        &format!(
-                            "{CONVERSATION_SELECT}
-                             WHERE customer_id = $1 AND started_at >= $2 AND started_at < $3 AND id > $4
-                             ORDER BY id LIMIT $5"
-                        ),
-                        &[&customer_id.0, start, end, &after.0, &(limit as i64)],
-                    )
-                    .await?
-            }
-        };
-        rows.iter().map(conversation_record).collect()
-    }
-
     /// The conversation scorecards (never process ones) of these
     /// conversations, deleted or not, with all their scores.
     pub async fn conversation_scorecards_mirror(

@@ -1,6 +1,7 @@
-//! Keyset-paged readers for reindex jobs: rows in a reindex scope, in id
-//! order after a checkpoint, deleted rows included (they go out as
-//! tombstones). Memory is bounded by the page size whatever the range.
+//! Keyset-paged readers of the rows in a reindex scope, in id order after a
+//! checkpoint, deleted rows included (they go out as tombstones): what
+//! reindex jobs and batch indexing read. Memory is bounded by the page size
+//! whatever the range.
 
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::TemplateType;
@@ -65,7 +66,7 @@ const SCORECARD_OF_CONVERSATIONS: &str = "($4::bigint[] IS NULL OR c.conversatio
 impl Store {
     /// Conversations in scope with id > `after`; the window applies to the
     /// start time or the last update, by the scope's time base.
-    pub async fn reindex_conversations(
+    pub async fn conversations_in_scope(
         &self,
         scope: &ReindexScope,
         after: i64,

@@ -316,7 +316,7 @@ impl PageReader {
         let (store, scope, limit) = (&self.store, &self.spec.scope, self.limit);
         Ok(match phase {
             Phase::Conversations => {
-                Head::Conversations(store.reindex_conversations(scope, after, limit).await?)
+                Head::Conversations(store.conversations_in_scope(scope, after, limit).await?)
             }
             Phase::Scorecards => {
                 let time = if self.by_update { ScorecardTime::UpdatedAt } else { ScorecardTime::CreatedAt };

@@ -15,11 +15,11 @@ use chrono::DateTime;
 use scorekeeper_analytics::WritePath;
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, DriftKind};
 use scorekeeper_domain::mirror::MirrorBatch;
+use scorekeeper_domain::reindex::ReindexScope;
 use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::{self as pb, AuditRequest};
 use scorekeeper_store::jobs::{JobState, NewJob};
-use scorekeeper_store::mirror::ConversationSelector;
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, bulk_import};
@@ -34,16 +34,13 @@ use crate::fixtures::{T0, ts};
 /// Copies every row of `customer` from Postgres to ClickHouse, as a
 /// reindex would: the world starts in sync.
 async fn mirror_everything(env: &TestEnv, customer: CustomerId) {
-    let selector = ConversationSelector::StartedBetween {
-        start: DateTime::UNIX_EPOCH,
-        end: DateTime::from_timestamp(4_000_000_000, 0).unwrap(),
-    };
+    let scope = ReindexScope { customer_id: Some(customer), ..ReindexScope::default() };
     let mut batch = MirrorBatch::default();
-    let mut after = ConversationId(0);
+    let mut after = 0;
     loop {
-        let page = env.store.conversation_page(customer, &selector, after, 5_000).await.unwrap();
+        let page = env.store.conversations_in_scope(&scope, after, 5_000).await.unwrap();
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = last.id.0;
         batch.conversations.extend(page);
     }
     let all = env.postgres_scorecards().await;
@@ -191,16 +188,12 @@ async fn each_kind_of_drift_is_named_by_id_and_the_repair_converges() {
     // Newer in ClickHouse than in Postgres (a bug would do this).
     let first = ids(&env, &format!("SELECT min(id) FROM conversations WHERE customer_id = {c}")).await[0];
     let mut newer = MirrorBatch::default();
-    let page = env
-        .store
-        .conversation_page(
-            customer,
-            &ConversationSelector::Ids(vec![ConversationId(first)]),
-            ConversationId(0),
-            1,
-        )
-        .await
-        .unwrap();
+    let one = ReindexScope {
+        customer_id: Some(customer),
+        conversation_ids: vec![ConversationId(first)],
+        ..ReindexScope::default()
+    };
+    let page = env.store.conversations_in_scope(&one, 0, 1).await.unwrap();
     newer.conversations = page;
     newer.conversations[0].version += 1;
     env.analytics.write(WritePath::Reindex, &newer).await.unwrap();

@@ -22,7 +22,6 @@ use scorekeeper_domain::reindex::{ReindexActivity, ReindexScope, TimeBase, TimeW
 use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_proto::coaching::{self as pb, ScorecardTemplateType as Kind};
 use scorekeeper_proto::v1::{self, Job, ReindexConversationsPayload, ReindexTimeBase};
-use scorekeeper_store::mirror::ConversationSelector;
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
 use scorekeeper_tests::{Customer, TestEnv};
@@ -185,15 +184,20 @@ pub(crate) struct Truth {
 
 impl Truth {
     pub(crate) async fn read(env: &TestEnv, world: &World) -> Truth {
-        let everything = ConversationSelector::StartedBetween {
-            start: DateTime::UNIX_EPOCH,
-            end: DateTime::from_timestamp(T0 + 3650 * DAY, 0).expect("a valid time"),
-        };
         let mut conversations = Vec::new();
         for side in [&world.a, &world.b] {
+            let everything = ReindexScope {
+                customer_id: Some(side.customer.id),
+                window: Some(TimeWindow {
+                    start: DateTime::UNIX_EPOCH,
+                    end: DateTime::from_timestamp(T0 + 3650 * DAY, 0).expect("a valid time"),
+                    base: TimeBase::ConversationStart,
+                }),
+                conversation_ids: Vec::new(),
+            };
             conversations.extend(
                 env.store
-                    .conversation_page(side.customer.id, &everything, ConversationId(0), 10_000)
+                    .conversations_in_scope(&everything, 0, 10_000)
                     .await
                     .expect("reading conversations"),
             );

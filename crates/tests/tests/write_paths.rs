@@ -232,14 +232,12 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
         .expect("batch index by ids");
 
     let in_clickhouse = env.clickhouse_conversations().await;
-    let all = scorekeeper_store::mirror::ConversationSelector::Ids(
-        convs.iter().map(|c| scorekeeper_domain::ConversationId(c.id)).collect(),
-    );
-    let stored = env
-        .store
-        .conversation_page(customer.id, &all, scorekeeper_domain::ConversationId(0), 100)
-        .await
-        .unwrap();
+    let all = scorekeeper_domain::reindex::ReindexScope {
+        customer_id: Some(customer.id),
+        conversation_ids: convs.iter().map(|c| scorekeeper_domain::ConversationId(c.id)).collect(),
+        ..Default::default()
+    };
+    let stored = env.store.conversations_in_scope(&all, 0, 100).await.unwrap();
     let expected: Vec<scorekeeper_analytics::rows::ConversationRow> = stored.iter().map(Into::into).collect();
     assert_eq!(expected.len(), 6);
     assert_eq!(in_clickhouse, expected, "conversations in ClickHouse equal Postgres");

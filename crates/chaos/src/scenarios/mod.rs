@@ -9,13 +9,11 @@ pub mod torn_insert;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use chrono::DateTime;
+use anyhow::bail;
 use scorekeeper_analytics::WritePath;
+use scorekeeper_domain::TemplateType;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
-use scorekeeper_domain::{ConversationId, TemplateType};
 use scorekeeper_store::jobs::{Job, JobState};
-use scorekeeper_store::mirror::ConversationSelector;
 use scorekeeper_sync::reindex::new_job;
 use uuid::Uuid;
 
@@ -24,15 +22,12 @@ use crate::world::World;
 /// Copies every row of the world's customer from Postgres to ClickHouse
 /// (direct, as a reindex would): the world starts in sync.
 pub async fn mirror_everything(world: &World) -> anyhow::Result<()> {
-    let selector = ConversationSelector::StartedBetween {
-        start: DateTime::UNIX_EPOCH,
-        end: DateTime::from_timestamp(4_000_000_000, 0).context("a time")?,
-    };
-    let mut after = ConversationId(0);
+    let scope = ReindexScope { customer_id: Some(world.customer), ..ReindexScope::default() };
+    let mut after = 0;
     loop {
-        let page = world.store.conversation_page(world.customer, &selector, after, 5_000).await?;
+        let page = world.store.conversations_in_scope(&scope, after, 5_000).await?;
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = last.id.0;
         let batch = scorekeeper_domain::mirror::MirrorBatch { conversations: page, ..Default::default() };
         world.analytics.write(WritePath::Reindex, &batch).await?;
     }
