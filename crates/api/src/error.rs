@@ -3,6 +3,7 @@
 //! sent to the client.
 
 use scorekeeper_analytics::AnalyticsError;
+use scorekeeper_autoqa::AutoQaError;
 use scorekeeper_domain::Invalid;
 use scorekeeper_store::StoreError;
 use scorekeeper_sync::SyncError;
@@ -49,6 +50,15 @@ impl From<SyncError> for ApiError {
             SyncError::Store(e) => e.into(),
             SyncError::Analytics(e) => e.into(),
             SyncError::Invalid(e) => e.into(),
+        }
+    }
+}
+
+impl From<AutoQaError> for ApiError {
+    fn from(error: AutoQaError) -> Self {
+        match error {
+            AutoQaError::Store(e) => e.into(),
+            AutoQaError::Invalid(e) => e.into(),
         }
     }
 }

@@ -1,11 +1,10 @@
 //! The paths that bring Postgres rows into ClickHouse, all through
 //! `Analytics::write`: the outbox dispatcher (API and AutoQA changes), batch
-//! indexing of conversations, AutoQA scoring, reindex jobs; and the drift
+//! indexing of conversations, reindex jobs; and the drift
 //! [`audit`] that finds what they missed. The retry policy for all of them
 //! lives in [`retry`].
 
 pub mod audit;
-pub mod autoqa;
 pub mod batch_index;
 pub mod error;
 pub mod outbox;

@@ -29,8 +29,7 @@ impl AutoQaService for AutoQa {
         })()
         .map_err(ApiError::from)?;
         let results =
-            scorekeeper_sync::autoqa::autoscore(&self.0.store, principal.customer_id, template_id, &ids)
-                .await;
+            scorekeeper_autoqa::autoscore(&self.0.store, principal.customer_id, template_id, &ids).await;
         // Some scorecards may have committed before a failure.
         self.0.outbox.written();
         let results = results.map_err(ApiError::from)?;

@@ -1,6 +1,8 @@
 //! AutoscoreConversations: evaluates a template's rule criteria on
 //! transcripts and keeps one AUTOQA scorecard per (conversation, template).
-//! The scorecards reach ClickHouse through the outbox, like API writes.
+//! The scorecards reach ClickHouse through the outbox, like API writes:
+//! this crate is an application service on Postgres and never touches
+//! ClickHouse itself.
 
 use futures::{StreamExt, TryStreamExt};
 use scorekeeper_domain::autoqa::{CompiledRule, RuleCriterion, score_transcript};
@@ -8,7 +10,9 @@ use scorekeeper_domain::scorecard::{Score, Template};
 use scorekeeper_domain::{ConversationId, CustomerId, Invalid, ScorecardId, TemplateId};
 use scorekeeper_store::Store;
 
-use crate::error::Result;
+pub mod error;
+
+pub use error::{AutoQaError, Result};
 
 /// Scorecard writes in flight at once; results keep request order.
 const WRITE_CONCURRENCY: usize = 8;
