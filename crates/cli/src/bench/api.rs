@@ -20,6 +20,8 @@ use anyhow::{Context, bail, ensure};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use scorekeeper_client::channel::connect;
+use scorekeeper_client::{Authed, BearerToken};
 use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
 use scorekeeper_proto::coaching::{
     CreateScorecardRequest, CreateScorecardTemplateRequest, Criterion, Score, ScorecardTemplateType,
@@ -32,7 +34,6 @@ use tokio::sync::mpsc;
 use super::cpu::{CpuSample, CpuUse};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
-use crate::client::{Authed, BearerToken};
 use crate::settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
@@ -157,7 +158,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     );
 
     let bearer = BearerToken::new(&token)?;
-    let channel = crate::client::connect(&serve.grpc_url, CALL_TIMEOUT).await?;
+    let channel = connect(&serve.grpc_url, CALL_TIMEOUT).await?;
     let world = World::create(channel, bearer.clone(), args.conversations as usize).await?;
 
     let (acked_tx, acked_rx) = mpsc::unbounded_channel();
@@ -185,7 +186,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     });
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..args.concurrency {
-        let channel = crate::client::connect(&serve.grpc_url, CALL_TIMEOUT).await?;
+        let channel = connect(&serve.grpc_url, CALL_TIMEOUT).await?;
         let client = ScorecardServiceClient::with_interceptor(channel, bearer.clone());
         let load = Load {
             client,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
+use scorekeeper_client::{BearerToken, channel};
 use scorekeeper_proto::coaching::ScorecardTemplateType;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_client::JobServiceClient;
@@ -24,7 +25,6 @@ use super::cpu::{CpuSample, CpuUse};
 use super::dataset::{self, DatasetRows, Scale};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
-use crate::client::{self, BearerToken};
 use crate::settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
@@ -219,7 +219,7 @@ pub(super) async fn run_job(
     let token = databases.admin_token().await?;
     let env: Vec<(&str, String)> = serve_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let serve = ServeProcess::start(databases, &env).await?;
-    let channel = client::connect(&serve.grpc_url, Duration::from_secs(30)).await?;
+    let channel = channel::connect(&serve.grpc_url, Duration::from_secs(30)).await?;
     let mut jobs = JobServiceClient::with_interceptor(channel, BearerToken::new(&token)?);
     let payload = ReindexConversationsPayload {
         customer_id: 0,

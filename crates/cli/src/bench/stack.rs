@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
 use scorekeeper_store::Store;
+use scorekeeper_testbed::postgres_url::{self, with_database};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -29,7 +30,9 @@ impl BenchDatabases {
         clickhouse: &ClickHouseArgs,
         name: &str,
     ) -> anyhow::Result<BenchDatabases> {
-        let database_url = with_database(&postgres.database_url, |db| format!("{db}_bench_{name}"))?;
+        let url = &postgres.database_url;
+        let database_url = with_database(url, &format!("{}_bench_{name}", postgres_url::database(url)?))
+            .context("DATABASE_URL")?;
         Store::create_database_if_missing(&database_url)
             .await
             .with_context(|| format!("creating the bench database of {database_url}"))?;
@@ -48,22 +51,6 @@ impl BenchDatabases {
         let customer = self.store.ensure_customer("bench-admin").await?;
         Ok(self.store.create_token(customer, true, "bench").await?)
     }
-}
-
-/// `url` with its database name (the path) replaced by `rename(old)`.
-pub fn with_database(url: &str, rename: impl Fn(&str) -> String) -> anyhow::Result<String> {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let Some(scheme_end) = base.find("://") else { bail!("DATABASE_URL {url:?} is not a postgres:// URL") };
-    let (authority, database) = match base[scheme_end + 3..].split_once('/') {
-        Some((_, db)) if !db.is_empty() => (&base[..base.len() - db.len() - 1], db),
-        _ => (base.trim_end_matches('/'), "postgres"),
-    };
-    let mut renamed = format!("{authority}/{}", rename(database));
-    if let Some(query) = query {
-        renamed.push('?');
-        renamed.push_str(query);
-    }
-    Ok(renamed)
 }
 
 /// A `scorekeeper serve` child process on the bench databases, killed when
@@ -154,24 +141,4 @@ async fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     response.split_whitespace().nth(1)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn renames_the_database_of_a_url() {
-        let bench = |db: &str| format!("{db}_bench_m");
-        assert_eq!(
-            with_database("postgres://u@h:1/scorekeeper", bench).unwrap(),
-            "postgres://u@h:1/scorekeeper_bench_m"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/sk?sslmode=disable", bench).unwrap(),
-            "postgres://u:p@h/sk_bench_m?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h:1", bench).unwrap(), "postgres://u@h:1/postgres_bench_m");
-        assert!(with_database("host=h dbname=x", bench).is_err());
-    }
 }

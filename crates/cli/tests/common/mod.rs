@@ -32,11 +32,9 @@ pub fn setting(name: &str) -> String {
     })
 }
 
-/// `postgres://…/old?x` with the database replaced.
+/// `url` with the database replaced (`scorekeeper-testbed`'s URL surgery).
 pub fn with_database(url: &str, database: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    let cut = base.rfind('/').map_or(base.len(), |i| i);
-    format!("{}/{database}", &base[..cut])
+    scorekeeper_testbed::postgres_url::with_database(url, database).expect("a postgres:// URL")
 }
 
 /// Drops the database `name` on both servers when dropped, also when the
