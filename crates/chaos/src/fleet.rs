@@ -113,7 +113,7 @@ pub struct Fleet {
 impl Fleet {
     pub fn new(settings: FleetSettings) -> anyhow::Result<Fleet> {
         Ok(Fleet {
-            binary: crate::binary::serve_binary()?,
+            binary: scorekeeper_testbed::binary::serve_binary()?,
             settings,
             members: Vec::new(),
             api: ApiTargets::default(),

@@ -1,4 +1,4 @@
-//! `scorekeeper bench api`: CreateScorecard load through gRPC against a
+//! `scorekeeper-bench api`: CreateScorecard load through gRPC against a
 //! `scorekeeper serve` child on the bench's own databases, with Postgres at
 //! whatever durability the server runs (shown, never changed).
 //!
@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use super::cpu::{CpuSample, CpuUse};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
-use crate::settings::{ClickHouseArgs, PostgresArgs};
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
 pub struct ApiBenchArgs {
@@ -163,7 +163,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
 
     let (acked_tx, acked_rx) = mpsc::unbounded_channel();
     let watcher = tokio::spawn(watch_visibility(
-        databases.analytics.client().clone(),
+        databases.clickhouse_client.clone(),
         customer.0,
         acked_rx,
         args.poll_interval,

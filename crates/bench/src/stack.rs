@@ -12,7 +12,7 @@ use scorekeeper_testbed::postgres_url::{self, with_database};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::settings::{ClickHouseArgs, PostgresArgs};
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 
 /// A Postgres database and a ClickHouse database named after the bench,
 /// beside the ones the settings name: `<db>_bench_<name>`.
@@ -21,6 +21,14 @@ pub struct BenchDatabases {
     pub clickhouse: ClickHouseConfig,
     pub store: Store,
     pub analytics: Analytics,
+    /// The bench's own client on its ClickHouse database, for the raw
+    /// queries the service never makes (counts, merges, drift).
+    pub clickhouse_client: clickhouse::Client,
+}
+
+/// A client on `config`'s database, set up as the service's own.
+pub fn database_client(config: &ClickHouseConfig) -> clickhouse::Client {
+    scorekeeper_analytics::server_client(config).with_database(&config.database)
 }
 
 impl BenchDatabases {
@@ -33,7 +41,7 @@ impl BenchDatabases {
         let url = &postgres.database_url;
         let database_url = with_database(url, &format!("{}_bench_{name}", postgres_url::database(url)?))
             .context("DATABASE_URL")?;
-        Store::create_database_if_missing(&database_url)
+        scorekeeper_testbed::database::create_if_missing(&database_url)
             .await
             .with_context(|| format!("creating the bench database of {database_url}"))?;
         let store = Store::connect(&database_url, postgres.database_max_connections)?;
@@ -43,7 +51,8 @@ impl BenchDatabases {
         let clickhouse = analytics;
         let analytics = Analytics::new(clickhouse.clone())?;
         analytics.migrate().await.context("creating the bench ClickHouse database")?;
-        Ok(BenchDatabases { database_url, clickhouse, store, analytics })
+        let clickhouse_client = database_client(&clickhouse);
+        Ok(BenchDatabases { database_url, clickhouse, store, analytics, clickhouse_client })
     }
 
     /// An admin API token of a `bench-admin` customer (created if missing).
@@ -62,10 +71,11 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts this binary's `serve` with `env` added and waits for /health.
+    /// Starts `scorekeeper serve` (the binary beside this one, or
+    /// `SCOREKEEPER_BIN`) with `env` added and waits for /health.
     pub async fn start(databases: &BenchDatabases, env: &[(&str, String)]) -> anyhow::Result<ServeProcess> {
         let (grpc_port, http_port) = (free_port()?, free_port()?);
-        let binary: PathBuf = std::env::current_exe().context("locating this binary")?;
+        let binary: PathBuf = scorekeeper_testbed::binary::serve_binary()?;
         let mut command = Command::new(binary);
         command
             .arg("serve")
