@@ -28,13 +28,13 @@ use scorekeeper_proto::coaching::{
 };
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
 use scorekeeper_proto::v1::{Conversation, Message, Speaker, UpsertConversationsRequest};
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::cpu::{CpuSample, CpuUse};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
-use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
 pub struct ApiBenchArgs {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use scorekeeper_domain::audit::{AuditReport, AuditScope, AuditTable, DriftKind};
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use serde::Serialize;
 
@@ -32,7 +33,6 @@ use super::dataset::{DatasetRows, Scale};
 use super::report;
 use super::stack::{BenchDatabases, database_client};
 use super::{baselines, reindex};
-use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
 pub struct AuditBenchArgs {

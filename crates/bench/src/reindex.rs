@@ -18,6 +18,7 @@ use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_proto::v1::{
     CreateJobRequest, GetJobRequest, JobPayload, JobState, JobType, ReindexConversationsPayload,
 };
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 use serde::Serialize;
 
 use super::baselines::{self, TABLES};
@@ -25,7 +26,6 @@ use super::cpu::{CpuSample, CpuUse};
 use super::dataset::{self, DatasetRows, Scale};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess, database_client};
-use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
 pub struct ReindexBenchArgs {

@@ -1,18 +1,15 @@
 //! The bench's own databases on the servers the settings point at, and the
 //! `scorekeeper serve` child process a bench drives.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
-use scorekeeper_store::Store;
-use scorekeeper_testbed::postgres_url::{self, with_database};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
-
 use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
+use scorekeeper_store::Store;
+use scorekeeper_testbed::binary::serve_binary;
+use scorekeeper_testbed::postgres_url::{self, with_database};
+use scorekeeper_testbed::serve::Serve;
 
 /// A Postgres database and a ClickHouse database named after the bench,
 /// beside the ones the settings name: `<db>_bench_<name>`.
@@ -62,69 +59,38 @@ impl BenchDatabases {
     }
 }
 
-/// A `scorekeeper serve` child process on the bench databases, killed when
-/// dropped.
+/// A `scorekeeper serve` child process on the bench databases (started by
+/// the one launcher, `scorekeeper_testbed::serve`), killed when dropped.
 pub struct ServeProcess {
-    child: Child,
+    process: scorekeeper_testbed::serve::ServeProcess,
     pub grpc_url: String,
-    http_port: u16,
 }
 
 impl ServeProcess {
     /// Starts `scorekeeper serve` (the binary beside this one, or
-    /// `SCOREKEEPER_BIN`) with `env` added and waits for /health.
+    /// `SCOREKEEPER_BIN`) with `env` added and waits for /health. Its log
+    /// goes to this process's standard error, at `RUST_LOG` (default warn).
     pub async fn start(databases: &BenchDatabases, env: &[(&str, String)]) -> anyhow::Result<ServeProcess> {
-        let (grpc_port, http_port) = (free_port()?, free_port()?);
-        let binary: PathBuf = scorekeeper_testbed::binary::serve_binary()?;
-        let mut command = Command::new(binary);
-        command
-            .arg("serve")
-            .env("DATABASE_URL", &databases.database_url)
-            .env("CLICKHOUSE_URL", &databases.clickhouse.url)
-            .env("CLICKHOUSE_DATABASE", &databases.clickhouse.database)
-            .env("CLICKHOUSE_USER", &databases.clickhouse.user)
-            .env("CLICKHOUSE_PASSWORD", &databases.clickhouse.password)
-            .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-            .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env_remove("REINDEX_SCHEDULE")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+        let clickhouse = &databases.clickhouse;
+        let mut serve = Serve::new(serve_binary()?)
+            .postgres(&databases.database_url)
+            .clickhouse(&clickhouse.url, &clickhouse.database, &clickhouse.user, &clickhouse.password)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
         for (key, value) in env {
-            command.env(key, value);
+            serve = serve.env(*key, value.clone());
         }
-        let child = command.spawn().context("starting scorekeeper serve")?;
-        let mut serve = ServeProcess { child, grpc_url: format!("http://127.0.0.1:{grpc_port}"), http_port };
-        serve.wait_healthy(Duration::from_secs(60)).await?;
-        Ok(serve)
+        let process = serve.start(Duration::from_secs(60)).await?;
+        Ok(ServeProcess { grpc_url: process.grpc_url(), process })
     }
 
-    async fn wait_healthy(&mut self, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("scorekeeper serve exited at start ({status}); its log is above");
-            }
-            if http_status(self.http_port, "/health").await == Some(200) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("scorekeeper serve did not answer /health within {within:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
     }
 
     /// The process's peak resident memory so far (Linux `VmHWM`), in MiB.
-    /// The process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     pub fn peak_rss_mb(&self) -> anyhow::Result<f64> {
-        let pid = self.child.id().context("serve has exited")?;
+        let pid = self.pid().context("serve has exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let kib: f64 = status
             .lines()
@@ -136,19 +102,6 @@ impl ServeProcess {
 
     /// Stops the process (SIGKILL: a bench has nothing to drain).
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        let _ = self.process.kill().await;
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// The status of a plain HTTP/1.0 GET on loopback, if anything answered.
-async fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
 }

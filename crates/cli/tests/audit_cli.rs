@@ -4,11 +4,11 @@
 //! queues their reindex, follows it, and audits again to zero (exit 0).
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::{free_port, http_get, spawn_serve};
+use scorekeeper_tests::process::{http_get, serve};
 use serde_json::Value;
 
 mod common;
@@ -34,14 +34,11 @@ async fn audit_and_repair_against_a_serve_process() {
     let data = bulk_import(&env.store, customer, 200).await;
     let token = env.store.create_token(customer, false, "cli").await.unwrap();
 
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let _serve = spawn_serve(env!("CARGO_BIN_EXE_scorekeeper"), &env, grpc_port, http_port);
-    let started = Instant::now();
-    while http_get(http_port, "/health").await.map(|r| r.0) != Some(200) {
-        assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer /health within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let grpc_url = format!("http://127.0.0.1:{grpc_port}");
+    let serve = serve(env!("CARGO_BIN_EXE_scorekeeper"), &env)
+        .start(Duration::from_secs(30))
+        .await
+        .expect("serve answers /health within 30 s");
+    let (grpc_url, http_port) = (serve.grpc_url(), serve.http_port());
     let customer_arg = customer.0.to_string();
     let base = [
         "audit",
