@@ -3,7 +3,7 @@
 //! crates: Postgres URLs of databases beside the service's
 //! ([`postgres_url`]) and creating them ([`database`]), the `scorekeeper`
 //! binary ([`binary`]) and the one launcher of its `serve` processes
-//! ([`serve`]), and the loopback helpers they need ([`loopback`]).
+//! ([`serve`]), and talking to them on loopback ([`loopback`]).
 //!
 //! The test harness (`scorekeeper-tests`), the benchmarks and the fault
 //! runs all build on this one copy.
