@@ -50,9 +50,10 @@ impl Analytics {
         &self.config
     }
 
-    /// The underlying client, on this database, for tools that need raw
-    /// queries (benchmarks); the service itself goes through this crate.
-    pub fn client(&self) -> &clickhouse::Client {
+    /// The underlying client, on this database, for this crate's readers
+    /// and writers. Tools that need raw queries build their own from the
+    /// same settings with [`server_client`].
+    pub(crate) fn client(&self) -> &clickhouse::Client {
         &self.client
     }
 

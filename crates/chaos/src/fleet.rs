@@ -5,14 +5,12 @@
 //! in flight when its process dies fails, and is not acknowledged).
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rand::Rng;
-use scorekeeper_tests::process::{free_port, http_get, serve_command};
-use tokio::process::Child;
+use scorekeeper_tests::process::{ServeProcess, serve};
 use tonic::transport::Channel;
 
 use crate::world::World;
@@ -83,7 +81,7 @@ pub struct Member {
     pub pid: u32,
     pub grpc_port: Option<u16>,
     pub http_port: u16,
-    child: Child,
+    process: ServeProcess,
 }
 
 /// Settings every process of the fleet gets.
@@ -113,7 +111,7 @@ pub struct Fleet {
 impl Fleet {
     pub fn new(settings: FleetSettings) -> anyhow::Result<Fleet> {
         Ok(Fleet {
-            binary: crate::binary::serve_binary()?,
+            binary: scorekeeper_testbed::binary::serve_binary()?,
             settings,
             members: Vec::new(),
             api: ApiTargets::default(),
@@ -127,77 +125,54 @@ impl Fleet {
     }
 
     /// Starts a process and waits until it listens (its HTTP port answers,
-    /// and its gRPC port accepts when it serves the API).
+    /// and its gRPC port accepts when it serves the API); its log goes to
+    /// `<log_dir>/<name>.log`.
     pub async fn spawn(&mut self, world: &World, role: Role) -> anyhow::Result<u32> {
         self.spawned += 1;
         let name = format!("{}-{}", role.label(), self.spawned);
-        let (grpc_port, http_port) = (free_port(), free_port());
-        let binary = self.binary.to_str().context("the binary's path is not UTF-8")?;
-        let log = std::fs::File::create(world.log_dir.join(format!("{name}.log")))?;
-        let mut command = serve_command(binary, &world.env);
-        command
-            .env("DATABASE_URL", &world.database_url)
+        let mut command = serve(&self.binary, &world.env)
+            .postgres(&world.database_url)
             .env("CLICKHOUSE_URL", world.clickhouse_url())
             .env("DATABASE_MAX_CONNECTIONS", "8")
-            .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-            .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
             .env("SK_NO_MIGRATE", "true")
             .env("JOB_LEASE_SECONDS", self.settings.job_lease_seconds.to_string())
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::from(log));
-        for (flag, on) in
-            [("SK_NO_API", role.api), ("SK_NO_DISPATCHER", role.dispatcher), ("SK_NO_WORKER", role.worker)]
-        {
-            if !on {
-                command.env(flag, "true");
-            }
+            .log_file(world.log_dir.join(format!("{name}.log")));
+        if !role.api {
+            command = command.without_api();
         }
-        match &role.reindex_schedule {
+        if !role.dispatcher {
+            command = command.without_dispatcher();
+        }
+        if !role.worker {
+            command = command.without_worker();
+        }
+        command = match &role.reindex_schedule {
             Some(cron) => command.env("REINDEX_SCHEDULE", cron),
-            None => command.env("SK_NO_SCHEDULER", "true"),
+            None => command.without_scheduler(),
         };
         for (key, value) in &self.settings.env {
-            command.env(key, value);
+            command = command.env(key, value);
         }
-        let child = command.spawn().context("starting scorekeeper serve")?;
-        let pid = child.id().context("the child has no pid")?;
-        let member = Member {
+        let mut process = command.spawn().context("starting scorekeeper serve")?;
+        let pid = process.pid().context("the child has no pid")?;
+        let (grpc_port, http_port) = (process.grpc_port(), process.http_port());
+        process
+            .wait_listening(Duration::from_secs(30))
+            .await
+            .with_context(|| format!("{name} did not start"))?;
+        self.members.push(Member {
             name,
             role: role.clone(),
             pid,
             grpc_port: role.api.then_some(grpc_port),
             http_port,
-            child,
-        };
-        self.members.push(member);
-        self.wait_ready(pid, Duration::from_secs(30)).await?;
+            process,
+        });
         if role.api {
-            let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc_port}"))?.connect_lazy();
+            let channel = scorekeeper_client::channel::lazy(&format!("http://127.0.0.1:{grpc_port}"))?;
             self.api.add(ApiTarget { port: grpc_port, channel });
         }
         Ok(pid)
-    }
-
-    async fn wait_ready(&mut self, pid: u32, within: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            let member = self.members.iter_mut().find(|m| m.pid == pid).context("no such member")?;
-            if let Some(status) = member.child.try_wait()? {
-                bail!("{} exited at start ({status}); see its log", member.name);
-            }
-            let http_up = http_get(member.http_port, "/metrics").await.is_some();
-            let grpc_up = match member.grpc_port {
-                Some(port) => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
-                None => true,
-            };
-            if http_up && grpc_up {
-                return Ok(());
-            }
-            if started.elapsed() > within {
-                bail!("{} did not listen within {within:?}", member.name);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// SIGKILL of the process `pid`; returns its role, to restart one like it.
@@ -207,8 +182,7 @@ impl Fleet {
         if let Some(port) = member.grpc_port {
             self.api.remove(port);
         }
-        member.child.start_kill().context("kill -9")?;
-        member.child.wait().await?;
+        member.process.kill().await.context("kill -9")?;
         self.kills += 1;
         Ok(member.role)
     }
@@ -227,7 +201,7 @@ impl Fleet {
     pub fn exited(&mut self) -> Vec<String> {
         let mut gone = Vec::new();
         for member in &mut self.members {
-            if let Ok(Some(status)) = member.child.try_wait() {
+            if let Some(status) = member.process.exited() {
                 gone.push(format!("{} ({status})", member.name));
             }
         }

@@ -12,7 +12,6 @@
 //! gRPC, recording what was acknowledged), [`verify`], [`report`] (a row per
 //! scenario), and one module per scenario under [`scenarios`].
 
-pub mod binary;
 pub mod fault;
 pub mod fleet;
 pub mod load;

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rand::Rng;
+use scorekeeper_client::BearerToken;
 use scorekeeper_domain::TemplateId;
 use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
 use scorekeeper_proto::coaching::{CreateScorecardRequest, Score, Scorecard, UpdateScorecardRequest};
 use scorekeeper_tests::env::BulkData;
-use tonic::metadata::{Ascii, MetadataValue};
 
 use crate::fleet::ApiTargets;
 use crate::world::World;
@@ -142,7 +142,7 @@ impl Load {
     ) -> anyhow::Result<Load> {
         let stop = Arc::new(AtomicBool::new(false));
         let ledger = Arc::new(Mutex::new(Ledger::default()));
-        let bearer: MetadataValue<Ascii> = format!("Bearer {token}").parse()?;
+        let bearer = BearerToken::new(token)?;
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..concurrency {
             let task = Task {
@@ -173,7 +173,7 @@ impl Load {
 struct Task {
     workload: Workload,
     targets: ApiTargets,
-    bearer: MetadataValue<Ascii>,
+    bearer: BearerToken,
     stop: Arc<AtomicBool>,
     ledger: Arc<Mutex<Ledger>>,
 }
@@ -186,7 +186,7 @@ impl Task {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
-            let mut client = ScorecardServiceClient::new(target.channel);
+            let mut client = ScorecardServiceClient::with_interceptor(target.channel, self.bearer.clone());
             let update = self.pick_update();
             let outcome = match update {
                 Some((id, process)) => {
@@ -222,7 +222,6 @@ impl Task {
     }
 
     fn prepare<T>(&self, request: &mut tonic::Request<T>) {
-        request.metadata_mut().insert("authorization", self.bearer.clone());
         request.set_timeout(CALL_TIMEOUT);
     }
 

@@ -62,8 +62,7 @@ where
     T: clickhouse::RowOwned + clickhouse::RowRead,
 {
     world
-        .analytics
-        .client()
+        .clickhouse_client()
         .query(&format!(
             "SELECT ?fields FROM {table} FINAL WHERE is_deleted = 0 AND customer_id = ? ORDER BY customer_id, id"
         ))

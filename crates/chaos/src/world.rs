@@ -118,6 +118,13 @@ impl World {
         })
     }
 
+    /// A client of the run's ClickHouse database, direct (never through the
+    /// proxy), for the checks' raw queries.
+    pub fn clickhouse_client(&self) -> clickhouse::Client {
+        let config = self.analytics.config();
+        scorekeeper_analytics::server_client(config).with_database(&config.database)
+    }
+
     /// The ClickHouse URL serve processes use (the proxy).
     pub fn clickhouse_url(&self) -> String {
         self.clickhouse_proxy.url()

@@ -2,9 +2,7 @@
 //! together; no logic of its own.
 
 mod audit;
-mod bench;
 mod client;
-mod demo;
 mod jobs;
 mod serve;
 mod settings;
@@ -48,11 +46,6 @@ enum Command {
     /// List, inspect or cancel jobs through the API.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
-    /// Measure reindex and API speed on the local stack, in databases of its own.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
-    /// Walk through the whole product on the local stack against a running `serve`.
-    Demo(demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
@@ -112,7 +105,5 @@ async fn main() -> anyhow::Result<()> {
         Command::Reindex(args) => jobs::reindex(args).await,
         Command::Jobs(command) => jobs::run(command).await,
         Command::Audit(args) => audit::run(args).await,
-        Command::Demo(args) => demo::run(args).await,
-        Command::Bench(command) => bench::run(command).await,
     }
 }

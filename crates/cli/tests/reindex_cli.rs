@@ -4,11 +4,11 @@
 //! ClickHouse only through the reindex job the CLI creates and follows.
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::{free_port, http_get, serve_command};
+use scorekeeper_tests::process::serve;
 use serde_json::Value;
 
 mod common;
@@ -42,20 +42,13 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
     let token = env.store.create_token(customer, false, "cli").await.unwrap();
     assert_eq!(env.clickhouse_row_count("scorecards").await, 0, "a bulk import reaches Postgres only");
 
-    let (grpc_port, http_port) = (free_port(), free_port());
     // A commit per page, so that batches_done shows --batch-size reached the job.
-    let _serve = serve_command(env!("CARGO_BIN_EXE_scorekeeper"), &env)
-        .env("SK_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
-        .env("SK_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+    let serve = serve(env!("CARGO_BIN_EXE_scorekeeper"), &env)
         .env("REINDEX_WRITE_ROWS", "1")
-        .spawn()
-        .expect("starting scorekeeper serve");
-    let started = Instant::now();
-    while http_get(http_port, "/health").await.map(|r| r.0) != Some(200) {
-        assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer /health within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let grpc_url = format!("http://127.0.0.1:{grpc_port}");
+        .start(Duration::from_secs(30))
+        .await
+        .expect("serve answers /health within 30 s");
+    let grpc_url = serve.grpc_url();
     let api = ["--grpc-url", grpc_url.as_str(), "--token", token.as_str()];
     let customer_arg = customer.0.to_string();
 

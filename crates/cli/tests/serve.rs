@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
-use scorekeeper_tests::process::{free_port, http_get, spawn_serve};
+use scorekeeper_tests::process::{http_get, serve};
 
 async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
@@ -19,8 +19,9 @@ async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> 
 #[tokio::test]
 async fn serve_process_mirrors_writes_and_reports_metrics() {
     let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let mut child = spawn_serve(env!("CARGO_BIN_EXE_scorekeeper"), &env, grpc_port, http_port);
+    let mut child =
+        serve(env!("CARGO_BIN_EXE_scorekeeper"), &env).spawn().expect("starting scorekeeper serve");
+    let http_port = child.http_port();
     wait_for("/health", Duration::from_secs(30), async || {
         matches!(http_get(http_port, "/health").await, Some((200, _)))
     })
@@ -28,7 +29,7 @@ async fn serve_process_mirrors_writes_and_reports_metrics() {
     let (_, health) = http_get(http_port, "/health").await.unwrap();
     assert!(health.contains("postgres: ok") && health.contains("clickhouse: ok"), "{health}");
 
-    let customer = env.customer_at("acme", &format!("http://127.0.0.1:{grpc_port}")).await;
+    let customer = env.customer_at("acme", &child.grpc_url()).await;
     let template = customer
         .scorecards()
         .create_scorecard_template(pb::CreateScorecardTemplateRequest {
@@ -72,9 +73,6 @@ async fn serve_process_mirrors_writes_and_reports_metrics() {
     .await;
 
     // SIGTERM: a clean stop.
-    let pid = child.id().expect("running") as i32;
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    let status =
-        tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("stops on SIGTERM").unwrap();
+    let status = child.stop(Duration::from_secs(20)).await.expect("stops on SIGTERM");
     assert!(status.success(), "serve exits 0 on SIGTERM, got {status}");
 }

@@ -11,14 +11,13 @@ use scorekeeper_store::jobs::{Job, JobState};
 use scorekeeper_sync::reindex::new_job;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::serve_command;
-use tokio::process::Child;
+use scorekeeper_tests::process::{ServeProcess, serve};
 
 /// A worker-only `scorekeeper serve` on this test's databases.
-fn worker_process(env: &TestEnv) -> Child {
-    serve_command(env!("CARGO_BIN_EXE_scorekeeper"), env)
-        .env("SK_NO_API", "true")
-        .env("SK_NO_DISPATCHER", "true")
+fn worker_process(env: &TestEnv) -> ServeProcess {
+    serve(env!("CARGO_BIN_EXE_scorekeeper"), env)
+        .without_api()
+        .without_dispatcher()
         .env("JOB_LEASE_SECONDS", "3")
         .spawn()
         .expect("starting a worker process")
@@ -57,8 +56,7 @@ async fn a_killed_worker_s_job_is_resumed_by_another() {
     let mut first = worker_process(&env);
     let running = poll(&env, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;
     assert_eq!(running.state, JobState::Running);
-    first.start_kill().expect("kill -9 the first worker");
-    first.wait().await.unwrap();
+    first.kill().await.expect("kill -9 the first worker");
     let at_kill = env.store.get_job(job.id, None).await.unwrap().unwrap();
     assert!(
         rows_done(&at_kill) < data.rows,

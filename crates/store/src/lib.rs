@@ -16,7 +16,6 @@ pub mod outbox;
 pub mod reindex;
 pub mod schedules;
 pub mod scorecards;
-pub mod stats;
 pub mod templates;
 pub mod tenants;
 
@@ -77,27 +76,6 @@ impl Store {
         for applied in report.applied_migrations() {
             tracing::info!(migration = %applied, "applied Postgres migration");
         }
-        Ok(())
-    }
-
-    /// Creates the database `url` names unless it exists, connecting to the
-    /// server's `postgres` database to do it (benchmarks and tools that keep
-    /// their own databases beside the service's).
-    pub async fn create_database_if_missing(url: &str) -> Result<()> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(StoreError::BadUrl)?;
-        let name = config.get_dbname().unwrap_or("postgres").to_owned();
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(StoreError::Setup(format!("database name {name:?}: use letters, digits and _")));
-        }
-        config.dbname("postgres");
-        let (client, connection) = config.connect(NoTls).await?;
-        let driver = tokio::spawn(connection);
-        let exists = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await?;
-        if exists.is_none() {
-            client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-        }
-        drop(client);
-        let _ = driver.await;
         Ok(())
     }
 

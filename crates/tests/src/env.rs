@@ -6,32 +6,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
+pub use scorekeeper_client::Authed;
+use scorekeeper_client::{Api, BearerToken};
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::{CustomerId, ScorecardId};
 use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
+use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_store::Store;
 use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
+use scorekeeper_testbed::postgres_url::{self, with_addr, with_database};
 use tokio::sync::watch;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::proxy::TcpProxy;
-
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// A customer with a token and a channel to the server under test.
 #[derive(Clone)]
@@ -42,20 +32,25 @@ pub struct Customer {
 }
 
 impl Customer {
-    fn bearer(&self) -> Bearer {
-        Bearer(format!("Bearer {}", self.token).parse().expect("tokens are ASCII"))
+    /// The API as this customer calls it (`scorekeeper-client`'s typed
+    /// clients with the customer's token).
+    pub fn api(&self) -> Api {
+        Api::new(self.channel.clone(), BearerToken::new(&self.token).expect("tokens are ASCII"))
     }
     pub fn scorecards(&self) -> ScorecardServiceClient<Authed> {
-        ScorecardServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+        self.api().scorecards()
     }
     pub fn conversations(&self) -> ConversationServiceClient<Authed> {
-        ConversationServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+        self.api().conversations()
     }
     pub fn autoqa(&self) -> AutoQaServiceClient<Authed> {
-        AutoQaServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+        self.api().autoqa()
     }
     pub fn analytics(&self) -> AnalyticsServiceClient<Authed> {
-        AnalyticsServiceClient::with_interceptor(self.channel.clone(), self.bearer())
+        self.api().analytics()
+    }
+    pub fn jobs(&self) -> JobServiceClient<Authed> {
+        self.api().jobs()
     }
 }
 
@@ -111,35 +106,6 @@ fn setting(name: &str) -> anyhow::Result<String> {
     })
 }
 
-/// `host:port` of a `postgres://user:pass@host:port/db` URL.
-fn postgres_addr(url: &str) -> anyhow::Result<String> {
-    let config: tokio_postgres::Config = url.parse()?;
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        _ => bail!("DATABASE_URL must name a TCP host for the tests"),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    Ok(format!("{host}:{port}"))
-}
-
-/// The URL with its `host:port` replaced by `addr`.
-fn with_addr(url: &str, addr: std::net::SocketAddr) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (credentials, rest) = match rest.rsplit_once('@') {
-        Some((credentials, rest)) => (format!("{credentials}@"), rest),
-        None => (String::new(), rest),
-    };
-    let path = rest.find('/').map_or("", |i| &rest[i..]);
-    format!("{scheme}://{credentials}{addr}{path}")
-}
-
-/// `postgres://…/old?x` with the database replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    let cut = base.rfind('/').map_or(base.len(), |i| i);
-    format!("{}/{database}", &base[..cut])
-}
-
 impl TestEnv {
     pub async fn start() -> TestEnv {
         TestEnv::start_with(Options::default()).await
@@ -156,11 +122,13 @@ impl TestEnv {
         let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         admin.batch_execute(&format!("CREATE DATABASE {postgres_db}")).await?;
-        let store = Store::connect(&with_database(&admin_url, &postgres_db), 8)?;
+        let store = Store::connect(&with_database(&admin_url, &postgres_db)?, 8)?;
         store.migrate().await?;
-        let postgres_proxy = TcpProxy::start(postgres_addr(&admin_url)?).await?;
-        let server_store =
-            Store::connect(&with_addr(&with_database(&admin_url, &postgres_db), postgres_proxy.addr()), 16)?;
+        let postgres_proxy = TcpProxy::start(postgres_url::server_addr(&admin_url)?).await?;
+        let server_store = Store::connect(
+            &with_addr(&with_database(&admin_url, &postgres_db)?, postgres_proxy.addr())?,
+            16,
+        )?;
 
         let clickhouse = ClickHouseConfig {
             url: setting("CLICKHOUSE_URL")?,
@@ -225,7 +193,7 @@ impl TestEnv {
 
     /// The Postgres URL of this test's database, for processes the test starts.
     pub fn database_url(&self) -> String {
-        with_database(&self.names.admin_url, &self.names.postgres_db)
+        with_database(&self.names.admin_url, &self.names.postgres_db).expect("checked when the test started")
     }
 
     /// This test's ClickHouse settings (the real server, not the proxy).
@@ -237,7 +205,7 @@ impl TestEnv {
     /// test started) at `grpc_url`.
     pub async fn customer_at(&self, name: &str, grpc_url: &str) -> Customer {
         let mut customer = self.customer(name).await;
-        customer.channel = Channel::from_shared(grpc_url.to_owned()).expect("a valid URL").connect_lazy();
+        customer.channel = scorekeeper_client::channel::lazy(grpc_url).expect("a valid URL");
         customer
     }
 

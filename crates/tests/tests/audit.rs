@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use scorekeeper_analytics::WritePath;
+use scorekeeper_client::{Authed, BearerToken};
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, DriftKind};
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::reindex::ReindexScope;
@@ -23,11 +24,7 @@ use scorekeeper_store::jobs::{JobState, NewJob};
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, bulk_import};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::Code;
 
 use crate::fixtures::{T0, ts};
 
@@ -308,23 +305,11 @@ async fn slices_are_cut_by_hour_and_id_range_and_a_lost_hour_is_one_range() {
     assert_eq!(after.drifted(), 0, "{after:#?}");
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-struct Token(MetadataValue<Ascii>);
-
-impl Interceptor for Token {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-fn analytics_client(
-    env: &TestEnv,
-    token: &str,
-) -> AnalyticsServiceClient<InterceptedService<Channel, Token>> {
-    let header = format!("Bearer {token}").parse().expect("tokens are ASCII");
-    AnalyticsServiceClient::with_interceptor(env.channel(), Token(header))
+fn analytics_client(env: &TestEnv, token: &str) -> AnalyticsServiceClient<Authed> {
+    AnalyticsServiceClient::with_interceptor(
+        env.channel(),
+        BearerToken::new(token).expect("tokens are ASCII"),
+    )
 }
 
 #[tokio::test]

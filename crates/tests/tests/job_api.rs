@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
+use scorekeeper_client::{Authed, BearerToken};
 use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_client::JobServiceClient;
@@ -23,11 +24,7 @@ use scorekeeper_proto::v1::{
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
 use scorekeeper_tests::{Customer, TestEnv};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
 use crate::fixtures::{T0, conversations, ts};
 use crate::reindex_scope::{Truth, World, assert_clickhouse_holds, clickhouse_client, clickhouse_rows};
@@ -40,23 +37,11 @@ const WITHIN: Duration = Duration::from_secs(30);
 /// A well-formed job id no job has.
 const UNKNOWN_JOB: &str = "5f0c3b9e-8a51-4c4e-9d7e-2f6a1b3c4d5e";
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-pub(crate) struct Token(MetadataValue<Ascii>);
-
-impl Interceptor for Token {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-pub(crate) type Jobs = JobServiceClient<InterceptedService<Channel, Token>>;
+pub(crate) type Jobs = JobServiceClient<Authed>;
 
 /// A JobService client calling with `token`.
 pub(crate) fn jobs(env: &TestEnv, token: &str) -> Jobs {
-    let header = format!("Bearer {token}").parse().expect("tokens are ASCII");
-    JobServiceClient::with_interceptor(env.channel(), Token(header))
+    JobServiceClient::with_interceptor(env.channel(), BearerToken::new(token).expect("tokens are ASCII"))
 }
 
 async fn admin_token(env: &TestEnv, customer: &Customer) -> String {

@@ -318,7 +318,8 @@ impl Key for ScoreRow {
 /// A client of this test's ClickHouse database (direct, not through the
 /// proxy).
 pub(crate) fn clickhouse_client(env: &TestEnv) -> clickhouse::Client {
-    env.analytics.client().clone()
+    let config = env.clickhouse_config();
+    scorekeeper_analytics::server_client(config).with_database(&config.database)
 }
 
 /// Every row of `table` in ClickHouse as FINAL sees it, tombstones included.

@@ -105,7 +105,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
 
 /// Scorecard and score rows of the customer in ClickHouse, without and with FINAL.
 async fn raw_counts(world: &World) -> anyhow::Result<(u64, u64, u64, u64)> {
-    let client = world.analytics.client();
+    let client = &world.clickhouse_client();
     let count =
         |sql: String| async move { client.query(&sql).bind(world.customer.0).fetch_one::<u64>().await };
     Ok((

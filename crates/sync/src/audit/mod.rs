@@ -57,7 +57,7 @@ impl Progress for Quiet {
 }
 
 /// Audits `scope` and returns the report. The library entry point (the
-/// RPC, the job and `scorekeeper bench` call it); read-only.
+/// RPC, the job and `scorekeeper-bench` call it); read-only.
 pub async fn audit(store: &Store, analytics: &Analytics, scope: &AuditScope) -> Result<AuditReport> {
     Ok(audit_with_findings(store, analytics, scope, &Quiet).await?.0)
 }

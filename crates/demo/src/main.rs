@@ -1,5 +1,6 @@
-//! `scorekeeper demo`: walks a new user through the product against a running
-//! `scorekeeper serve` (which `scripts/demo` starts on the local stack).
+//! `scorekeeper-demo`: walks a new user through the product against a
+//! running `scorekeeper serve` (which `scripts/demo` starts on the local
+//! stack).
 //!
 //! The story, one function per step: an operator creates a customer and an
 //! API token; the customer defines a conversation template (with AutoQA
@@ -26,6 +27,7 @@
 mod api;
 mod compare;
 mod drift;
+mod postgres_stats;
 mod scoring;
 mod world;
 
@@ -37,10 +39,16 @@ use scorekeeper_domain::CustomerId;
 use self::drift::DriftOutcome;
 use self::scoring::{AutoqaOutcome, ReviewOutcome};
 use self::world::Uploaded;
-use crate::settings::{ClickHouseArgs, PostgresArgs};
+use clap::Parser;
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 
-#[derive(clap::Args)]
-pub struct DemoArgs {
+#[derive(Parser)]
+#[command(
+    name = "scorekeeper-demo",
+    version,
+    about = "Walk through the whole product on the local stack against a running `scorekeeper serve`"
+)]
+struct DemoArgs {
     /// gRPC endpoint of a running `scorekeeper serve`.
     #[arg(long, env = "SK_GRPC_URL", default_value = "http://127.0.0.1:50051")]
     grpc_url: String,
@@ -84,9 +92,20 @@ const CONTENT_SEED: u64 = 0x5C0E_4EE9_0000_0001;
 const REVIEW_SEED: u64 = 0x5C0E_4EE9_0000_0002;
 const DRIFT_SEED: u64 = 0x5C0E_4EE9_0000_0003;
 
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    run(DemoArgs::parse()).await
+}
+
 /// Runs every step in order; fails on the first step that fails, or when
 /// ClickHouse does not agree with Postgres in time.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let customer = args.customer.clone().unwrap_or_else(|| format!("demo-{}", Utc::now().timestamp()));
     println!("scorekeeper demo: customer {customer:?}, server {}", args.grpc_url);

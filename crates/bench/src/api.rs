@@ -1,4 +1,4 @@
-//! `scorekeeper bench api`: CreateScorecard load through gRPC against a
+//! `scorekeeper-bench api`: CreateScorecard load through gRPC against a
 //! `scorekeeper serve` child on the bench's own databases, with Postgres at
 //! whatever durability the server runs (shown, never changed).
 //!
@@ -20,20 +20,21 @@ use anyhow::{Context, bail, ensure};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use scorekeeper_client::channel::connect;
+use scorekeeper_client::{Authed, BearerToken};
 use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
 use scorekeeper_proto::coaching::{
     CreateScorecardRequest, CreateScorecardTemplateRequest, Criterion, Score, ScorecardTemplateType,
 };
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
 use scorekeeper_proto::v1::{Conversation, Message, Speaker, UpsertConversationsRequest};
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::cpu::{CpuSample, CpuUse};
 use super::report;
 use super::stack::{BenchDatabases, ServeProcess};
-use crate::client::{Authed, BearerToken};
-use crate::settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
 pub struct ApiBenchArgs {
@@ -157,12 +158,12 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     );
 
     let bearer = BearerToken::new(&token)?;
-    let channel = crate::client::connect(&serve.grpc_url, CALL_TIMEOUT).await?;
+    let channel = connect(&serve.grpc_url, CALL_TIMEOUT).await?;
     let world = World::create(channel, bearer.clone(), args.conversations as usize).await?;
 
     let (acked_tx, acked_rx) = mpsc::unbounded_channel();
     let watcher = tokio::spawn(watch_visibility(
-        databases.analytics.client().clone(),
+        databases.clickhouse_client.clone(),
         customer.0,
         acked_rx,
         args.poll_interval,
@@ -185,7 +186,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     });
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..args.concurrency {
-        let channel = crate::client::connect(&serve.grpc_url, CALL_TIMEOUT).await?;
+        let channel = connect(&serve.grpc_url, CALL_TIMEOUT).await?;
         let client = ScorecardServiceClient::with_interceptor(channel, bearer.clone());
         let load = Load {
             client,

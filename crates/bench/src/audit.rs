@@ -1,4 +1,4 @@
-//! `scorekeeper bench audit --scale s|m|l`: the drift audit on the reindex
+//! `scorekeeper-bench audit --scale s|m|l`: the drift audit on the reindex
 //! bench's dataset and its ClickHouse mirror (`<db>_bench_reindex_<scale>`,
 //! remade by a reindex job when it is not complete). Two timed audits of
 //! every customer and all time, through the library entry point:
@@ -25,14 +25,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use scorekeeper_domain::audit::{AuditReport, AuditScope, AuditTable, DriftKind};
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use serde::Serialize;
 
 use super::dataset::{DatasetRows, Scale};
 use super::report;
-use super::stack::BenchDatabases;
+use super::stack::{BenchDatabases, database_client};
 use super::{baselines, reindex};
-use crate::settings::{ClickHouseArgs, PostgresArgs};
 
 #[derive(Args)]
 pub struct AuditBenchArgs {
@@ -114,7 +114,7 @@ pub async fn run(args: AuditBenchArgs) -> anyhow::Result<()> {
     if report.drifted() > 0 {
         bail!(
             "the mirror differs from Postgres before any drift was made ({} rows; first: {:?}); \
-             rerun `scorekeeper bench reindex --scale {}` to remake it",
+             rerun `scorekeeper-bench reindex --scale {}` to remake it",
             report.drifted(),
             report.rows.first(),
             scale.name()
@@ -171,8 +171,7 @@ async fn ensure_mirror(databases: &BenchDatabases, rows: &DatasetRows) -> anyhow
     let mut complete = true;
     for (table, rows) in baselines::TABLES.iter().zip(expected) {
         let held: u64 = databases
-            .analytics
-            .client()
+            .clickhouse_client
             .query(&format!("SELECT count() FROM {table} FINAL WHERE id > 0"))
             .fetch_one()
             .await
@@ -185,7 +184,7 @@ async fn ensure_mirror(databases: &BenchDatabases, rows: &DatasetRows) -> anyhow
     eprintln!("the ClickHouse mirror is incomplete: a reindex job through a worker process…");
     let analytics = reindex::fresh(&databases.clickhouse, "").await?;
     reindex::run_job(databases, &[]).await?;
-    baselines::settle(analytics.client()).await?;
+    baselines::settle(&database_client(analytics.config())).await?;
     Ok(true)
 }
 
@@ -465,8 +464,7 @@ async fn copy_in_clickhouse(
         select.join(", ")
     );
     databases
-        .analytics
-        .client()
+        .clickhouse_client
         .query(&sql)
         .execute()
         .await

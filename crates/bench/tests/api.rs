@@ -1,4 +1,4 @@
-//! `scorekeeper bench api` as a user runs it, briefly: the real binary
+//! `scorekeeper-bench api` as a user runs it, briefly: the real binary
 //! starts its own `serve`, drives CreateScorecard for two seconds and
 //! writes its figures as JSON. No speed is asserted (targets live in
 //! BENCHMARKS.md); what must hold is that the command works, reports what
@@ -6,8 +6,7 @@
 
 use scorekeeper_store::Store;
 
-mod common;
-use common::{DropDatabases, run_bench, setting, with_database};
+use crate::{DropDatabases, run_bench, setting, with_database};
 
 #[tokio::test]
 async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visible() {

@@ -15,7 +15,7 @@ use scorekeeper_store::Store;
 use tonic::{Response, Status};
 
 use super::section;
-use crate::client::{Authed, BearerToken};
+use scorekeeper_client::{Authed, BearerToken, channel};
 
 // ---------------------------------------------------------------------------
 // The gRPC clients, all carrying the customer's token.
@@ -30,19 +30,20 @@ pub(super) struct Api {
 
 impl Api {
     pub(super) async fn connect(url: &str, token: &str) -> anyhow::Result<Api> {
-        let auth = BearerToken::new(token)?;
+        let bearer = BearerToken::new(token)?;
         // Generous per-call timeout: autoscoring a thousand transcripts on a
         // debug build takes a while, but a hung server should still end the
         // demo rather than leave it waiting forever.
-        let channel = crate::client::connect(url, Duration::from_secs(300))
+        let channel = channel::connect(url, Duration::from_secs(300))
             .await
             .context("is it running? scripts/demo starts one")?;
+        let api = scorekeeper_client::Api::new(channel, bearer);
         Ok(Api {
-            scorecards: ScorecardServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            conversations: ConversationServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            autoqa: AutoQaServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            analytics: AnalyticsServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            jobs: JobServiceClient::with_interceptor(channel, auth),
+            scorecards: api.scorecards(),
+            conversations: api.conversations(),
+            autoqa: api.autoqa(),
+            analytics: api.analytics(),
+            jobs: api.jobs(),
         })
     }
 }

@@ -11,9 +11,9 @@ use anyhow::{Context, bail};
 use scorekeeper_domain::CustomerId;
 use scorekeeper_proto::v1::{GetScoreStatsRequest, ScoreStatsRow, StatsGroupBy};
 use scorekeeper_store::Store;
-use scorekeeper_store::stats::{ScoreStats, StatsGroupBy as PgGroupBy};
 
 use super::api::{Api, RpcOutcome};
+use super::postgres_stats::{self, ScoreStats, StatsGroupBy as PgGroupBy};
 use super::world::Templates;
 use super::{CONVERGENCE_TIMEOUT, nearly_equal, section};
 
@@ -123,8 +123,7 @@ pub(super) async fn compare(
             .await
             .during(format!("GetScoreStats by {title}"))?
             .rows;
-        let postgres = store
-            .score_stats(customer_id, pg_group_by, None, None)
+        let postgres = postgres_stats::score_stats(store, customer_id, pg_group_by, None, None)
             .await
             .with_context(|| format!("reading score statistics by {title} from Postgres"))?;
         pairs.push(Pair { title, group_by, clickhouse, postgres });

@@ -1,4 +1,4 @@
-//! `scorekeeper bench reindex --scale s|m|l`: copies one generated dataset
+//! `scorekeeper-bench reindex --scale s|m|l`: copies one generated dataset
 //! from Postgres to ClickHouse three ways and compares them (see
 //! `baselines`): the peer shell pipeline, the physical limit (each half
 //! alone), and ours, a real `JOB_TYPE_REINDEX_CONVERSATIONS` job of both
@@ -11,21 +11,21 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
+use scorekeeper_client::{BearerToken, channel};
 use scorekeeper_proto::coaching::ScorecardTemplateType;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_proto::v1::{
     CreateJobRequest, GetJobRequest, JobPayload, JobState, JobType, ReindexConversationsPayload,
 };
+use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
 use serde::Serialize;
 
 use super::baselines::{self, TABLES};
 use super::cpu::{CpuSample, CpuUse};
 use super::dataset::{self, DatasetRows, Scale};
 use super::report;
-use super::stack::{BenchDatabases, ServeProcess};
-use crate::client::{self, BearerToken};
-use crate::settings::{ClickHouseArgs, PostgresArgs};
+use super::stack::{BenchDatabases, ServeProcess, database_client};
 
 #[derive(Args)]
 pub struct ReindexBenchArgs {
@@ -128,27 +128,31 @@ pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("peer: psql COPY | curl INSERT, table by table…");
         let (peer, cpu) = measured(baselines::peer(&databases.database_url, peer_db.config())).await?;
-        baselines::settle(peer_db.client()).await?;
+        baselines::settle(&database_client(peer_db.config())).await?;
         (Some(peer), Some(cpu))
     };
 
     eprintln!("ours: a reindex job through a worker process…");
     let ours_run = run_job(&databases, &args.serve_env).await?;
     let ours_time = ours_run.time;
-    baselines::settle(ours.client()).await?;
+    baselines::settle(&database_client(ours.config())).await?;
 
     eprintln!("limit: ClickHouse ingesting the final rows from a RowBinary dump…");
-    let (limit_write, limit_write_cpu) =
-        measured(baselines::limit_write(ours.client(), limit_db.client(), &std::env::temp_dir())).await?;
+    let (limit_write, limit_write_cpu) = measured(baselines::limit_write(
+        &database_client(ours.config()),
+        &database_client(limit_db.config()),
+        &std::env::temp_dir(),
+    ))
+    .await?;
 
-    let ours_sums = baselines::checksums(ours.client()).await?;
+    let ours_sums = baselines::checksums(&database_client(ours.config())).await?;
     let expected: Vec<u64> = vec![rows.conversations as u64, rows.scorecards as u64, rows.scores as u64];
     let counts: Vec<u64> = ours_sums.iter().map(|s| s.0).collect();
     if counts != expected {
         bail!("ours wrote {counts:?} rows per table ({TABLES:?}), Postgres holds {expected:?}");
     }
     let rows_match_peer = match peer {
-        Some(_) => Some(baselines::checksums(peer_db.client()).await? == ours_sums),
+        Some(_) => Some(baselines::checksums(&database_client(peer_db.config())).await? == ours_sums),
         None => None,
     };
 
@@ -219,7 +223,7 @@ pub(super) async fn run_job(
     let token = databases.admin_token().await?;
     let env: Vec<(&str, String)> = serve_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let serve = ServeProcess::start(databases, &env).await?;
-    let channel = client::connect(&serve.grpc_url, Duration::from_secs(30)).await?;
+    let channel = channel::connect(&serve.grpc_url, Duration::from_secs(30)).await?;
     let mut jobs = JobServiceClient::with_interceptor(channel, BearerToken::new(&token)?);
     let payload = ReindexConversationsPayload {
         customer_id: 0,
