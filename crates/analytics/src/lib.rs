@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod metrics;
 pub mod rows;
 mod schema;
 pub mod stats;

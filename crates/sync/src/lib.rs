@@ -8,6 +8,7 @@ pub mod audit;
 pub mod autoqa;
 pub mod batch_index;
 pub mod error;
+pub mod metrics;
 pub mod outbox;
 pub mod reindex;
 pub mod reindex_schedule;
