@@ -12,6 +12,8 @@ pub mod error;
 pub mod metrics;
 pub mod rows;
 mod schema;
+#[cfg(test)]
+mod select_list;
 pub mod stats;
 pub mod writer;
 

@@ -7,7 +7,7 @@
 //! rows, same keys, same grouping, same order.
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::CustomerId;
+use scorekeeper_domain::{CustomerId, TemplateType};
 
 use crate::Store;
 use crate::error::Result;
@@ -75,7 +75,7 @@ impl Store {
         // the database's default collation would order e.g. `agent-10` and
         // `Agent-2` differently.
         let sql = format!(
-            "SELECT {key} AS key, template_type = 2 AS is_process_scorecard,
+            "SELECT {key} AS key, template_type = $4 AS is_process_scorecard,
                     count(*) AS scorecards, avg(total_score) AS average_total_score
              FROM scorecards
              WHERE customer_id = $1 AND deleted_at IS NULL
@@ -88,14 +88,15 @@ impl Store {
             key = group_by.key_sql(),
         );
         let client = self.pool().get().await?;
-        let rows = client.query(&sql, &[&customer_id.0, &start, &end]).await?;
+        let rows =
+            client.query(&sql, &[&customer_id.0, &start, &end, &TemplateType::Process.number()]).await?;
         rows.iter()
             .map(|row| {
                 Ok(ScoreStats {
-                    key: row.try_get(0)?,
-                    is_process_scorecard: row.try_get(1)?,
-                    scorecards: row.try_get(2)?,
-                    average_total_score: row.try_get(3)?,
+                    key: row.try_get("key")?,
+                    is_process_scorecard: row.try_get("is_process_scorecard")?,
+                    scorecards: row.try_get("scorecards")?,
+                    average_total_score: row.try_get("average_total_score")?,
                 })
             })
             .collect()

@@ -189,8 +189,10 @@ impl OutboxDispatcher {
     }
 }
 
-/// The write path an outbox origin stands for; anything but AutoQA came
-/// through the API.
-fn path_of(origin: &str) -> WritePath {
-    if origin == OutboxOrigin::AutoQa.as_str() { WritePath::AutoQa } else { WritePath::Api }
+/// The write path an outbox origin stands for.
+fn path_of(origin: &OutboxOrigin) -> WritePath {
+    match origin {
+        OutboxOrigin::Api => WritePath::Api,
+        OutboxOrigin::AutoQa => WritePath::AutoQa,
+    }
 }
