@@ -317,6 +317,20 @@ impl Found<Fetched<ConversationRow>, Fetched<ScorecardRow>, Fetched<ScoreRow>> {
 
 #[cfg(test)]
 mod tests {
+    use clickhouse::Row;
+
+    use crate::select_list::select_names;
+
+    #[test]
+    fn each_query_selects_the_columns_of_its_row_in_order() {
+        for sql in super::BUCKETS {
+            assert_eq!(select_names(sql), super::BucketSumRow::COLUMN_NAMES, "{sql}");
+        }
+        for sql in super::ROWS {
+            assert_eq!(select_names(sql), super::AuditRowRow::COLUMN_NAMES, "{sql}");
+        }
+    }
+
     #[test]
     fn comment_lines_are_dropped_before_binding() {
         let text = super::query_text(super::BY_ID[0]);

@@ -9,8 +9,11 @@
 
 pub mod audit;
 pub mod error;
+pub mod metrics;
 pub mod rows;
 mod schema;
+#[cfg(test)]
+mod select_list;
 pub mod stats;
 pub mod writer;
 

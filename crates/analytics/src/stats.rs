@@ -59,3 +59,13 @@ impl Analytics {
             .map_err(AnalyticsError::from_query)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clickhouse::Row;
+
+    #[test]
+    fn the_query_selects_the_columns_of_its_row_in_order() {
+        assert_eq!(crate::select_list::select_names(super::SCORE_STATS), super::ScoreStatsRow::COLUMN_NAMES);
+    }
+}

@@ -62,13 +62,13 @@ impl Analytics {
 /// The metrics of one insert into `table`, whichever way it was made.
 fn record_insert(path: WritePath, table: &'static str, rows: usize, started: Instant, outcome: &Result<()>) {
     let labels = [("path", path.as_str()), ("table", table)];
-    metrics::histogram!("scorekeeper_clickhouse_insert_seconds", &labels).record(started.elapsed());
+    metrics::histogram!(crate::metrics::CLICKHOUSE_INSERT_SECONDS, &labels).record(started.elapsed());
     match outcome {
         Ok(()) => {
-            metrics::counter!("scorekeeper_clickhouse_rows_written_total", &labels).increment(rows as u64)
+            metrics::counter!(crate::metrics::CLICKHOUSE_ROWS_WRITTEN_TOTAL, &labels).increment(rows as u64)
         }
         Err(error) => {
-            metrics::counter!("scorekeeper_clickhouse_insert_errors_total", &labels).increment(1);
+            metrics::counter!(crate::metrics::CLICKHOUSE_INSERT_ERRORS_TOTAL, &labels).increment(1);
             tracing::warn!(path = path.as_str(), table, rows, %error, "ClickHouse insert failed");
         }
     }
@@ -76,7 +76,7 @@ fn record_insert(path: WritePath, table: &'static str, rows: usize, started: Ins
 
 fn record_last_write(path: WritePath) {
     let now = rows::seconds(chrono::Utc::now());
-    metrics::gauge!("scorekeeper_clickhouse_last_write_timestamp_seconds", "path" => path.as_str())
+    metrics::gauge!(crate::metrics::CLICKHOUSE_LAST_WRITE_TIMESTAMP_SECONDS, "path" => path.as_str())
         .set(f64::from(now));
 }
 

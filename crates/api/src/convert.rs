@@ -11,6 +11,7 @@ use scorekeeper_domain::scoring::CriterionScale;
 use scorekeeper_domain::transcript::{Message, Speaker};
 use scorekeeper_domain::{CriterionId, Invalid, ScorecardSource, TemplateType};
 use scorekeeper_proto::coaching::{self as pb, auto_qa_rule};
+use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1;
 use scorekeeper_store::conversations::{Conversation, NewConversation};
 
@@ -123,7 +124,7 @@ pub fn template_to_wire(t: &Template) -> pb::ScorecardTemplate {
         name: t.name.clone(),
         template_type: template_type_to_wire(t.template_type),
         criteria: t.criteria.iter().map(criterion_to_wire).collect(),
-        created_at: Some(validate::to_timestamp(t.created_at)),
+        created_at: Some(to_timestamp(t.created_at)),
     }
 }
 
@@ -192,8 +193,8 @@ pub fn scorecard_to_wire(s: &Scorecard) -> pb::Scorecard {
             .collect(),
         total_score: s.total_score,
         version: s.version,
-        created_at: Some(validate::to_timestamp(s.created_at)),
-        updated_at: Some(validate::to_timestamp(s.updated_at)),
+        created_at: Some(to_timestamp(s.created_at)),
+        updated_at: Some(to_timestamp(s.updated_at)),
     }
 }
 
@@ -242,8 +243,8 @@ pub fn conversation_to_wire(c: &Conversation) -> v1::Conversation {
         customer_id: c.customer_id.0,
         external_id: c.external_id.clone(),
         agent_id: c.agent_id.clone(),
-        started_at: Some(validate::to_timestamp(c.started_at)),
-        ended_at: Some(validate::to_timestamp(c.ended_at)),
+        started_at: Some(to_timestamp(c.started_at)),
+        ended_at: Some(to_timestamp(c.ended_at)),
         messages: c
             .messages
             .iter()
@@ -257,7 +258,7 @@ pub fn conversation_to_wire(c: &Conversation) -> v1::Conversation {
             })
             .collect(),
         version: c.version,
-        updated_at: Some(validate::to_timestamp(c.updated_at)),
+        updated_at: Some(to_timestamp(c.updated_at)),
     }
 }
 

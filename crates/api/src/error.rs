@@ -1,6 +1,11 @@
 //! The one boundary where errors become gRPC statuses, with a small closed
 //! set of codes. Internal details (SQL, server messages) are logged, never
 //! sent to the client.
+//!
+//! Each RPC body returns an [`ApiResult`], with `?` on store, sync,
+//! analytics and validation errors alike (the `From` impls below classify
+//! them), and its handler answers through [`respond`], which converts an
+//! error to a status once.
 
 use scorekeeper_analytics::AnalyticsError;
 use scorekeeper_autoqa::AutoQaError;
@@ -89,3 +94,11 @@ fn backend_status(backend: &str, transient: bool, error: &ApiError) -> Status {
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// Awaits an RPC body and answers with its response, or with the status its
+/// error stands for: the one place an [`ApiError`] becomes a [`Status`].
+pub(crate) async fn respond<T>(
+    body: impl Future<Output = ApiResult<T>>,
+) -> Result<tonic::Response<T>, Status> {
+    body.await.map(tonic::Response::new).map_err(Status::from)
+}

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use scorekeeper_domain::{ConversationId, Invalid};
+use scorekeeper_proto::time::from_timestamp;
 
 pub type Checked<T> = Result<T, Invalid>;
 
@@ -81,15 +82,9 @@ pub fn known_enum<E: TryFrom<i32>>(field: &str, value: i32, allow_unspecified: b
     E::try_from(value).map_err(|_| Invalid::new(field, format!("unknown value {value}")))
 }
 
+/// A time given on the wire (`scorekeeper_proto::time::from_timestamp`).
 pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Checked<DateTime<Utc>> {
-    if !(0..1_000_000_000).contains(&value.nanos) {
-        return Err(Invalid::new(field, "nanos must be in [0, 1e9)"));
-    }
-    DateTime::from_timestamp(value.seconds, value.nanos as u32)
-        // Timestamp's documented range, years 1 to 9999: chrono accepts far
-        // earlier times, which Postgres then refuses with an internal error.
-        .filter(|_| (-62_135_596_800..=253_402_300_799).contains(&value.seconds))
-        .ok_or_else(|| Invalid::new(field, "out of range"))
+    from_timestamp(value).map_err(|error| Invalid::new(field, error.to_string()))
 }
 
 pub fn required_timestamp(field: &str, value: &Option<prost_types::Timestamp>) -> Checked<DateTime<Utc>> {
@@ -131,8 +126,4 @@ pub fn next_page_token(returned: usize, size: usize, last: Option<i64>) -> Strin
         Some(id) if returned == size => id.to_string(),
         _ => String::new(),
     }
-}
-
-pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }

@@ -117,6 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    scorekeeper_sync::metrics::describe_service();
     let store = args.postgres.store()?;
     let analytics = args.clickhouse.analytics()?;
     if !args.no_migrate {
@@ -296,8 +297,9 @@ async fn report_outbox(store: Store, mut shutdown: watch::Receiver<bool>) -> any
     while !*shutdown.borrow() {
         match store.outbox_stats().await {
             Ok(stats) => {
-                metrics::gauge!("scorekeeper_outbox_depth").set(stats.depth as f64);
-                metrics::gauge!("scorekeeper_outbox_oldest_age_seconds").set(stats.oldest_age_seconds);
+                metrics::gauge!(scorekeeper_sync::metrics::OUTBOX_DEPTH).set(stats.depth as f64);
+                metrics::gauge!(scorekeeper_sync::metrics::OUTBOX_OLDEST_AGE_SECONDS)
+                    .set(stats.oldest_age_seconds);
             }
             Err(error) => tracing::debug!(%error, "outbox stats unavailable"),
         }

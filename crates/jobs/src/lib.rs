@@ -12,6 +12,7 @@
 
 pub mod context;
 pub mod handler;
+pub mod metrics;
 pub mod scheduler;
 pub mod worker;
 

@@ -192,7 +192,7 @@ impl Scheduler {
                     Err(error) => {
                         failures = failures.saturating_add(1);
                         let pause = self.config.backoff(failures);
-                        metrics::counter!("scorekeeper_schedule_failures_total", "schedule" => self.schedule.name.clone())
+                        metrics::counter!(crate::metrics::SCHEDULE_FAILURES_TOTAL, "schedule" => self.schedule.name.clone())
                             .increment(1);
                         tracing::warn!(error = %scorekeeper_domain::report::error_chain(&error), ?pause, "firing the schedule's tick failed; will retry");
                         pause
@@ -231,7 +231,7 @@ impl Scheduler {
         let make_job = &self.make_job;
         match self.store.fire_tick(name, tick, |previous| make_job(tick, previous)).await? {
             Some(job) => {
-                metrics::counter!("scorekeeper_schedule_jobs_total", "schedule" => name.to_owned())
+                metrics::counter!(crate::metrics::SCHEDULE_JOBS_TOTAL, "schedule" => name.to_owned())
                     .increment(1);
                 tracing::info!(%tick, job = %job.id, "tick fired: job created");
             }

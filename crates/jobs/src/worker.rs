@@ -121,7 +121,8 @@ impl Worker {
         let Claim { job, fence } = claim;
         let job_type = job.job_type;
         tracing::info!("attempt started");
-        metrics::counter!("scorekeeper_job_attempts_total", "job_type" => job_type.to_string()).increment(1);
+        metrics::counter!(crate::metrics::JOB_ATTEMPTS_TOTAL, "job_type" => job_type.to_string())
+            .increment(1);
         let ctx = JobContext::new(self.store.clone(), job, fence);
         let Some(handler) = self.registry.handler(job_type).cloned() else {
             // Claimed only registered types; a changed registry is a bug.

@@ -1,8 +1,10 @@
-//! Generated code for the scorekeeper gRPC contract (`proto/`), and the
-//! encoded file descriptor set that server reflection serves.
+//! Generated code for the scorekeeper gRPC contract (`proto/`), the
+//! encoded file descriptor set that server reflection serves, and the
+//! conversions of the wire's well-known types ([`time`]).
 
-#![allow(clippy::all, missing_docs)]
+pub mod time;
 
+#[allow(clippy::all, missing_docs)]
 pub mod scorekeeper {
     pub mod v1 {
         tonic::include_proto!("scorekeeper.v1");

@@ -110,7 +110,8 @@ fn slice_filter(t: &TableSql) -> String {
 }
 
 /// `SELECT customer, time bucket, id bucket, count, checksum, min id, max
-/// id` of the live rows matching `filter`, grouped.
+/// id` of the live rows matching `filter`, grouped, named as `bucket_sum`
+/// reads them.
 fn buckets_sql(t: &TableSql, filter: &str, cut: &BucketCut) -> String {
     // The steps are written into the text, not bound: the day and hour
     // buckets must read exactly as the statistics of migrations V6 and V7
@@ -126,8 +127,8 @@ fn buckets_sql(t: &TableSql, filter: &str, cut: &BucketCut) -> String {
         Cut::Every { base, step } => format!("({} - {base}) / {step}", t.id),
     };
     format!(
-        "SELECT {customer}, {time_bucket} AS tb, {id_bucket}::bigint AS ib, count(*), sum({hash})::bigint,
-                min({id}), max({id})
+        "SELECT {customer} AS customer_id, {time_bucket} AS time_bucket, {id_bucket}::bigint AS id_bucket,
+                count(*) AS live_rows, sum({hash})::bigint AS checksum, min({id}) AS min_id, max({id}) AS max_id
          FROM {from} WHERE {filter} AND {live} GROUP BY 1, 2, 3",
         customer = t.customer,
         id = t.id,
@@ -139,18 +140,28 @@ fn buckets_sql(t: &TableSql, filter: &str, cut: &BucketCut) -> String {
 
 fn bucket_sum(r: &tokio_postgres::Row) -> Result<BucketSum> {
     Ok(BucketSum {
-        customer_id: CustomerId(r.try_get(0)?),
-        time_bucket: r.try_get(1)?,
-        id_bucket: r.try_get(2)?,
-        rows: r.try_get::<_, i64>(3)? as u64,
-        checksum: r.try_get(4)?,
-        min_id: r.try_get(5)?,
-        max_id: r.try_get(6)?,
+        customer_id: CustomerId(r.try_get("customer_id")?),
+        time_bucket: r.try_get("time_bucket")?,
+        id_bucket: r.try_get("id_bucket")?,
+        rows: r.try_get::<_, i64>("live_rows")? as u64,
+        checksum: r.try_get("checksum")?,
+        min_id: r.try_get("min_id")?,
+        max_id: r.try_get("max_id")?,
     })
 }
 
+/// A table's id, mirrored version and deletion, named as `audit_row` reads
+/// them.
+fn audit_row_columns(t: &TableSql) -> String {
+    format!("{} AS id, {} AS version, {} AS is_deleted", t.id, t.version, t.deleted)
+}
+
 fn audit_row(row: &tokio_postgres::Row) -> Result<AuditRow> {
-    Ok(AuditRow { id: row.try_get(0)?, version: row.try_get(1)?, is_deleted: row.try_get(2)? })
+    Ok(AuditRow {
+        id: row.try_get("id")?,
+        version: row.try_get("version")?,
+        is_deleted: row.try_get("is_deleted")?,
+    })
 }
 
 /// Where a drifted scorecard (or a score, by its scorecard) is repaired
@@ -214,10 +225,8 @@ impl Store {
     pub async fn audit_rows(&self, slice: &AuditSlice) -> Result<Vec<AuditRow>> {
         let t = table_sql(slice.table);
         let sql = format!(
-            "SELECT {id}, {version}, {deleted} FROM {from} WHERE {filter}",
-            id = t.id,
-            version = t.version,
-            deleted = t.deleted,
+            "SELECT {columns} FROM {from} WHERE {filter}",
+            columns = audit_row_columns(&t),
             from = t.from,
             filter = slice_filter(&t),
         );
@@ -249,10 +258,9 @@ impl Store {
     ) -> Result<Vec<AuditRow>> {
         let t = table_sql(table);
         let sql = format!(
-            "SELECT {id}, {version}, {deleted} FROM {from} WHERE {customer} = $1 AND {id} = ANY($2)",
+            "SELECT {columns} FROM {from} WHERE {customer} = $1 AND {id} = ANY($2)",
+            columns = audit_row_columns(&t),
             id = t.id,
-            version = t.version,
-            deleted = t.deleted,
             from = t.from,
             customer = t.customer,
         );
@@ -271,7 +279,7 @@ impl Store {
     ) -> Result<Vec<ScorecardPlace>> {
         let sql = match table {
             AuditTable::Scores => {
-                "SELECT s.id, c.template_type, c.conversation_id, c.created_at
+                "SELECT s.id AS id, c.template_type, c.conversation_id, c.created_at
                  FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
                  WHERE s.customer_id = $1 AND s.id = ANY($2)"
             }
@@ -285,10 +293,10 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(ScorecardPlace {
-                    id: r.try_get(0)?,
-                    template_type: codec::template_type(r.try_get(1)?)?,
-                    conversation_id: r.try_get::<_, Option<i64>>(2)?.map(ConversationId),
-                    created_at: r.try_get(3)?,
+                    id: r.try_get("id")?,
+                    template_type: codec::template_type(r.try_get("template_type")?)?,
+                    conversation_id: r.try_get::<_, Option<i64>>("conversation_id")?.map(ConversationId),
+                    created_at: r.try_get("created_at")?,
                 })
             })
             .collect()
@@ -309,8 +317,8 @@ impl Store {
         let rows = client
             .query(
                 "SELECT DISTINCT conversation_id FROM scorecards
-                 WHERE customer_id = $1 AND created_at >= $2 AND created_at < $3 AND template_type = 1",
-                &[&customer.0, &start, &end],
+                 WHERE customer_id = $1 AND created_at >= $2 AND created_at < $3 AND template_type = $4",
+                &[&customer.0, &start, &end, &TemplateType::Conversation.number()],
             )
             .await?;
         let conversations =
@@ -318,8 +326,8 @@ impl Store {
         let process: bool = client
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM scorecards
-                 WHERE customer_id = $1 AND created_at >= $2 AND created_at < $3 AND template_type = 2)",
-                &[&customer.0, &start, &end],
+                 WHERE customer_id = $1 AND created_at >= $2 AND created_at < $3 AND template_type = $4)",
+                &[&customer.0, &start, &end, &TemplateType::Process.number()],
             )
             .await?
             .try_get(0)?;

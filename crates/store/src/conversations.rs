@@ -41,16 +41,16 @@ const CONVERSATION_COLUMNS: &str =
 
 fn conversation(row: &tokio_postgres::Row) -> Result<Conversation> {
     Ok(Conversation {
-        id: ConversationId(row.try_get(0)?),
-        customer_id: CustomerId(row.try_get(1)?),
-        external_id: row.try_get(2)?,
-        agent_id: row.try_get(3)?,
-        started_at: row.try_get(4)?,
-        ended_at: row.try_get(5)?,
-        message_count: codec::count(row.try_get(6)?)?,
+        id: ConversationId(row.try_get("id")?),
+        customer_id: CustomerId(row.try_get("customer_id")?),
+        external_id: row.try_get("external_id")?,
+        agent_id: row.try_get("agent_id")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        message_count: codec::count(row.try_get("message_count")?)?,
         messages: Vec::new(),
-        version: row.try_get(7)?,
-        updated_at: row.try_get(8)?,
+        version: row.try_get("version")?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
@@ -177,10 +177,10 @@ impl Store {
             .await?;
         let mut transcripts: HashMap<ConversationId, Vec<Message>> = HashMap::new();
         for row in rows {
-            transcripts.entry(ConversationId(row.try_get(0)?)).or_default().push(Message {
-                speaker: codec::speaker(row.try_get(1)?)?,
-                text: row.try_get(2)?,
-                offset_ms: row.try_get(3)?,
+            transcripts.entry(ConversationId(row.try_get("conversation_id")?)).or_default().push(Message {
+                speaker: codec::speaker(row.try_get("speaker")?)?,
+                text: row.try_get("text")?,
+                offset_ms: row.try_get("offset_ms")?,
             });
         }
         Ok(transcripts)

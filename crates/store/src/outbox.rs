@@ -20,7 +20,8 @@ use tokio_postgres::{AsyncMessage, NoTls, Transaction};
 use crate::Store;
 use crate::error::Result;
 
-/// The Postgres channel the outbox trigger notifies.
+/// The Postgres channel an [`OutboxAnnouncer`] notifies and dispatchers
+/// listen on.
 const CHANNEL: &str = "scorekeeper_outbox";
 
 /// Which write path queued an entry; a metrics label.
@@ -31,11 +32,20 @@ pub enum OutboxOrigin {
 }
 
 impl OutboxOrigin {
+    /// As stored in `outbox.origin`.
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxOrigin::Api => "api",
             OutboxOrigin::AutoQa => "autoqa",
         }
+    }
+
+    /// The origin a stored `outbox.origin` stands for. Anything but
+    /// `autoqa` counts as the API's: the column is free text, and entries
+    /// inserted by hand (see `docs/operations.md`) have always been
+    /// delivered as API writes.
+    pub fn from_stored(stored: &str) -> OutboxOrigin {
+        if stored == OutboxOrigin::AutoQa.as_str() { OutboxOrigin::AutoQa } else { OutboxOrigin::Api }
     }
 }
 
@@ -44,8 +54,7 @@ pub struct OutboxEntry {
     pub id: i64,
     pub customer_id: CustomerId,
     pub scorecard_id: ScorecardId,
-    /// `api` or `autoqa` (see [`OutboxOrigin`]).
-    pub origin: String,
+    pub origin: OutboxOrigin,
     /// Claims so far, this one included.
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -120,12 +129,12 @@ impl Store {
             .iter()
             .map(|r| {
                 Ok(OutboxEntry {
-                    id: r.try_get(0)?,
-                    customer_id: CustomerId(r.try_get(1)?),
-                    scorecard_id: ScorecardId(r.try_get(2)?),
-                    origin: r.try_get(3)?,
-                    attempts: r.try_get(4)?,
-                    created_at: r.try_get(5)?,
+                    id: r.try_get("id")?,
+                    customer_id: CustomerId(r.try_get("customer_id")?),
+                    scorecard_id: ScorecardId(r.try_get("scorecard_id")?),
+                    origin: OutboxOrigin::from_stored(r.try_get("origin")?),
+                    attempts: r.try_get("attempts")?,
+                    created_at: r.try_get("created_at")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -157,11 +166,16 @@ impl Store {
         let client = self.pool().get().await?;
         let row = client
             .query_one(
-                "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) FROM outbox",
+                "SELECT count(*) AS depth,
+                        coalesce(extract(epoch FROM now() - min(created_at))::float8, 0) AS oldest_age_seconds
+                 FROM outbox",
                 &[],
             )
             .await?;
-        Ok(OutboxStats { depth: row.try_get(0)?, oldest_age_seconds: row.try_get(1)? })
+        Ok(OutboxStats {
+            depth: row.try_get("depth")?,
+            oldest_age_seconds: row.try_get("oldest_age_seconds")?,
+        })
     }
 
     /// An announcer for writers of this process; its task runs on the

@@ -12,8 +12,8 @@ use tokio_postgres::types::ToSql;
 use crate::Store;
 use crate::error::Result;
 use crate::mirror::{
-    CONVERSATION_SELECT, SCORE_COLUMNS, SCORECARD_COLUMNS, SCORECARD_SELECT, conversation_record,
-    score_columns, scorecard_record, scorecard_record_at,
+    CONVERSATION_SELECT, SCORE_COLUMNS, SCORECARD_COLUMNS_BESIDE_SCORE, SCORECARD_SELECT, ScorecardNames,
+    conversation_record, score_columns, scorecard_record, scorecard_record_named,
 };
 
 /// Which timestamp of a scorecard a window applies to.
@@ -138,7 +138,7 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {SCORE_COLUMNS}, {SCORECARD_COLUMNS} FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
+                    "SELECT {SCORE_COLUMNS}, {SCORECARD_COLUMNS_BESIDE_SCORE} FROM scores s JOIN scorecards c ON c.id = s.scorecard_id
                      WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
                        AND s.id > $5 ORDER BY s.id LIMIT $6",
                     customer_and_window("s.customer_id", "s.updated_at")
@@ -147,7 +147,10 @@ impl Store {
             )
             .await?;
         rows.iter()
-            .map(|row| Ok(ScoreRecord::of(&scorecard_record_at(row, 8)?, score_columns(row)?)))
+            .map(|row| {
+                let scorecard = scorecard_record_named(row, &ScorecardNames::BESIDE_SCORE)?;
+                Ok(ScoreRecord::of(&scorecard, score_columns(row)?))
+            })
             .collect()
     }
 }

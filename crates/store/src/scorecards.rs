@@ -52,7 +52,7 @@ pub struct ScorecardFilter {
 
 /// A new manual scorecard with its scores, links and outbox entry, as one
 /// statement: the foreign keys are checked at its end, when every part is
-/// in, and the outbox trigger notifies once. Parameters: customer,
+/// in. Parameters: customer,
 /// template, template type, conversation (NULL for process scorecards),
 /// agent, source, total, criterion ids, values, linked conversation ids,
 /// outbox origin.
@@ -171,7 +171,7 @@ impl Store {
         let mut linked_conversation_ids = new.linked_conversation_ids.clone();
         linked_conversation_ids.sort_unstable();
         Ok(Scorecard {
-            id: ScorecardId(row.try_get(0)?),
+            id: ScorecardId(row.try_get("id")?),
             customer_id,
             template_id: template.id,
             template_type: template.template_type,
@@ -181,9 +181,9 @@ impl Store {
             source: ScorecardSource::Manual,
             scores,
             total_score: total,
-            version: row.try_get(1)?,
-            created_at: row.try_get(2)?,
-            updated_at: row.try_get(3)?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
         })
     }
 
@@ -206,9 +206,9 @@ impl Store {
             )
             .await?
             .ok_or(StoreError::NotFound { what: "scorecard", id: id.0 })?;
-        let template_id = TemplateId(current.try_get(0)?);
-        let template_type = codec::template_type(current.try_get(1)?)?;
-        let version: i64 = current.try_get(2)?;
+        let template_id = TemplateId(current.try_get("template_id")?);
+        let template_type = codec::template_type(current.try_get("template_type")?)?;
+        let version: i64 = current.try_get("version")?;
         if let Some(expected) = change.expected_version
             && expected != version
         {
@@ -336,12 +336,18 @@ impl Store {
         let tx = client.transaction().await?;
         // Insert, or find and lock the existing one: the unique index makes a
         // concurrent second insert wait, then skip, never duplicate.
+        // The partial unique index's predicate is spelt out in the text: ON
+        // CONFLICT cannot infer the index from a bound parameter.
+        let insert = format!(
+            "INSERT INTO scorecards (customer_id, template_id, template_type, conversation_id, agent_id, source, total_score)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (conversation_id, template_id) WHERE source = {autoqa} DO NOTHING
+             RETURNING id",
+            autoqa = ScorecardSource::AutoQa.number(),
+        );
         let inserted = tx
             .query_opt(
-                "INSERT INTO scorecards (customer_id, template_id, template_type, conversation_id, agent_id, source, total_score)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (conversation_id, template_id) WHERE source = 2 DO NOTHING
-                 RETURNING id",
+                &insert,
                 &[
                     &customer_id.0,
                     &template.id.0,
@@ -362,14 +368,14 @@ impl Store {
             None => {
                 let row = tx
                     .query_one(
-                        "SELECT id, agent_id, deleted_at IS NOT NULL FROM scorecards
-                         WHERE conversation_id = $1 AND template_id = $2 AND source = 2 FOR UPDATE",
-                        &[&conversation_id.0, &template.id.0],
+                        "SELECT id, agent_id, deleted_at IS NOT NULL AS is_deleted FROM scorecards
+                         WHERE conversation_id = $1 AND template_id = $2 AND source = $3 FOR UPDATE",
+                        &[&conversation_id.0, &template.id.0, &ScorecardSource::AutoQa.number()],
                     )
                     .await?;
-                let id = ScorecardId(row.try_get(0)?);
-                let same_agent = row.try_get::<_, String>(1)? == agent_id;
-                let deleted: bool = row.try_get(2)?;
+                let id = ScorecardId(row.try_get("id")?);
+                let same_agent = row.try_get::<_, String>("agent_id")? == agent_id;
+                let deleted: bool = row.try_get("is_deleted")?;
                 let mut wanted: Vec<(i64, f64)> =
                     scores.iter().map(|s| (s.criterion_id.0, s.value)).collect();
                 wanted.sort_by_key(|s| s.0);
@@ -419,7 +425,7 @@ async fn template_with_criteria(
 ) -> Result<Option<Template>> {
     let statement = client
         .prepare_cached(
-            "SELECT t.name, t.template_type, t.created_at,
+            "SELECT t.name AS template_name, t.template_type, t.created_at AS template_created_at,
                     c.id, c.name, c.weight, c.min_value, c.max_value, c.autoqa_rule
              FROM scorecard_templates t LEFT JOIN criteria c ON c.template_id = t.id
              WHERE t.customer_id = $1 AND t.id = $2 ORDER BY c.position",
@@ -430,23 +436,23 @@ async fn template_with_criteria(
     let mut template = Template {
         id,
         customer_id,
-        name: first.try_get(0)?,
-        template_type: codec::template_type(first.try_get(1)?)?,
+        name: first.try_get("template_name")?,
+        template_type: codec::template_type(first.try_get("template_type")?)?,
         criteria: Vec::with_capacity(rows.len()),
-        created_at: first.try_get(2)?,
+        created_at: first.try_get("template_created_at")?,
     };
     for row in &rows {
         // A template without criteria comes back as one row of NULLs.
-        let Some(criterion_id) = row.try_get::<_, Option<i64>>(3)? else { continue };
+        let Some(criterion_id) = row.try_get::<_, Option<i64>>("id")? else { continue };
         template.criteria.push(Criterion {
             id: CriterionId(criterion_id),
-            name: row.try_get(4)?,
+            name: row.try_get("name")?,
             scale: CriterionScale {
-                weight: row.try_get(5)?,
-                min_value: row.try_get(6)?,
-                max_value: row.try_get(7)?,
+                weight: row.try_get("weight")?,
+                min_value: row.try_get("min_value")?,
+                max_value: row.try_get("max_value")?,
             },
-            rule: codec::rule(row.try_get(8)?)?,
+            rule: codec::rule(row.try_get("autoqa_rule")?)?,
         });
     }
     Ok(Some(template))
@@ -563,7 +569,9 @@ async fn live_scores(client: &impl GenericClient, id: ScorecardId) -> Result<Vec
         )
         .await?;
     rows.iter()
-        .map(|r| Ok(Score { criterion_id: CriterionId(r.try_get(0)?), value: r.try_get(1)? }))
+        .map(|r| {
+            Ok(Score { criterion_id: CriterionId(r.try_get("criterion_id")?), value: r.try_get("value")? })
+        })
         .collect()
 }
 
@@ -597,19 +605,19 @@ async fn load_scorecards(
     let mut scorecards = Vec::with_capacity(rows.len());
     for row in rows {
         scorecards.push(Scorecard {
-            id: ScorecardId(row.try_get(0)?),
-            customer_id: CustomerId(row.try_get(1)?),
-            template_id: TemplateId(row.try_get(2)?),
-            template_type: codec::template_type(row.try_get(3)?)?,
-            conversation_id: row.try_get::<_, Option<i64>>(4)?.map(ConversationId),
+            id: ScorecardId(row.try_get("id")?),
+            customer_id: CustomerId(row.try_get("customer_id")?),
+            template_id: TemplateId(row.try_get("template_id")?),
+            template_type: codec::template_type(row.try_get("template_type")?)?,
+            conversation_id: row.try_get::<_, Option<i64>>("conversation_id")?.map(ConversationId),
             linked_conversation_ids: Vec::new(),
-            agent_id: row.try_get(5)?,
-            source: codec::source(row.try_get(6)?)?,
+            agent_id: row.try_get("agent_id")?,
+            source: codec::source(row.try_get("source")?)?,
             scores: Vec::new(),
-            total_score: row.try_get(7)?,
-            version: row.try_get(8)?,
-            created_at: row.try_get(9)?,
-            updated_at: row.try_get(10)?,
+            total_score: row.try_get("total_score")?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
         });
     }
     let position = |id: i64, scorecards: &[Scorecard]| scorecards.binary_search_by_key(&id, |s| s.id.0).ok();
@@ -621,10 +629,11 @@ async fn load_scorecards(
         )
         .await?;
     for row in scores {
-        if let Some(i) = position(row.try_get(0)?, &scorecards) {
-            scorecards[i]
-                .scores
-                .push(Score { criterion_id: CriterionId(row.try_get(1)?), value: row.try_get(2)? });
+        if let Some(i) = position(row.try_get("scorecard_id")?, &scorecards) {
+            scorecards[i].scores.push(Score {
+                criterion_id: CriterionId(row.try_get("criterion_id")?),
+                value: row.try_get("value")?,
+            });
         }
     }
     let links = client
@@ -635,8 +644,8 @@ async fn load_scorecards(
         )
         .await?;
     for row in links {
-        if let Some(i) = position(row.try_get(0)?, &scorecards) {
-            scorecards[i].linked_conversation_ids.push(ConversationId(row.try_get(1)?));
+        if let Some(i) = position(row.try_get("scorecard_id")?, &scorecards) {
+            scorecards[i].linked_conversation_ids.push(ConversationId(row.try_get("conversation_id")?));
         }
     }
     Ok(scorecards)

@@ -89,15 +89,15 @@ pub(crate) async fn load_templates(
     let mut templates = Vec::with_capacity(rows.len());
     let mut index = HashMap::new();
     for row in rows {
-        let id: i64 = row.try_get(0)?;
+        let id: i64 = row.try_get("id")?;
         index.insert(id, templates.len());
         templates.push(Template {
             id: TemplateId(id),
             customer_id,
-            name: row.try_get(1)?,
-            template_type: codec::template_type(row.try_get(2)?)?,
+            name: row.try_get("name")?,
+            template_type: codec::template_type(row.try_get("template_type")?)?,
             criteria: Vec::new(),
-            created_at: row.try_get(3)?,
+            created_at: row.try_get("created_at")?,
         });
     }
     let found: Vec<i64> = index.keys().copied().collect();
@@ -109,16 +109,16 @@ pub(crate) async fn load_templates(
         )
         .await?;
     for row in criteria {
-        let template_id: i64 = row.try_get(0)?;
+        let template_id: i64 = row.try_get("template_id")?;
         templates[index[&template_id]].criteria.push(Criterion {
-            id: CriterionId(row.try_get(1)?),
-            name: row.try_get(2)?,
+            id: CriterionId(row.try_get("id")?),
+            name: row.try_get("name")?,
             scale: CriterionScale {
-                weight: row.try_get(3)?,
-                min_value: row.try_get(4)?,
-                max_value: row.try_get(5)?,
+                weight: row.try_get("weight")?,
+                min_value: row.try_get("min_value")?,
+                max_value: row.try_get("max_value")?,
             },
-            rule: codec::rule(row.try_get(6)?)?,
+            rule: codec::rule(row.try_get("autoqa_rule")?)?,
         });
     }
     Ok(templates)

@@ -77,7 +77,12 @@ impl Store {
                 &[&token_hash(token)],
             )
             .await?;
-        row.map(|r| Ok(Principal { customer_id: CustomerId(r.try_get(0)?), is_admin: r.try_get(1)? }))
-            .transpose()
+        row.map(|r| {
+            Ok(Principal {
+                customer_id: CustomerId(r.try_get("customer_id")?),
+                is_admin: r.try_get("is_admin")?,
+            })
+        })
+        .transpose()
     }
 }

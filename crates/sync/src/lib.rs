@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod batch_index;
 pub mod error;
+pub mod metrics;
 pub mod outbox;
 pub mod reindex;
 pub mod reindex_schedule;

@@ -117,7 +117,7 @@ impl OutboxDispatcher {
         match self.deliver(&entries).await {
             Ok(()) => {
                 self.settle(|| self.store.complete_outbox(&ids)).await?;
-                metrics::counter!("scorekeeper_outbox_delivered_total").increment(entries.len() as u64);
+                metrics::counter!(crate::metrics::OUTBOX_DELIVERED_TOTAL).increment(entries.len() as u64);
             }
             Err(error) => {
                 let attempts = entries.iter().map(|e| e.attempts).max().unwrap_or(1).max(1) as u32;
@@ -135,7 +135,7 @@ impl OutboxDispatcher {
                     std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default()
                 );
                 self.settle(|| self.store.fail_outbox(&ids, delay, &reason)).await?;
-                metrics::counter!("scorekeeper_outbox_failures_total").increment(1);
+                metrics::counter!(crate::metrics::OUTBOX_FAILURES_TOTAL).increment(1);
             }
         }
         Ok(entries.len())
@@ -189,8 +189,10 @@ impl OutboxDispatcher {
     }
 }
 
-/// The write path an outbox origin stands for; anything but AutoQA came
-/// through the API.
-fn path_of(origin: &str) -> WritePath {
-    if origin == OutboxOrigin::AutoQa.as_str() { WritePath::AutoQa } else { WritePath::Api }
+/// The write path an outbox origin stands for.
+fn path_of(origin: &OutboxOrigin) -> WritePath {
+    match origin {
+        OutboxOrigin::Api => WritePath::Api,
+        OutboxOrigin::AutoQa => WritePath::AutoQa,
+    }
 }

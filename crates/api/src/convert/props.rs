@@ -362,8 +362,8 @@ fn conversations_of_upserts() {
         if let Ok(new) = result {
             prop_assert_eq!(&new.external_id, &c.external_id);
             prop_assert_eq!(&new.agent_id, &c.agent_id);
-            prop_assert_eq!(Some(validate::to_timestamp(new.started_at)), c.started_at);
-            prop_assert_eq!(Some(validate::to_timestamp(new.ended_at)), c.ended_at);
+            prop_assert_eq!(Some(scorekeeper_proto::time::to_timestamp(new.started_at)), c.started_at);
+            prop_assert_eq!(Some(scorekeeper_proto::time::to_timestamp(new.ended_at)), c.ended_at);
             let texts: Vec<&str> = new.messages.iter().map(|m| m.text.as_str()).collect();
             let sent: Vec<&str> = c.messages.iter().map(|m| m.text.as_str()).collect();
             prop_assert_eq!(texts, sent);
@@ -487,7 +487,7 @@ fn timestamps_and_enums() {
         bad.judge(&result)?;
         if let Ok(time) = result {
             // What the API answers is what it was sent.
-            prop_assert_eq!(Some(validate::to_timestamp(time)), t);
+            prop_assert_eq!(Some(scorekeeper_proto::time::to_timestamp(time)), t);
         }
 
         let mut bad = Bad::default();

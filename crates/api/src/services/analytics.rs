@@ -1,17 +1,18 @@
 //! `AnalyticsService`: statistics read from ClickHouse, and the drift audit
 //! of ClickHouse against Postgres (`scorekeeper_sync::audit`).
 
+use chrono::{DateTime, Utc};
 use scorekeeper_analytics::stats::GroupBy;
 use scorekeeper_domain::audit::{self as domain, AuditScope, AuditWindow};
 use scorekeeper_domain::{CustomerId, Invalid};
+use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::analytics_service_server::AnalyticsService;
 use scorekeeper_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult, respond};
 use crate::server::ApiState;
-use crate::validate;
-use crate::validate::to_timestamp;
+use crate::validate::{self, Checked};
 
 pub struct Analytics(pub ApiState);
 
@@ -21,84 +22,88 @@ impl AnalyticsService for Analytics {
         &self,
         request: Request<GetScoreStatsRequest>,
     ) -> Result<Response<GetScoreStatsResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let r = request.get_ref();
-        let (group_by, start, end) = (|| {
-            let group_by = match validate::known_enum::<StatsGroupBy>("group_by", r.group_by, false)? {
-                StatsGroupBy::Agent => GroupBy::Agent,
-                StatsGroupBy::Template => GroupBy::Template,
-                StatsGroupBy::Day => GroupBy::Day,
-                StatsGroupBy::Unspecified => return Err(Invalid::new("group_by", "required")),
-            };
-            let start = validate::optional_timestamp("start_time", &r.start_time)?;
-            let end = validate::optional_timestamp("end_time", &r.end_time)?;
-            if let (Some(s), Some(e)) = (start, end)
-                && e <= s
-            {
-                return Err(Invalid::new("end_time", "must be after start_time"));
-            }
-            Ok((group_by, start, end))
-        })()
-        .map_err(ApiError::from)?;
-        let rows = self
-            .0
-            .analytics
-            .score_stats(principal.customer_id, group_by, start, end)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(GetScoreStatsResponse {
-            rows: rows
-                .into_iter()
-                .map(|row| ScoreStatsRow {
-                    key: row.key,
-                    is_process_scorecard: row.is_process_scorecard != 0,
-                    scorecards: row.scorecards as i64,
-                    average_total_score: row.average_total_score,
-                })
-                .collect(),
-        }))
+        respond(get_score_stats(&self.0, request)).await
     }
 
     async fn audit(&self, request: Request<AuditRequest>) -> Result<Response<AuditResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let r = request.get_ref();
-        let scope = audit_scope(principal, r)?;
-        if let Some(customer) = scope.customer_id
-            && customer != principal.customer_id
-            && !self.0.store.customer_exists(customer).await.map_err(ApiError::from)?
-        {
-            return Err(
-                ApiError::from(Invalid::new("customer_id", format!("unknown customer {customer}"))).into()
-            );
-        }
-        let (store, analytics) = (&self.0.store, &self.0.analytics);
-        let quiet = scorekeeper_sync::audit::Quiet;
-        let (report, findings) =
-            scorekeeper_sync::audit::audit_with_findings(store, analytics, &scope, &quiet)
-                .await
-                .map_err(ApiError::from)?;
-        let repair = if r.repair && !findings.is_empty() {
-            let done = scorekeeper_sync::audit::repair(store, analytics, &findings, None)
-                .await
-                .map_err(ApiError::from)?;
-            Some(AuditRepair {
-                job_ids: done.jobs,
-                tombstones: done.tombstones as i64,
-                versions_bumped: done.versions_bumped as i64,
-            })
-        } else {
-            None
-        };
-        Ok(Response::new(AuditResponse { report: Some(report_to_wire(&report)), repair }))
+        respond(audit(&self.0, request)).await
     }
+}
+
+async fn get_score_stats(
+    state: &ApiState,
+    request: Request<GetScoreStatsRequest>,
+) -> ApiResult<GetScoreStatsResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let StatsRequest { group_by, start, end } = stats_request(request.get_ref())?;
+    let rows = state.analytics.score_stats(principal.customer_id, group_by, start, end).await?;
+    Ok(GetScoreStatsResponse {
+        rows: rows
+            .into_iter()
+            .map(|row| ScoreStatsRow {
+                key: row.key,
+                is_process_scorecard: row.is_process_scorecard != 0,
+                scorecards: row.scorecards as i64,
+                average_total_score: row.average_total_score,
+            })
+            .collect(),
+    })
+}
+
+/// What a GetScoreStats asks for.
+struct StatsRequest {
+    group_by: GroupBy,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+}
+
+fn stats_request(r: &GetScoreStatsRequest) -> Checked<StatsRequest> {
+    let group_by = match validate::known_enum::<StatsGroupBy>("group_by", r.group_by, false)? {
+        StatsGroupBy::Agent => GroupBy::Agent,
+        StatsGroupBy::Template => GroupBy::Template,
+        StatsGroupBy::Day => GroupBy::Day,
+        StatsGroupBy::Unspecified => return Err(Invalid::new("group_by", "required")),
+    };
+    let start = validate::optional_timestamp("start_time", &r.start_time)?;
+    let end = validate::optional_timestamp("end_time", &r.end_time)?;
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        return Err(Invalid::new("end_time", "must be after start_time"));
+    }
+    Ok(StatsRequest { group_by, start, end })
+}
+
+async fn audit(state: &ApiState, request: Request<AuditRequest>) -> ApiResult<AuditResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let r = request.get_ref();
+    let scope = audit_scope(principal, r)?;
+    if let Some(customer) = scope.customer_id
+        && customer != principal.customer_id
+        && !state.store.customer_exists(customer).await?
+    {
+        return Err(Invalid::new("customer_id", format!("unknown customer {customer}")).into());
+    }
+    let (store, analytics) = (&state.store, &state.analytics);
+    let quiet = scorekeeper_sync::audit::Quiet;
+    let (report, findings) =
+        scorekeeper_sync::audit::audit_with_findings(store, analytics, &scope, &quiet).await?;
+    let repair = if r.repair && !findings.is_empty() {
+        let done = scorekeeper_sync::audit::repair(store, analytics, &findings, None).await?;
+        Some(AuditRepair {
+            job_ids: done.jobs,
+            tombstones: done.tombstones as i64,
+            versions_bumped: done.versions_bumped as i64,
+        })
+    } else {
+        None
+    };
+    Ok(AuditResponse { report: Some(report_to_wire(&report)), repair })
 }
 
 /// The audit's scope from the request: the caller's own customer unless an
 /// admin names another or all; a window needs both ends.
-fn audit_scope(
-    principal: scorekeeper_store::tenants::Principal,
-    r: &AuditRequest,
-) -> Result<AuditScope, ApiError> {
+fn audit_scope(principal: scorekeeper_store::tenants::Principal, r: &AuditRequest) -> ApiResult<AuditScope> {
     let customer_id = match (r.all_customers, r.customer_id) {
         (_, id) if id < 0 => return Err(Invalid::new("customer_id", "must not be negative").into()),
         (true, 0) if principal.is_admin => None,

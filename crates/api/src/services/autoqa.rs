@@ -1,15 +1,15 @@
-//! `AutoQAService`: write path 3. Scorecards go to ClickHouse through the
-//! outbox, so this call does not depend on ClickHouse either.
+//! `AutoQAService`: the `autoqa` write path. Scorecards go to ClickHouse
+//! through the outbox, so this call does not depend on ClickHouse either.
 
-use scorekeeper_domain::TemplateId;
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
+use scorekeeper_domain::{ConversationId, TemplateId};
 use scorekeeper_proto::v1::auto_qa_service_server::AutoQaService;
 use scorekeeper_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use crate::error::ApiError;
+use crate::error::{ApiResult, respond};
 use crate::server::ApiState;
-use crate::validate;
+use crate::validate::{self, Checked};
 
 pub struct AutoQa(pub ApiState);
 
@@ -19,30 +19,37 @@ impl AutoQaService for AutoQa {
         &self,
         request: Request<AutoscoreConversationsRequest>,
     ) -> Result<Response<AutoscoreConversationsResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let r = request.get_ref();
-        let (template_id, ids) = (|| {
-            let template_id = TemplateId(validate::id("template_id", r.template_id)?);
-            validate::between("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
-            let ids = validate::conversation_ids("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
-            Ok::<_, scorekeeper_domain::Invalid>((template_id, ids))
-        })()
-        .map_err(ApiError::from)?;
-        let results =
-            scorekeeper_autoqa::autoscore(&self.0.store, principal.customer_id, template_id, &ids).await;
-        // Some scorecards may have committed before a failure.
-        self.0.outbox.written();
-        let results = results.map_err(ApiError::from)?;
-        Ok(Response::new(AutoscoreConversationsResponse {
-            results: results
-                .iter()
-                .map(|r| AutoscoreResult {
-                    conversation_id: r.conversation_id.0,
-                    scorecard_id: r.scorecard_id.0,
-                    total_score: r.total_score,
-                    changed: r.changed,
-                })
-                .collect(),
-        }))
+        respond(autoscore_conversations(&self.0, request)).await
     }
+}
+
+/// The template and the conversations an AutoscoreConversations names.
+fn autoscore_request(r: &AutoscoreConversationsRequest) -> Checked<(TemplateId, Vec<ConversationId>)> {
+    let template_id = TemplateId(validate::id("template_id", r.template_id)?);
+    validate::between("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
+    let ids = validate::conversation_ids("conversation_ids", &r.conversation_ids, MAX_IDS_PER_BATCH)?;
+    Ok((template_id, ids))
+}
+
+async fn autoscore_conversations(
+    state: &ApiState,
+    request: Request<AutoscoreConversationsRequest>,
+) -> ApiResult<AutoscoreConversationsResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let (template_id, ids) = autoscore_request(request.get_ref())?;
+    let results =
+        scorekeeper_autoqa::autoscore(&state.store, principal.customer_id, template_id, &ids).await;
+    // Some scorecards may have committed before a failure.
+    state.outbox.written();
+    Ok(AutoscoreConversationsResponse {
+        results: results?
+            .iter()
+            .map(|r| AutoscoreResult {
+                conversation_id: r.conversation_id.0,
+                scorecard_id: r.scorecard_id.0,
+                total_score: r.total_score,
+                changed: r.changed,
+            })
+            .collect(),
+    })
 }

@@ -1,6 +1,6 @@
 //! `ConversationService`: stores conversations with transcripts, and
-//! BatchIndexConversations (write path 2), which answers only after
-//! ClickHouse acknowledged the rows.
+//! BatchIndexConversations (the `batch_index` write path), which answers
+//! only after ClickHouse acknowledged the rows.
 
 use std::collections::HashSet;
 
@@ -8,11 +8,12 @@ use scorekeeper_domain::limits::{MAX_CONVERSATIONS_PER_UPSERT, MAX_IDS_PER_BATCH
 use scorekeeper_domain::{ConversationId, Invalid};
 use scorekeeper_proto::v1::conversation_service_server::ConversationService;
 use scorekeeper_proto::v1::*;
+use scorekeeper_store::conversations::NewConversation;
 use scorekeeper_store::mirror::ConversationSelector;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult, respond};
 use crate::server::ApiState;
 use crate::validate::{self, Checked};
 
@@ -43,76 +44,93 @@ fn selector(r: &BatchIndexConversationsRequest) -> Checked<ConversationSelector>
     }
 }
 
+/// The conversations an UpsertConversations asks for: at most
+/// `MAX_CONVERSATIONS_PER_UPSERT`, external ids unique within the request.
+fn new_conversations(r: &UpsertConversationsRequest) -> Checked<Vec<NewConversation>> {
+    validate::between("conversations", &r.conversations, MAX_CONVERSATIONS_PER_UPSERT)?;
+    let mut seen = HashSet::new();
+    r.conversations
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if !seen.insert(c.external_id.as_str()) {
+                return Err(Invalid::new(
+                    format!("conversations[{i}].external_id"),
+                    "appears twice in the request",
+                ));
+            }
+            convert::new_conversation(&format!("conversations[{i}]"), c)
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl ConversationService for Conversations {
     async fn upsert_conversations(
         &self,
         request: Request<UpsertConversationsRequest>,
     ) -> Result<Response<UpsertConversationsResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let r = request.get_ref();
-        let new = (|| {
-            validate::between("conversations", &r.conversations, MAX_CONVERSATIONS_PER_UPSERT)?;
-            let mut seen = HashSet::new();
-            r.conversations
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    if !seen.insert(c.external_id.as_str()) {
-                        return Err(Invalid::new(
-                            format!("conversations[{i}].external_id"),
-                            "appears twice in the request",
-                        ));
-                    }
-                    convert::new_conversation(&format!("conversations[{i}]"), c)
-                })
-                .collect::<Checked<Vec<_>>>()
-        })()
-        .map_err(ApiError::from)?;
-        let stored =
-            self.0.store.upsert_conversations(principal.customer_id, &new).await.map_err(ApiError::from)?;
-        Ok(Response::new(UpsertConversationsResponse {
-            conversations: stored.iter().map(convert::conversation_to_wire).collect(),
-        }))
+        respond(upsert_conversations(&self.0, request)).await
     }
 
     async fn get_conversation(
         &self,
         request: Request<GetConversationRequest>,
     ) -> Result<Response<GetConversationResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let r = request.get_ref();
-        let id = ConversationId(validate::id("id", r.id).map_err(ApiError::from)?);
-        let conversation = self
-            .0
-            .store
-            .get_conversation(principal.customer_id, id, r.include_messages)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound { what: "conversation", id: id.to_string() })?;
-        Ok(Response::new(GetConversationResponse {
-            conversation: Some(convert::conversation_to_wire(&conversation)),
-        }))
+        respond(get_conversation(&self.0, request)).await
     }
 
     async fn batch_index_conversations(
         &self,
         request: Request<BatchIndexConversationsRequest>,
     ) -> Result<Response<BatchIndexConversationsResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let selector = selector(request.get_ref()).map_err(ApiError::from)?;
-        let report = scorekeeper_sync::batch_index::batch_index(
-            &self.0.store,
-            &self.0.analytics,
-            principal.customer_id,
-            &selector,
-        )
-        .await
-        .map_err(ApiError::from)?;
-        Ok(Response::new(BatchIndexConversationsResponse {
-            conversations_indexed: report.conversations as i64,
-            scorecards_indexed: report.scorecards as i64,
-            scores_indexed: report.scores as i64,
-        }))
+        respond(batch_index_conversations(&self.0, request)).await
     }
+}
+
+async fn upsert_conversations(
+    state: &ApiState,
+    request: Request<UpsertConversationsRequest>,
+) -> ApiResult<UpsertConversationsResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let new = new_conversations(request.get_ref())?;
+    let stored = state.store.upsert_conversations(principal.customer_id, &new).await?;
+    Ok(UpsertConversationsResponse {
+        conversations: stored.iter().map(convert::conversation_to_wire).collect(),
+    })
+}
+
+async fn get_conversation(
+    state: &ApiState,
+    request: Request<GetConversationRequest>,
+) -> ApiResult<GetConversationResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let r = request.get_ref();
+    let id = ConversationId(validate::id("id", r.id)?);
+    let conversation = state
+        .store
+        .get_conversation(principal.customer_id, id, r.include_messages)
+        .await?
+        .ok_or(ApiError::NotFound { what: "conversation", id: id.to_string() })?;
+    Ok(GetConversationResponse { conversation: Some(convert::conversation_to_wire(&conversation)) })
+}
+
+async fn batch_index_conversations(
+    state: &ApiState,
+    request: Request<BatchIndexConversationsRequest>,
+) -> ApiResult<BatchIndexConversationsResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let selector = selector(request.get_ref())?;
+    let report = scorekeeper_sync::batch_index::batch_index(
+        &state.store,
+        &state.analytics,
+        principal.customer_id,
+        &selector,
+    )
+    .await?;
+    Ok(BatchIndexConversationsResponse {
+        conversations_indexed: report.conversations as i64,
+        scorecards_indexed: report.scorecards as i64,
+        scores_indexed: report.scores as i64,
+    })
 }

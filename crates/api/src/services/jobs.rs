@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_domain::{CustomerId, Invalid, TemplateType};
+use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_server::JobService;
 use scorekeeper_proto::v1::*;
@@ -15,7 +16,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::convert::{template_type_from_wire, template_type_to_wire};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult, respond};
 use crate::server::ApiState;
 use crate::validate::{self, Checked};
 
@@ -31,68 +32,78 @@ fn visible_customer(principal: Principal) -> Option<CustomerId> {
     (!principal.is_admin).then_some(principal.customer_id)
 }
 
-fn reindex_spec(principal: Principal, p: &ReindexConversationsPayload) -> Result<ReindexSpec, ApiError> {
-    let field = |name: &str| format!("payload.reindex_conversations.{name}");
+/// A field of the reindex payload, as the client spells it.
+fn payload_field(name: &str) -> String {
+    format!("payload.reindex_conversations.{name}")
+}
+
+fn reindex_spec(principal: Principal, p: &ReindexConversationsPayload) -> ApiResult<ReindexSpec> {
     let customer_id = match p.customer_id {
         0 if principal.is_admin => None,
         0 => return Err(ApiError::PermissionDenied("only an admin token may reindex all customers")),
         id if id == principal.customer_id.0 || principal.is_admin => {
-            Some(CustomerId(validate::id(&field("customer_id"), id)?))
+            Some(CustomerId(validate::id(&payload_field("customer_id"), id)?))
         }
         _ => return Err(ApiError::PermissionDenied("a customer token may only reindex its own customer")),
     };
-    let checked = (|| {
-        let window = match (&p.start_time, &p.end_time) {
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(Invalid::new(field("end_time"), "required with start_time"));
+    Ok(reindex_spec_of_customer(customer_id, p)?)
+}
+
+/// The rest of the reindex payload, once the caller may reindex `customer_id`.
+fn reindex_spec_of_customer(
+    customer_id: Option<CustomerId>,
+    p: &ReindexConversationsPayload,
+) -> Checked<ReindexSpec> {
+    let field = payload_field;
+    let window = match (&p.start_time, &p.end_time) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(Invalid::new(field("end_time"), "required with start_time"));
+        }
+        (None, Some(_)) => {
+            return Err(Invalid::new(field("start_time"), "required with end_time"));
+        }
+        (Some(start), Some(end)) => {
+            let start = validate::timestamp(&field("start_time"), start)?;
+            let end = validate::timestamp(&field("end_time"), end)?;
+            if end <= start {
+                return Err(Invalid::new(field("end_time"), "must be after start_time"));
             }
-            (None, Some(_)) => {
-                return Err(Invalid::new(field("start_time"), "required with end_time"));
-            }
-            (Some(start), Some(end)) => {
-                let start = validate::timestamp(&field("start_time"), start)?;
-                let end = validate::timestamp(&field("end_time"), end)?;
-                if end <= start {
-                    return Err(Invalid::new(field("end_time"), "must be after start_time"));
+            let base = match validate::known_enum::<ReindexTimeBase>(&field("time_base"), p.time_base, true)?
+            {
+                // Old clients: the conversation start, as before time bases existed.
+                ReindexTimeBase::Unspecified | ReindexTimeBase::ConversationStart => {
+                    TimeBase::ConversationStart
                 }
-                let base =
-                    match validate::known_enum::<ReindexTimeBase>(&field("time_base"), p.time_base, true)? {
-                        // Old clients: the conversation start, as before time bases existed.
-                        ReindexTimeBase::Unspecified | ReindexTimeBase::ConversationStart => {
-                            TimeBase::ConversationStart
-                        }
-                        ReindexTimeBase::UpdatedAt => TimeBase::UpdatedAt,
-                    };
-                Some(TimeWindow { start, end, base })
-            }
-        };
-        let conversation_ids =
-            validate::conversation_ids(&field("conversation_ids"), &p.conversation_ids, MAX_IDS_PER_BATCH)?;
-        let batch = |name: &str, value: i32| -> Checked<Option<u32>> {
-            match value {
-                0 => Ok(None),
-                n if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(Some(n as u32)),
-                _ => Err(Invalid::new(field(name), format!("must be in [0, {MAX_BATCH_SIZE}]"))),
-            }
-        };
-        let scorecard_types = p
-            .reindex_scorecard_types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| template_type_from_wire(&field(&format!("reindex_scorecard_types[{i}]")), *t))
-            .collect::<Checked<Vec<TemplateType>>>()?;
-        Ok(ReindexSpec {
-            scope: ReindexScope { customer_id, window, conversation_ids },
-            scorecard_types,
-            conversations_batch_size: batch("conversations_batch_size", p.conversations_batch_size)?,
-            process_scorecards_batch_size: batch(
-                "process_scorecards_batch_size",
-                p.process_scorecards_batch_size,
-            )?,
-        })
-    })();
-    Ok(checked?)
+                ReindexTimeBase::UpdatedAt => TimeBase::UpdatedAt,
+            };
+            Some(TimeWindow { start, end, base })
+        }
+    };
+    let conversation_ids =
+        validate::conversation_ids(&field("conversation_ids"), &p.conversation_ids, MAX_IDS_PER_BATCH)?;
+    let batch = |name: &str, value: i32| -> Checked<Option<u32>> {
+        match value {
+            0 => Ok(None),
+            n if (1..=MAX_BATCH_SIZE).contains(&n) => Ok(Some(n as u32)),
+            _ => Err(Invalid::new(field(name), format!("must be in [0, {MAX_BATCH_SIZE}]"))),
+        }
+    };
+    let scorecard_types = p
+        .reindex_scorecard_types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| template_type_from_wire(&field(&format!("reindex_scorecard_types[{i}]")), *t))
+        .collect::<Checked<Vec<TemplateType>>>()?;
+    Ok(ReindexSpec {
+        scope: ReindexScope { customer_id, window, conversation_ids },
+        scorecard_types,
+        conversations_batch_size: batch("conversations_batch_size", p.conversations_batch_size)?,
+        process_scorecards_batch_size: batch(
+            "process_scorecards_batch_size",
+            p.process_scorecards_batch_size,
+        )?,
+    })
 }
 
 fn payload_to_wire(job_type: i16, payload: &serde_json::Value) -> Option<JobPayload> {
@@ -104,8 +115,8 @@ fn payload_to_wire(job_type: i16, payload: &serde_json::Value) -> Option<JobPayl
     Some(JobPayload {
         payload: Some(Payload::ReindexConversations(ReindexConversationsPayload {
             customer_id: spec.scope.customer_id.map_or(0, |c| c.0),
-            start_time: window.map(|w| validate::to_timestamp(w.start)),
-            end_time: window.map(|w| validate::to_timestamp(w.end)),
+            start_time: window.map(|w| to_timestamp(w.start)),
+            end_time: window.map(|w| to_timestamp(w.end)),
             time_base: match window.map(|w| w.base) {
                 None => ReindexTimeBase::Unspecified,
                 Some(TimeBase::ConversationStart) => ReindexTimeBase::ConversationStart,
@@ -130,7 +141,7 @@ fn state_to_wire(state: stored::JobState) -> JobState {
 }
 
 fn job_to_wire(job: &stored::Job) -> Job {
-    let time = |t: Option<DateTime<Utc>>| t.map(validate::to_timestamp);
+    let time = |t: Option<DateTime<Utc>>| t.map(to_timestamp);
     Job {
         id: job.id.to_string(),
         customer_id: job.customer_id.map_or(0, |c| c.0),
@@ -156,7 +167,7 @@ fn job_to_wire(job: &stored::Job) -> Job {
             message: e.message.clone(),
             retryable: e.retryable,
         }),
-        created_at: Some(validate::to_timestamp(job.created_at)),
+        created_at: Some(to_timestamp(job.created_at)),
         started_at: time(job.started_at),
         finished_at: time(job.finished_at),
     }
@@ -180,8 +191,48 @@ fn parse_page_token(token: &str) -> Checked<Option<(DateTime<Utc>, Uuid)>> {
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
     // A time Postgres cannot hold would fail there, as INTERNAL.
-    validate::timestamp("page_token", &validate::to_timestamp(at)).map_err(|_| bad())?;
+    validate::timestamp("page_token", &to_timestamp(at)).map_err(|_| bad())?;
     Ok(Some((at, Uuid::parse_str(id).map_err(|_| bad())?)))
+}
+
+/// What a ListJobs asks for: the filter (a customer token sees only its own
+/// customer's jobs), the page size and where the page starts.
+struct JobsPage {
+    filter: JobFilter,
+    size: usize,
+    after: Option<(DateTime<Utc>, Uuid)>,
+}
+
+fn jobs_page(principal: Principal, r: &ListJobsRequest) -> Checked<JobsPage> {
+    let state = match validate::known_enum::<JobState>("state", r.state, true)? {
+        JobState::Unspecified => None,
+        JobState::Queued => Some(stored::JobState::Queued),
+        JobState::Running => Some(stored::JobState::Running),
+        JobState::Succeeded => Some(stored::JobState::Succeeded),
+        JobState::Failed => Some(stored::JobState::Failed),
+        JobState::Cancelled => Some(stored::JobState::Cancelled),
+    };
+    let job_type = match validate::known_enum::<JobType>("type", r.r#type, true)? {
+        JobType::Unspecified => None,
+        t => Some(t as i16),
+    };
+    if r.customer_id < 0 {
+        return Err(Invalid::new("customer_id", "must not be negative"));
+    }
+    let customer_id = match visible_customer(principal) {
+        // A customer token lists its own jobs, whatever it asks for.
+        Some(own) if r.customer_id == 0 || r.customer_id == own.0 => Some(own),
+        Some(_) => {
+            return Err(Invalid::new("customer_id", "a customer token lists only its own jobs"));
+        }
+        None => (r.customer_id > 0).then_some(CustomerId(r.customer_id)),
+    };
+    let (size, _) = validate::page(r.page_size, "")?;
+    Ok(JobsPage {
+        filter: JobFilter { state, job_type, customer_id },
+        size,
+        after: parse_page_token(&r.page_token)?,
+    })
 }
 
 #[tonic::async_trait]
@@ -190,125 +241,103 @@ impl JobService for Jobs {
         &self,
         request: Request<CreateJobRequest>,
     ) -> Result<Response<CreateJobResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let r = request.get_ref();
-        let job_type = validate::known_enum::<JobType>("type", r.r#type, false).map_err(ApiError::from)?;
-        let handler = i16::try_from(r.r#type).ok().and_then(|t| self.0.jobs.handler(t)).ok_or_else(|| {
-            ApiError::from(Invalid::new(
-                "type",
-                format!("job type {} is not registered on this server", job_type.as_str_name()),
-            ))
-        })?;
-        let spec = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
-            Some(Payload::ReindexConversations(p)) if job_type == JobType::ReindexConversations => {
-                reindex_spec(principal, p)?
-            }
-            _ => {
-                return Err(ApiError::from(Invalid::new(
-                    "payload",
-                    format!("a {} job needs its payload", job_type.as_str_name()),
-                ))
-                .into());
-            }
-        };
-        // An admin may name any customer; one that does not exist is the
-        // caller's mistake, not a server failure.
-        if let Some(customer) = spec.scope.customer_id
-            && !self.0.store.customer_exists(customer).await.map_err(ApiError::from)?
-        {
-            return Err(ApiError::from(Invalid::new(
-                "payload.reindex_conversations.customer_id",
-                format!("unknown customer {customer}"),
-            ))
-            .into());
-        }
-        let payload = serde_json::to_value(&spec).expect("a ReindexSpec serialises");
-        let activities =
-            handler.activities(&payload).map_err(|e| ApiError::from(Invalid::new("payload", e)))?;
-        let (job, _) = self
-            .0
-            .store
-            .create_job(&NewJob {
-                customer_id: spec.scope.customer_id,
-                job_type: r.r#type as i16,
-                payload,
-                max_attempts: MAX_ATTEMPTS,
-                dedupe_key: None,
-                activities,
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(CreateJobResponse { job: Some(job_to_wire(&job)) }))
+        respond(create_job(&self.0, request)).await
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<GetJobResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let id = job_id("id", &request.get_ref().id).map_err(ApiError::from)?;
-        let job = self
-            .0
-            .store
-            .get_job(id, visible_customer(principal))
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
-        Ok(Response::new(GetJobResponse { job: Some(job_to_wire(&job)) }))
+        respond(get_job(&self.0, request)).await
     }
 
     async fn list_jobs(
         &self,
         request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let r = request.get_ref();
-        let (filter, size, after) = (|| {
-            let state = match validate::known_enum::<JobState>("state", r.state, true)? {
-                JobState::Unspecified => None,
-                JobState::Queued => Some(stored::JobState::Queued),
-                JobState::Running => Some(stored::JobState::Running),
-                JobState::Succeeded => Some(stored::JobState::Succeeded),
-                JobState::Failed => Some(stored::JobState::Failed),
-                JobState::Cancelled => Some(stored::JobState::Cancelled),
-            };
-            let job_type = match validate::known_enum::<JobType>("type", r.r#type, true)? {
-                JobType::Unspecified => None,
-                t => Some(t as i16),
-            };
-            if r.customer_id < 0 {
-                return Err(Invalid::new("customer_id", "must not be negative"));
-            }
-            let customer_id = match visible_customer(principal) {
-                // A customer token lists its own jobs, whatever it asks for.
-                Some(own) if r.customer_id == 0 || r.customer_id == own.0 => Some(own),
-                Some(_) => {
-                    return Err(Invalid::new("customer_id", "a customer token lists only its own jobs"));
-                }
-                None => (r.customer_id > 0).then_some(CustomerId(r.customer_id)),
-            };
-            let (size, _) = validate::page(r.page_size, "")?;
-            Ok((JobFilter { state, job_type, customer_id }, size, parse_page_token(&r.page_token)?))
-        })()
-        .map_err(ApiError::from)?;
-        let jobs = self.0.store.list_jobs(&filter, after, size).await.map_err(ApiError::from)?;
-        let next_page_token = match jobs.last() {
-            Some(last) if jobs.len() == size => page_token(last),
-            _ => String::new(),
-        };
-        Ok(Response::new(ListJobsResponse { jobs: jobs.iter().map(job_to_wire).collect(), next_page_token }))
+        respond(list_jobs(&self.0, request)).await
     }
 
     async fn cancel_job(
         &self,
         request: Request<CancelJobRequest>,
     ) -> Result<Response<CancelJobResponse>, Status> {
-        let principal = self.0.auth.principal(&request).await?;
-        let id = job_id("id", &request.get_ref().id).map_err(ApiError::from)?;
-        let job = self
-            .0
-            .store
-            .request_cancel(id, visible_customer(principal))
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
-        Ok(Response::new(CancelJobResponse { job: Some(job_to_wire(&job)) }))
+        respond(cancel_job(&self.0, request)).await
     }
+}
+
+async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> ApiResult<CreateJobResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let r = request.get_ref();
+    let job_type = validate::known_enum::<JobType>("type", r.r#type, false)?;
+    let handler = i16::try_from(r.r#type).ok().and_then(|t| state.jobs.handler(t)).ok_or_else(|| {
+        Invalid::new("type", format!("job type {} is not registered on this server", job_type.as_str_name()))
+    })?;
+    let spec = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
+        Some(Payload::ReindexConversations(p)) if job_type == JobType::ReindexConversations => {
+            reindex_spec(principal, p)?
+        }
+        _ => {
+            return Err(Invalid::new(
+                "payload",
+                format!("a {} job needs its payload", job_type.as_str_name()),
+            )
+            .into());
+        }
+    };
+    // An admin may name any customer; one that does not exist is the
+    // caller's mistake, not a server failure.
+    if let Some(customer) = spec.scope.customer_id
+        && !state.store.customer_exists(customer).await?
+    {
+        return Err(Invalid::new(
+            "payload.reindex_conversations.customer_id",
+            format!("unknown customer {customer}"),
+        )
+        .into());
+    }
+    let payload = serde_json::to_value(&spec).expect("a ReindexSpec serialises");
+    let activities = handler.activities(&payload).map_err(|e| Invalid::new("payload", e))?;
+    let (job, _) = state
+        .store
+        .create_job(&NewJob {
+            customer_id: spec.scope.customer_id,
+            job_type: r.r#type as i16,
+            payload,
+            max_attempts: MAX_ATTEMPTS,
+            dedupe_key: None,
+            activities,
+        })
+        .await?;
+    Ok(CreateJobResponse { job: Some(job_to_wire(&job)) })
+}
+
+async fn get_job(state: &ApiState, request: Request<GetJobRequest>) -> ApiResult<GetJobResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let id = job_id("id", &request.get_ref().id)?;
+    let job = state
+        .store
+        .get_job(id, visible_customer(principal))
+        .await?
+        .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
+    Ok(GetJobResponse { job: Some(job_to_wire(&job)) })
+}
+
+async fn list_jobs(state: &ApiState, request: Request<ListJobsRequest>) -> ApiResult<ListJobsResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let JobsPage { filter, size, after } = jobs_page(principal, request.get_ref())?;
+    let jobs = state.store.list_jobs(&filter, after, size).await?;
+    let next_page_token = match jobs.last() {
+        Some(last) if jobs.len() == size => page_token(last),
+        _ => String::new(),
+    };
+    Ok(ListJobsResponse { jobs: jobs.iter().map(job_to_wire).collect(), next_page_token })
+}
+
+async fn cancel_job(state: &ApiState, request: Request<CancelJobRequest>) -> ApiResult<CancelJobResponse> {
+    let principal = state.auth.principal(&request).await?;
+    let id = job_id("id", &request.get_ref().id)?;
+    let job = state
+        .store
+        .request_cancel(id, visible_customer(principal))
+        .await?
+        .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
+    Ok(CancelJobResponse { job: Some(job_to_wire(&job)) })
 }

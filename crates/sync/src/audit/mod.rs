@@ -173,11 +173,11 @@ fn publish_metrics(report: &AuditReport, elapsed: Duration) {
     for table in &report.tables {
         let name = table.table.name();
         for kind in DriftKind::ALL {
-            metrics::gauge!("scorekeeper_audit_drifted_rows", "table" => name, "kind" => kind.name())
+            metrics::gauge!(crate::metrics::AUDIT_DRIFTED_ROWS, "table" => name, "kind" => kind.name())
                 .set(table.drift.get(kind) as f64);
         }
-        metrics::gauge!("scorekeeper_audit_rows_checked", "table" => name).set(table.rows_checked as f64);
+        metrics::gauge!(crate::metrics::AUDIT_ROWS_CHECKED, "table" => name).set(table.rows_checked as f64);
     }
-    metrics::gauge!("scorekeeper_audit_last_run_timestamp_seconds").set(Utc::now().timestamp() as f64);
-    metrics::histogram!("scorekeeper_audit_seconds").record(elapsed);
+    metrics::gauge!(crate::metrics::AUDIT_LAST_RUN_TIMESTAMP_SECONDS).set(Utc::now().timestamp() as f64);
+    metrics::histogram!(crate::metrics::AUDIT_SECONDS).record(elapsed);
 }

@@ -1,0 +1,82 @@
+//! The metrics of the outbox and the drift audit: their names, in one place,
+//! and their descriptions; and [`describe_service`], which describes
+//! everything a `serve` process publishes.
+//!
+//! The outbox's depth and oldest age are read from Postgres by whoever runs
+//! the service (`Store::outbox_stats`, every few seconds); they are named
+//! here, beside the dispatcher's counters, because they describe the same
+//! queue.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Gauge: outbox entries waiting for ClickHouse.
+pub const OUTBOX_DEPTH: &str = "scorekeeper_outbox_depth";
+/// Gauge: age of the oldest waiting outbox entry, the worst visibility lag.
+pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "scorekeeper_outbox_oldest_age_seconds";
+/// Counter: outbox entries delivered to ClickHouse.
+pub const OUTBOX_DELIVERED_TOTAL: &str = "scorekeeper_outbox_delivered_total";
+/// Counter: outbox batches whose delivery failed (each is retried).
+pub const OUTBOX_FAILURES_TOTAL: &str = "scorekeeper_outbox_failures_total";
+/// Gauge, labels `table`, `kind`: drifted rows the last audit found.
+pub const AUDIT_DRIFTED_ROWS: &str = "scorekeeper_audit_drifted_rows";
+/// Gauge, label `table`: live Postgres rows the last audit checked.
+pub const AUDIT_ROWS_CHECKED: &str = "scorekeeper_audit_rows_checked";
+/// Gauge: Unix time this process last finished an audit.
+pub const AUDIT_LAST_RUN_TIMESTAMP_SECONDS: &str = "scorekeeper_audit_last_run_timestamp_seconds";
+/// Histogram: seconds an audit took.
+pub const AUDIT_SECONDS: &str = "scorekeeper_audit_seconds";
+
+/// Every metric this crate publishes (or names for the service, see the
+/// module's head).
+pub const ALL: &[&str] = &[
+    OUTBOX_DEPTH,
+    OUTBOX_OLDEST_AGE_SECONDS,
+    OUTBOX_DELIVERED_TOTAL,
+    OUTBOX_FAILURES_TOTAL,
+    AUDIT_DRIFTED_ROWS,
+    AUDIT_ROWS_CHECKED,
+    AUDIT_LAST_RUN_TIMESTAMP_SECONDS,
+    AUDIT_SECONDS,
+];
+
+/// Gives the installed recorder the unit and help text of every metric in
+/// [`ALL`]. Call once, after installing the recorder; calling again only
+/// repeats the descriptions.
+pub fn describe() {
+    describe_gauge!(OUTBOX_DEPTH, Unit::Count, "Outbox entries waiting for ClickHouse.");
+    describe_gauge!(
+        OUTBOX_OLDEST_AGE_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest waiting outbox entry: the worst visibility lag right now."
+    );
+    describe_counter!(OUTBOX_DELIVERED_TOTAL, Unit::Count, "Outbox entries delivered to ClickHouse.");
+    describe_counter!(
+        OUTBOX_FAILURES_TOTAL,
+        Unit::Count,
+        "Failed outbox delivery batches (each is retried)."
+    );
+    describe_gauge!(AUDIT_DRIFTED_ROWS, Unit::Count, "Drifted rows the last audit found, by table and kind.");
+    describe_gauge!(AUDIT_ROWS_CHECKED, Unit::Count, "Live Postgres rows the last audit checked, by table.");
+    describe_gauge!(
+        AUDIT_LAST_RUN_TIMESTAMP_SECONDS,
+        Unit::Seconds,
+        "Unix time this process last finished an audit."
+    );
+    describe_histogram!(AUDIT_SECONDS, Unit::Seconds, "Duration of an audit.");
+}
+
+/// Describes every metric a `serve` process publishes: those of this crate,
+/// of the ClickHouse insert path (`scorekeeper_analytics::metrics`) and of
+/// the job engine (`scorekeeper_jobs::metrics`). Call once at start, after
+/// installing the recorder.
+pub fn describe_service() {
+    scorekeeper_analytics::metrics::describe();
+    scorekeeper_jobs::metrics::describe();
+    describe();
+}
+
+/// The names of every metric a `serve` process publishes, as
+/// [`describe_service`] describes them.
+pub fn service_metrics() -> impl Iterator<Item = &'static str> {
+    [scorekeeper_analytics::metrics::ALL, scorekeeper_jobs::metrics::ALL, ALL].into_iter().flatten().copied()
+}
