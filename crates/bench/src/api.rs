@@ -75,7 +75,7 @@ const AGENTS: usize = 20;
 /// Per-call timeout of the load; a slower call counts as failed (DEADLINE_EXCEEDED).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The targets of the API path (issue 4), on a 2-core machine.
+/// The targets of the API path (BENCHMARKS.md, "API (scorekeeper-bench api)"), on a 2-core machine.
 const TARGET_CREATES_PER_S: f64 = 1000.0;
 const TARGET_LATENCY_P99_MS: f64 = 50.0;
 const TARGET_VISIBILITY_LAG_P99_MS: f64 = 1000.0;

@@ -16,6 +16,7 @@ use scorekeeper_client::follow::follow;
 use scorekeeper_client::views::audit::{OutcomeView, repair_text, report_text};
 use scorekeeper_client::views::job::state_word;
 use scorekeeper_client::{Authed, ClientError};
+use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_proto::v1::{AuditRequest, AuditResponse, JobState};
@@ -54,10 +55,6 @@ pub struct AuditArgs {
     json: bool,
 }
 
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
-}
-
 fn request(args: &AuditArgs) -> anyhow::Result<AuditRequest> {
     let (customer_id, all_customers) = match args.customer.as_str() {
         "all" => (0, true),
@@ -74,8 +71,8 @@ fn request(args: &AuditArgs) -> anyhow::Result<AuditRequest> {
     Ok(AuditRequest {
         customer_id,
         all_customers,
-        start_time: window.map(|w| timestamp(w.0)),
-        end_time: window.map(|w| timestamp(w.1)),
+        start_time: window.map(|w| to_timestamp(w.0)),
+        end_time: window.map(|w| to_timestamp(w.1)),
         repair: args.repair,
     })
 }

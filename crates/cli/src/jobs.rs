@@ -11,6 +11,7 @@ use scorekeeper_client::follow::follow;
 use scorekeeper_client::views::job::{JobView, list_text, state_word};
 use scorekeeper_client::{Authed, ClientError};
 use scorekeeper_proto::coaching::ScorecardTemplateType;
+use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_proto::v1::*;
@@ -115,10 +116,6 @@ async fn client(api: &ApiArgs) -> anyhow::Result<JobServiceClient<Authed>> {
     Ok(api.connect(Duration::from_secs(60)).await?.jobs())
 }
 
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
-}
-
 fn payload(args: &ReindexArgs) -> anyhow::Result<ReindexConversationsPayload> {
     let customer_id = match args.customer.as_str() {
         "all" => 0,
@@ -136,8 +133,8 @@ fn payload(args: &ReindexArgs) -> anyhow::Result<ReindexConversationsPayload> {
     let batch = args.batch_size.unwrap_or(0);
     Ok(ReindexConversationsPayload {
         customer_id,
-        start_time: window.map(|w| timestamp(w.0)),
-        end_time: window.map(|w| timestamp(w.1)),
+        start_time: window.map(|w| to_timestamp(w.0)),
+        end_time: window.map(|w| to_timestamp(w.1)),
         time_base: match (window, args.time_base) {
             (None, _) => ReindexTimeBase::Unspecified,
             (Some(_), TimeBaseArg::Start) => ReindexTimeBase::ConversationStart,

@@ -33,7 +33,7 @@ mod world;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use scorekeeper_domain::CustomerId;
 
 use self::drift::DriftOutcome;
@@ -150,10 +150,6 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 fn section(title: &str) {
     println!("\n== {title} ==");
-}
-
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }
 
 /// Equal up to [`AVERAGE_TOLERANCE`], relative (absolute for values below 1).

@@ -7,7 +7,7 @@
 //! grouping, same order.
 
 use chrono::{DateTime, Utc};
-use scorekeeper_domain::CustomerId;
+use scorekeeper_domain::{CustomerId, TemplateType};
 use scorekeeper_store::Store;
 
 /// What score statistics are grouped by (the Postgres twin of
@@ -72,7 +72,7 @@ pub async fn score_stats(
     // the database's default collation would order e.g. `agent-10` and
     // `Agent-2` differently.
     let sql = format!(
-        "SELECT {key} AS key, template_type = 2 AS is_process_scorecard,
+        "SELECT {key} AS key, template_type = $4 AS is_process_scorecard,
                     count(*) AS scorecards, avg(total_score) AS average_total_score
              FROM scorecards
              WHERE customer_id = $1 AND deleted_at IS NULL
@@ -85,7 +85,8 @@ pub async fn score_stats(
         key = group_by.key_sql(),
     );
     let client = store.pool().get().await?;
-    let rows = client.query(&sql, &[&customer_id.0, &start, &end]).await?;
+    let process = TemplateType::Process.number();
+    let rows = client.query(&sql, &[&customer_id.0, &start, &end, &process]).await?;
     rows.iter()
         .map(|row| {
             Ok(ScoreStats {

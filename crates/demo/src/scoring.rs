@@ -15,7 +15,9 @@ use scorekeeper_proto::v1::{AutoscoreConversationsRequest, AutoscoreResult, Batc
 
 use super::api::{Api, RpcOutcome, describe};
 use super::world::{DemoConversation, DemoTemplate, FURTHER_HELP, GREETING, PROFANITY, Rng, Templates};
-use super::{AUTOSCORE_BATCH, REVIEW_SEED, nearly_equal, section, timestamp};
+use scorekeeper_proto::time::to_timestamp;
+
+use super::{AUTOSCORE_BATCH, REVIEW_SEED, nearly_equal, section};
 
 // ---------------------------------------------------------------------------
 // Step 4: batch index into ClickHouse.
@@ -37,8 +39,8 @@ pub(super) async fn index_conversations(
         .conversations
         .batch_index_conversations(BatchIndexConversationsRequest {
             conversation_ids: Vec::new(),
-            start_time: Some(timestamp(first)),
-            end_time: Some(timestamp(end)),
+            start_time: Some(to_timestamp(first)),
+            end_time: Some(to_timestamp(end)),
         })
         .await
         .during("BatchIndexConversations over the whole window")?;

@@ -14,7 +14,9 @@ use scorekeeper_proto::coaching::{
 use scorekeeper_proto::v1::{Conversation, Message, Speaker, UpsertConversationsRequest};
 
 use super::api::{Api, RpcOutcome};
-use super::{AGENTS, CONTENT_SEED, HISTORY_DAYS, UPSERT_BATCH, section, timestamp};
+use scorekeeper_proto::time::{from_timestamp, to_timestamp};
+
+use super::{AGENTS, CONTENT_SEED, HISTORY_DAYS, UPSERT_BATCH, section};
 
 // ---------------------------------------------------------------------------
 // Step 2: templates.
@@ -314,8 +316,8 @@ pub(super) async fn upsert_conversations(api: &mut Api, total: usize) -> anyhow:
         batch.push(Conversation {
             external_id: format!("demo-call-{:06}", n + 1),
             agent_id,
-            started_at: Some(timestamp(started_at)),
-            ended_at: Some(timestamp(ended_at)),
+            started_at: Some(to_timestamp(started_at)),
+            ended_at: Some(to_timestamp(ended_at)),
             messages,
             ..Default::default()
         });
@@ -338,12 +340,9 @@ pub(super) async fn upsert_conversations(api: &mut Api, total: usize) -> anyhow:
             );
             // The response lists the conversations in request order.
             for (c, written) in stored.conversations.into_iter().zip(batch_written.drain(..)) {
-                let started_at = c
-                    .started_at
-                    .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-                    .with_context(|| {
-                        format!("UpsertConversations returned conversation {} without started_at", c.id)
-                    })?;
+                let started_at = c.started_at.and_then(|t| from_timestamp(&t).ok()).with_context(|| {
+                    format!("UpsertConversations returned conversation {} without started_at", c.id)
+                })?;
                 uploaded.conversations.push(DemoConversation {
                     id: c.id,
                     agent_id: c.agent_id,

@@ -1,4 +1,4 @@
-//! Write path 3, AutoQA: rules evaluated on transcripts, one AUTOQA
+//! The `autoqa` write path: rules evaluated on transcripts, one AUTOQA
 //! scorecard per (conversation, template), mirrored through the outbox.
 
 use std::time::Duration;

@@ -21,6 +21,7 @@ use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch};
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexScope, TimeBase, TimeWindow};
 use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_proto::coaching::{self as pb, ScorecardTemplateType as Kind};
+use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::{self, Job, ReindexConversationsPayload, ReindexTimeBase};
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
@@ -598,15 +599,11 @@ async fn postgres_now(env: &TestEnv) -> DateTime<Utc> {
     client.query_one("SELECT clock_timestamp()", &[]).await.expect("reading the clock").get(0)
 }
 
-fn timestamp(time: DateTime<Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 })
-}
-
 /// Both scorecard types of the customer's rows updated since `since`.
 fn lookback(customer: &Customer, since: DateTime<Utc>) -> ReindexConversationsPayload {
     ReindexConversationsPayload {
-        start_time: timestamp(since),
-        end_time: timestamp(since + chrono::Duration::minutes(10)),
+        start_time: Some(to_timestamp(since)),
+        end_time: Some(to_timestamp(since + chrono::Duration::minutes(10))),
         time_base: ReindexTimeBase::UpdatedAt as i32,
         ..payload(customer, &[Kind::Conversation, Kind::Process])
     }

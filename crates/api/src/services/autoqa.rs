@@ -37,8 +37,7 @@ async fn autoscore_conversations(
 ) -> ApiResult<AutoscoreConversationsResponse> {
     let principal = state.auth.principal(&request).await?;
     let (template_id, ids) = autoscore_request(request.get_ref())?;
-    let results =
-        scorekeeper_autoqa::autoscore(&state.store, principal.customer_id, template_id, &ids).await;
+    let results = scorekeeper_autoqa::autoscore(&state.store, principal.customer_id, template_id, &ids).await;
     // Some scorecards may have committed before a failure.
     state.outbox.written();
     Ok(AutoscoreConversationsResponse {

@@ -1,6 +1,6 @@
 //! Drift audit reports as `scorekeeper audit` prints them.
 
-use chrono::DateTime;
+use scorekeeper_proto::time::from_timestamp;
 use scorekeeper_proto::v1::{AuditRepair, AuditReport, AuditTable, DriftCounts, DriftKind};
 use serde::Serialize;
 
@@ -30,7 +30,7 @@ fn kind_word(kind: i32) -> &'static str {
 
 fn time_text(t: &Option<prost_types::Timestamp>) -> String {
     t.as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .and_then(|t| from_timestamp(t).ok())
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
 }

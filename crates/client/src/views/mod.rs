@@ -5,9 +5,9 @@
 pub mod audit;
 pub mod job;
 
-use chrono::DateTime;
+use scorekeeper_proto::time::from_timestamp;
 
 /// A protobuf time as RFC 3339, if set and valid.
 fn rfc3339(t: &Option<prost_types::Timestamp>) -> Option<String> {
-    t.as_ref().and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos as u32)).map(|t| t.to_rfc3339())
+    t.as_ref().and_then(|t| from_timestamp(t).ok()).map(|t| t.to_rfc3339())
 }
