@@ -13,7 +13,7 @@ use axum::routing::get;
 use clap::Args;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scorekeeper_analytics::Analytics;
-use scorekeeper_jobs::{Worker, WorkerConfig};
+use scorekeeper_jobs::{JobStore, Worker, WorkerConfig};
 use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
 use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
@@ -120,7 +120,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = args.postgres.store()?;
     let analytics = args.clickhouse.analytics()?;
     if !args.no_migrate {
-        store.migrate().await.context("migrating Postgres (DATABASE_URL)")?;
+        scorekeeper_jobs::migrate_postgres(&store).await.context("migrating Postgres (DATABASE_URL)")?;
         // ClickHouse may be down at start; the outbox holds writes until it
         // is back, so its schema failing is logged, not fatal.
         if let Err(error) = analytics.migrate().await {
@@ -170,7 +170,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.concurrency = args.worker_concurrency as usize;
         config.lease = Duration::from_secs(args.job_lease_seconds);
         tracing::info!(worker = %config.worker_id, "job worker running");
-        let worker = Worker::new(store.clone(), registry.clone(), config);
+        let worker = Worker::new(JobStore::new(&store), registry.clone(), config);
         let shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
             worker.run(shutdown).await;
@@ -180,7 +180,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match schedule {
         Some(settings) => {
             tracing::info!(schedule = ?args.reindex_schedule, mode = %args.reindex_mode, lookback = %args.reindex_lookback, "reindex scheduler running");
-            let scheduler = settings.scheduler(store.clone());
+            let scheduler = settings.scheduler(JobStore::new(&store));
             let shutdown = shutdown_rx.clone();
             tasks.spawn(async move {
                 scheduler.run(shutdown).await;
@@ -193,7 +193,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(settings) = audit_schedule {
         tracing::info!(schedule = ?args.audit_schedule, lookback = ?args.audit_lookback, repair = args.audit_repair, "audit scheduler running");
-        let scheduler = settings.scheduler(store.clone());
+        let scheduler = settings.scheduler(JobStore::new(&store));
         let shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
             scheduler.run(shutdown).await;

@@ -4,14 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{ActivityProgress, Job, JobError, Lease, ProgressUpdate};
+use scorekeeper_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{RunError, StopReason};
+use crate::job::{ActivityProgress, Job, JobError, Lease, ProgressUpdate};
+use crate::store::JobStore;
 
 pub struct JobContext {
-    store: Store,
+    store: JobStore,
     job: Job,
     fence: i32,
     stop: CancellationToken,
@@ -19,7 +20,7 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    pub(crate) fn new(store: Store, job: Job, fence: i32) -> JobContext {
+    pub(crate) fn new(store: JobStore, job: Job, fence: i32) -> JobContext {
         JobContext { store, job, fence, stop: CancellationToken::new(), reason: Arc::new(Mutex::new(None)) }
     }
 
@@ -134,7 +135,7 @@ impl JobContext {
 
 /// Postgres failing under a progress write: the attempt fails, retryably
 /// when the failure is transient.
-fn store_failure(error: scorekeeper_store::StoreError) -> RunError {
+fn store_failure(error: StoreError) -> RunError {
     RunError::Failed(JobError {
         code: "postgres".into(),
         message: format!("recording progress: {error}"),

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use scorekeeper_store::jobs::JobError;
 
 use crate::context::JobContext;
+use crate::job::JobError;
 
 /// Why a handler stopped early without failing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Cron schedules that create jobs: a [`Scheduler`] per schedule and process
 //! watches the clock and, at each tick, creates the job its `make_job`
-//! builds, through [`Store::fire_tick`].
+//! builds, through [`JobStore::fire_tick`].
 //!
 //! Contract:
 //! * **Exactly one job per tick**, however many processes run a scheduler
@@ -31,10 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use scorekeeper_store::jobs::NewJob;
-use scorekeeper_store::{Store, StoreError};
+use scorekeeper_store::StoreError;
 use tokio::sync::watch;
 use tracing::Instrument;
+
+use crate::job::NewJob;
+use crate::store::JobStore;
 
 pub use croner::Cron;
 pub use croner::errors::CronError;
@@ -136,7 +138,7 @@ impl SchedulerConfig {
 /// Fires one [`Schedule`]'s ticks in this process (see the module docs for
 /// the guarantees).
 pub struct Scheduler {
-    store: Store,
+    store: JobStore,
     schedule: Schedule,
     make_job: MakeJob,
     config: SchedulerConfig,
@@ -152,7 +154,7 @@ struct State {
 }
 
 impl Scheduler {
-    pub fn new(store: Store, schedule: Schedule, make_job: MakeJob) -> Scheduler {
+    pub fn new(store: JobStore, schedule: Schedule, make_job: MakeJob) -> Scheduler {
         Scheduler { store, schedule, make_job, config: SchedulerConfig::default() }
     }
 

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{AttemptOutcome, Claim, JobError, Lease};
+
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::Instrument;
 
 use crate::context::JobContext;
 use crate::handler::{Registry, RunError, StopReason};
+use crate::job::{AttemptOutcome, Claim, JobError, Lease};
+use crate::store::JobStore;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -54,14 +55,14 @@ impl WorkerConfig {
 }
 
 pub struct Worker {
-    store: Store,
+    store: JobStore,
     registry: Registry,
     config: WorkerConfig,
     wake: Arc<Notify>,
 }
 
 impl Worker {
-    pub fn new(store: Store, registry: Registry, config: WorkerConfig) -> Worker {
+    pub fn new(store: JobStore, registry: Registry, config: WorkerConfig) -> Worker {
         Worker { store, registry, config, wake: Arc::new(Notify::new()) }
     }
 
@@ -73,7 +74,7 @@ impl Worker {
         let listener = {
             let store = this.store.clone();
             let wake = this.wake.clone();
-            tokio::spawn(async move { store.listen_channel("scorekeeper_jobs", wake).await })
+            tokio::spawn(async move { store.listen(wake).await })
         };
         let slots = Arc::new(Semaphore::new(this.config.concurrency));
         let job_types = this.registry.job_types();
@@ -155,7 +156,7 @@ impl Worker {
                 }
             }
         };
-        tracing::info!(elapsed = ?started.elapsed(), outcome = ?outcome_word(&outcome), "attempt ended");
+        tracing::info!(elapsed = ?started.elapsed(), outcome = outcome.word(), "attempt ended");
         self.finish(&ctx, outcome).await;
     }
 
@@ -219,14 +220,5 @@ fn unregistered(job_type: i16) -> JobError {
         message: format!("no handler is registered for job type {job_type}"),
         retryable: false,
         details: serde_json::Value::Null,
-    }
-}
-
-fn outcome_word(outcome: &AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Succeeded => "succeeded",
-        AttemptOutcome::Cancelled => "cancelled",
-        AttemptOutcome::Failed(_) => "failed",
-        AttemptOutcome::Retry { .. } => "retry",
     }
 }

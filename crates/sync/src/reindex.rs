@@ -22,8 +22,8 @@ use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, S
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec, TimeBase, resolve_reindex_scope};
 use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
 use scorekeeper_jobs::{JobContext, JobHandler, RunError};
+use scorekeeper_jobs::{JobError, NewJob};
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{JobError, NewJob};
 use scorekeeper_store::reindex::ScorecardTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;

@@ -23,8 +23,7 @@ use scorekeeper_domain::reindex::{
 };
 use scorekeeper_jobs::scheduler::{CronError, ScheduleError};
 pub use scorekeeper_jobs::scheduler::{Schedule, Scheduler, SchedulerConfig};
-use scorekeeper_store::Store;
-use scorekeeper_store::jobs::NewJob;
+use scorekeeper_jobs::{JobStore, NewJob};
 
 /// The schedule's name: its row in `schedules` and its jobs' dedupe keys
 /// (`schedule:reindex:<tick>`).
@@ -117,7 +116,7 @@ impl ReindexScheduleSettings {
 
     /// The scheduler of the reindex schedule on `store`. Run it (in each
     /// process that should take part) with [`Scheduler::run`].
-    pub fn scheduler(&self, store: Store) -> Scheduler {
+    pub fn scheduler(&self, store: JobStore) -> Scheduler {
         let settings = self.clone();
         Scheduler::new(
             store,

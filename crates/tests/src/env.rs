@@ -8,6 +8,7 @@ use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::{CustomerId, ScorecardId};
+use scorekeeper_jobs::JobStore;
 use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
@@ -80,6 +81,8 @@ impl Default for Options {
 pub struct TestEnv {
     /// The store of this test's database, direct (never through a proxy).
     pub store: Store,
+    /// The job tables of this test's database, direct (never through a proxy).
+    pub jobs: JobStore,
     /// The store the server under test (API, dispatcher, worker) uses:
     /// through `postgres_proxy`.
     pub server_store: Store,
@@ -157,7 +160,7 @@ impl TestEnv {
         tokio::spawn(connection);
         admin.batch_execute(&format!("CREATE DATABASE {postgres_db}")).await?;
         let store = Store::connect(&with_database(&admin_url, &postgres_db), 8)?;
-        store.migrate().await?;
+        scorekeeper_jobs::migrate_postgres(&store).await?;
         let postgres_proxy = TcpProxy::start(postgres_addr(&admin_url)?).await?;
         let server_store =
             Store::connect(&with_addr(&with_database(&admin_url, &postgres_db), postgres_proxy.addr()), 16)?;
@@ -193,7 +196,8 @@ impl TestEnv {
             config.base_backoff = Duration::from_millis(200);
             // Short, so tests of lost workers and outages finish quickly.
             config.lease = Duration::from_secs(3);
-            let worker = scorekeeper_jobs::Worker::new(server_store.clone(), registry.clone(), config);
+            let worker =
+                scorekeeper_jobs::Worker::new(JobStore::new(&server_store), registry.clone(), config);
             tokio::spawn(worker.run(shutdown_rx.clone()));
         }
         let state = scorekeeper_api::ApiState::new(server_store.clone(), server_analytics.clone(), registry);
@@ -203,6 +207,7 @@ impl TestEnv {
         }));
         let channel = Channel::from_shared(grpc_url.clone())?.connect_lazy();
         Ok(TestEnv {
+            jobs: JobStore::new(&store),
             store,
             server_store,
             postgres_proxy,

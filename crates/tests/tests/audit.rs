@@ -16,9 +16,9 @@ use scorekeeper_analytics::WritePath;
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, DriftKind};
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::{ConversationId, CustomerId};
+use scorekeeper_jobs::{JobState, NewJob};
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::{self as pb, AuditRequest};
-use scorekeeper_store::jobs::{JobState, NewJob};
 use scorekeeper_store::mirror::ConversationSelector;
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use scorekeeper_tests::TestEnv;
@@ -248,7 +248,7 @@ async fn each_kind_of_drift_is_named_by_id_and_the_repair_converges() {
     assert_eq!(repair.versions_bumped, 1, "{repair:?}");
     assert!(!repair.jobs.is_empty());
     for id in &repair.jobs {
-        let job = env.store.get_job(id.parse().unwrap(), None).await.unwrap().unwrap();
+        let job = env.jobs.get_job(id.parse().unwrap(), None).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     }
     let after = outcome.after.expect("an audit after the repair");
@@ -405,7 +405,7 @@ async fn the_audit_job_repairs_through_the_worker() {
     sql(&env, &format!("UPDATE scorecards SET total_score = 1 WHERE customer_id = {c} AND id % 7 = 0")).await;
     let spec = AuditSpec { scope: scope(customer), repair: true };
     let (job, _) = env
-        .store
+        .jobs
         .create_job(&NewJob {
             customer_id: Some(customer),
             job_type: audit::job::JOB_TYPE,
@@ -418,7 +418,7 @@ async fn the_audit_job_repairs_through_the_worker() {
         .unwrap();
     let started = Instant::now();
     let job = loop {
-        let job = env.store.get_job(job.id, None).await.unwrap().unwrap();
+        let job = env.jobs.get_job(job.id, None).await.unwrap().unwrap();
         if job.state.is_terminal() {
             break job;
         }

@@ -9,6 +9,7 @@ mod fuzz_validation;
 mod hostile_strings;
 mod job_api;
 mod job_faults;
+mod migrations;
 mod reindex_scope;
 mod scheduler;
 mod tenancy;

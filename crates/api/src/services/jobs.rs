@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_domain::{CustomerId, Invalid, TemplateType};
+use scorekeeper_jobs::job::{self as stored, JobFilter, NewJob};
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_server::JobService;
 use scorekeeper_proto::v1::*;
-use scorekeeper_store::jobs::{self as stored, JobFilter, NewJob};
 use scorekeeper_store::tenants::Principal;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -227,7 +227,7 @@ impl JobService for Jobs {
             handler.activities(&payload).map_err(|e| ApiError::from(Invalid::new("payload", e)))?;
         let (job, _) = self
             .0
-            .store
+            .job_store
             .create_job(&NewJob {
                 customer_id: spec.scope.customer_id,
                 job_type: r.r#type as i16,
@@ -246,7 +246,7 @@ impl JobService for Jobs {
         let id = job_id("id", &request.get_ref().id).map_err(ApiError::from)?;
         let job = self
             .0
-            .store
+            .job_store
             .get_job(id, visible_customer(principal))
             .await
             .map_err(ApiError::from)?
@@ -288,7 +288,7 @@ impl JobService for Jobs {
             Ok((JobFilter { state, job_type, customer_id }, size, parse_page_token(&r.page_token)?))
         })()
         .map_err(ApiError::from)?;
-        let jobs = self.0.store.list_jobs(&filter, after, size).await.map_err(ApiError::from)?;
+        let jobs = self.0.job_store.list_jobs(&filter, after, size).await.map_err(ApiError::from)?;
         let next_page_token = match jobs.last() {
             Some(last) if jobs.len() == size => page_token(last),
             _ => String::new(),
@@ -304,7 +304,7 @@ impl JobService for Jobs {
         let id = job_id("id", &request.get_ref().id).map_err(ApiError::from)?;
         let job = self
             .0
-            .store
+            .job_store
             .request_cancel(id, visible_customer(principal))
             .await
             .map_err(ApiError::from)?

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use scorekeeper_analytics::Analytics;
 use scorekeeper_domain::audit::{AuditReport, AuditSpec, AuditTable, RepairReport, TableReport};
+use scorekeeper_jobs::JobError;
 use scorekeeper_jobs::{JobContext, JobHandler, RunError};
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::JobError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 

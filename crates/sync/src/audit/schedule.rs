@@ -12,8 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditWindow};
 use scorekeeper_jobs::scheduler::{CronError, Schedule, ScheduleError, Scheduler};
-use scorekeeper_store::Store;
-use scorekeeper_store::jobs::NewJob;
+use scorekeeper_jobs::{JobStore, NewJob};
 
 use super::job::{JOB_TYPE, activities};
 
@@ -92,7 +91,7 @@ impl AuditScheduleSettings {
     }
 
     /// The scheduler of the audit schedule on `store`.
-    pub fn scheduler(&self, store: Store) -> Scheduler {
+    pub fn scheduler(&self, store: JobStore) -> Scheduler {
         let settings = self.clone();
         Scheduler::new(store, self.schedule.clone(), Arc::new(move |tick, _| settings.audit_job(tick)))
     }

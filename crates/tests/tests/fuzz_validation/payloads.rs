@@ -187,12 +187,9 @@ async fn job_payloads_decode_to_a_clean_answer() {
                         }
                     };
                     // Accepted: the stored payload is one the workflow reads.
-                    let client = env.store.pool().get().await.map_err(|e| e.to_string())?;
-                    let row = client
-                        .query_one("SELECT payload FROM jobs WHERE id::text = $1", &[&job.id])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let payload: serde_json::Value = row.get(0);
+                    let id = job.id.parse().map_err(|e| format!("a job id that is not a UUID: {e}"))?;
+                    let stored = env.jobs.get_job(id, None).await.map_err(|e| e.to_string())?;
+                    let payload = stored.ok_or("the created job is not stored")?.payload;
                     handler
                         .activities(&payload)
                         .map_err(|e| format!("a stored payload does not decode: {e}"))?;
