@@ -52,7 +52,7 @@ async fn a_killed_worker_s_job_is_resumed_by_another() {
         conversations_batch_size: Some(10),
         process_scorecards_batch_size: Some(10),
     };
-    let (job, _) = env.jobs.create_job(&new_job(&spec, Some(customer.id), 10)).await.unwrap();
+    let (job, _) = env.jobs.create_job(&new_job(&spec, Some(customer.id))).await.unwrap();
 
     let mut first = worker_process(&env);
     let running = poll(&env, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;

@@ -23,7 +23,7 @@ pub mod store;
 pub mod worker;
 
 pub use context::JobContext;
-pub use handler::{JobHandler, Registry, RunError};
+pub use handler::{Activity, JobHandler, Registry, RegistryError, RetryPolicy, RunError};
 pub use job::{ActivityProgress, AttemptOutcome, Claim, Job, JobError, JobFilter, JobState, Lease, NewJob};
 pub use store::{JobStore, migrate_postgres};
 pub use worker::{Worker, WorkerConfig};

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use scorekeeper_retry::Backoff;
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::Instrument;
 
@@ -26,9 +27,13 @@ pub struct WorkerConfig {
     /// How often an idle worker looks for jobs (notifications usually wake
     /// it sooner).
     pub poll_interval: Duration,
-    /// First retry delay; doubles per attempt up to `max_backoff`.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// Between claims that failed (Postgres unreachable); capped at 5 s it
+    /// also paces the retries of recording an attempt's end.
+    pub claim_backoff: Backoff,
+    /// Replaces every job type's own backoff between attempts
+    /// ([`RetryPolicy`](crate::handler::RetryPolicy)) when set; the tests
+    /// use a short one.
+    pub retry_backoff: Option<Backoff>,
 }
 
 impl WorkerConfig {
@@ -38,19 +43,13 @@ impl WorkerConfig {
             concurrency: 2,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
-            base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(300),
+            claim_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            retry_backoff: None,
         }
     }
 
     fn heartbeat_interval(&self) -> Duration {
         self.lease / 3
-    }
-
-    /// Delay before attempt `attempts + 1`.
-    pub fn backoff(&self, attempts: i32) -> Duration {
-        let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
-        self.base_backoff.saturating_mul(2u32.saturating_pow(doublings)).min(self.max_backoff)
     }
 }
 
@@ -107,7 +106,7 @@ impl Worker {
             let pause = if failures == 0 {
                 this.config.poll_interval
             } else {
-                this.config.backoff(failures as i32).min(Duration::from_secs(30))
+                this.config.claim_backoff.delay(failures)
             };
             tokio::select! {
                 _ = this.wake.notified() => {}
@@ -124,14 +123,23 @@ impl Worker {
         tracing::info!("attempt started");
         metrics::counter!("scorekeeper_job_attempts_total", "job_type" => job_type.to_string()).increment(1);
         let ctx = JobContext::new(self.store.clone(), job, fence);
-        let Some(handler) = self.registry.handler(job_type).cloned() else {
-            // Claimed only registered types; a changed registry is a bug.
-            self.finish(&ctx, AttemptOutcome::Failed(unregistered(job_type))).await;
-            return;
+        let (run, policy) = match (self.registry.run(&ctx), self.registry.retry_policy(job_type)) {
+            (Ok(run), Ok(policy)) => (run, policy),
+            (Err(error), _) | (_, Err(error)) => {
+                // Claimed only registered types; a changed registry is a bug.
+                let error = JobError {
+                    code: "unregistered_job_type".into(),
+                    message: error.to_string(),
+                    retryable: false,
+                    details: serde_json::Value::Null,
+                };
+                self.finish(&ctx, AttemptOutcome::Failed(error)).await;
+                return;
+            }
         };
         let started = Instant::now();
         let outcome = tokio::select! {
-            outcome = handler.run(&ctx) => outcome,
+            outcome = run => outcome,
             // The heartbeat fires this on a lost lease: drop the handler's
             // future at once, whatever it is waiting on.
             () = self.keep_lease(&ctx) => Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost))),
@@ -146,7 +154,8 @@ impl Worker {
             Err(RunError::Failed(error)) => {
                 let attempts = ctx.job().attempts;
                 if error.retryable && attempts < ctx.job().max_attempts {
-                    let delay = self.config.backoff(attempts);
+                    let backoff = self.config.retry_backoff.unwrap_or(policy.backoff);
+                    let delay = backoff.delay(u32::try_from(attempts).unwrap_or(0));
                     tracing::warn!(code = %error.code, message = %error.message, ?delay, "attempt failed; will retry");
                     let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                     AttemptOutcome::Retry { error, at }
@@ -171,7 +180,7 @@ impl Worker {
                 Ok(Lease::Held { cancel_requested }) => {
                     last_renewed = Instant::now();
                     if cancel_requested {
-                        ctx.stop(StopReason::Cancelled);
+                        ctx.stop_signal().stop(StopReason::Cancelled);
                     }
                 }
                 Ok(Lease::Lost) => break,
@@ -185,7 +194,7 @@ impl Worker {
                 }
             }
         }
-        ctx.stop(StopReason::LeaseLost);
+        ctx.stop_signal().stop(StopReason::LeaseLost);
     }
 
     /// Records the outcome, retrying while Postgres is unreachable for up to
@@ -203,7 +212,10 @@ impl Worker {
                 Err(error) if started.elapsed() < self.config.lease => {
                     attempt += 1;
                     tracing::warn!(%error, "recording the attempt's end failed; retrying");
-                    tokio::time::sleep(self.config.backoff(attempt).min(Duration::from_secs(5))).await;
+                    tokio::time::sleep(
+                        self.config.claim_backoff.capped(Duration::from_secs(5)).delay(attempt),
+                    )
+                    .await;
                 }
                 Err(error) => {
                     tracing::error!(%error, "could not record the attempt's end; the lease will expire and the job run again");
@@ -211,14 +223,5 @@ impl Worker {
                 }
             }
         }
-    }
-}
-
-fn unregistered(job_type: i16) -> JobError {
-    JobError {
-        code: "unregistered_job_type".into(),
-        message: format!("no handler is registered for job type {job_type}"),
-        retryable: false,
-        details: serde_json::Value::Null,
     }
 }

@@ -29,9 +29,6 @@ use scorekeeper_jobs::{JobStore, NewJob};
 /// (`schedule:reindex:<tick>`).
 pub const SCHEDULE_NAME: &str = "reindex";
 
-/// Attempts of a scheduled job before it is failed.
-pub const MAX_ATTEMPTS: i32 = 10;
-
 /// A bad setting of the scheduled reindex. The message names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingError {
@@ -111,7 +108,7 @@ impl ReindexScheduleSettings {
             conversations_batch_size: None,
             process_scorecards_batch_size: None,
         };
-        crate::reindex::new_job(&spec, None, MAX_ATTEMPTS)
+        crate::reindex::new_job(&spec, None)
     }
 
     /// The scheduler of the reindex schedule on `store`. Run it (in each

@@ -13,6 +13,7 @@ use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClien
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
+use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
 use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
 use tokio::sync::watch;
@@ -193,7 +194,8 @@ impl TestEnv {
         if options.worker {
             let mut config = scorekeeper_jobs::WorkerConfig::new(format!("test-worker-{suffix:x}"));
             config.poll_interval = Duration::from_millis(100);
-            config.base_backoff = Duration::from_millis(200);
+            config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+            config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
             // Short, so tests of lost workers and outages finish quickly.
             config.lease = Duration::from_secs(3);
             let worker =

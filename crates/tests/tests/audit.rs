@@ -16,7 +16,7 @@ use scorekeeper_analytics::WritePath;
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, DriftKind};
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::{ConversationId, CustomerId};
-use scorekeeper_jobs::{JobState, NewJob};
+use scorekeeper_jobs::JobState;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::{self as pb, AuditRequest};
 use scorekeeper_store::mirror::ConversationSelector;
@@ -404,18 +404,7 @@ async fn the_audit_job_repairs_through_the_worker() {
     let c = customer.0;
     sql(&env, &format!("UPDATE scorecards SET total_score = 1 WHERE customer_id = {c} AND id % 7 = 0")).await;
     let spec = AuditSpec { scope: scope(customer), repair: true };
-    let (job, _) = env
-        .jobs
-        .create_job(&NewJob {
-            customer_id: Some(customer),
-            job_type: audit::job::JOB_TYPE,
-            payload: serde_json::to_value(&spec).unwrap(),
-            max_attempts: 3,
-            dedupe_key: None,
-            activities: audit::job::activities(&spec),
-        })
-        .await
-        .unwrap();
+    let (job, _) = env.jobs.create_job(&audit::job::new_job(&spec, Some(customer))).await.unwrap();
     let started = Instant::now();
     let job = loop {
         let job = env.jobs.get_job(job.id, None).await.unwrap().unwrap();

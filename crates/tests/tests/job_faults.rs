@@ -8,6 +8,7 @@ use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_domain::{CustomerId, TemplateType};
 use scorekeeper_jobs::JobStore;
 use scorekeeper_jobs::job::{AttemptOutcome, Job, JobState, Lease, ProgressUpdate};
+use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
 use scorekeeper_sync::job_registry as registry;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
@@ -23,7 +24,7 @@ async fn reindex_job(store: &JobStore, customer: CustomerId, batch_size: u32) ->
         conversations_batch_size: Some(batch_size),
         process_scorecards_batch_size: Some(batch_size),
     };
-    store.create_job(&new_job(&spec, Some(customer), 10)).await.expect("creating a job").0
+    store.create_job(&new_job(&spec, Some(customer))).await.expect("creating a job").0
 }
 
 async fn job(store: &JobStore, job: &Job) -> Job {
@@ -105,6 +106,65 @@ async fn a_worker_that_lost_its_lease_cannot_write() {
     assert!(env.jobs.finish_attempt(created.id, b.fence, &AttemptOutcome::Succeeded).await.unwrap());
     let done = job(&env.jobs, &created).await;
     assert_eq!((done.state, rows_done(&done)), (JobState::Succeeded, 12));
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_does_not_decode_fails_the_job_and_names_the_activity() {
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
+    let customer = env.customer("acme").await;
+    bulk_import(&env.store, customer.id, 30).await;
+    let created = reindex_job(&env.jobs, customer.id, 5).await;
+    // An earlier attempt (another version, a bug) left a checkpoint this
+    // version cannot read, then gave the job back to the queue.
+    let first =
+        env.jobs.claim_job("old-worker", Duration::from_secs(30), &[JOB_TYPE]).await.unwrap().unwrap();
+    let unreadable = serde_json::json!({ "phase": "sideways", "after": "the middle" });
+    let update = ProgressUpdate {
+        activity: "reindex_conversations",
+        rows: 0,
+        batches: 1,
+        checkpoint: Some(&unreadable),
+        finished: false,
+        active: Duration::ZERO,
+    };
+    assert_eq!(
+        env.jobs.record_progress(created.id, first.fence, &update).await.unwrap(),
+        Lease::Held { cancel_requested: false }
+    );
+    let error = scorekeeper_jobs::JobError {
+        code: "clickhouse".into(),
+        message: "down".into(),
+        retryable: true,
+        details: serde_json::Value::Null,
+    };
+    let requeue = AttemptOutcome::Retry { error, at: chrono::Utc::now() };
+    assert!(env.jobs.finish_attempt(created.id, first.fence, &requeue).await.unwrap());
+
+    let (stop, stop_rx) = watch::channel(false);
+    let registry =
+        registry(env.server_store.clone(), env.server_analytics.clone(), ReindexSettings::default());
+    let mut config = scorekeeper_jobs::WorkerConfig::new("worker-now");
+    config.poll_interval = Duration::from_millis(50);
+    tokio::spawn(
+        scorekeeper_jobs::Worker::new(JobStore::new(&env.server_store), registry, config).run(stop_rx),
+    );
+    let failed = wait_job(&env.jobs, &created, Duration::from_secs(30), |j| j.state.is_terminal()).await;
+    let _ = stop.send(true);
+
+    assert_eq!(failed.state, JobState::Failed, "{failed:#?}");
+    assert_eq!(failed.attempts, 2, "not retried: no attempt can read the checkpoint");
+    let error = failed.error.expect("the failure is recorded");
+    assert_eq!(error.code, "invalid_checkpoint", "{error:?}");
+    assert!(!error.retryable, "{error:?}");
+    assert!(error.message.contains("reindex_conversations"), "the message names the activity: {error:?}");
+    assert_eq!(error.details["activity"], "reindex_conversations", "{error:?}");
+    let activity = &failed.activities[0];
+    assert_eq!(
+        (activity.rows_done, activity.checkpoint.as_ref()),
+        (0, Some(&unreadable)),
+        "the activity did not start over: nothing read, the checkpoint kept"
+    );
+    assert_eq!(env.clickhouse_row_count("conversations").await, 0, "nothing was copied");
 }
 
 #[tokio::test]
@@ -203,7 +263,8 @@ async fn a_real_postgres_restart_mid_job_is_survived() {
     let registry = registry(store.clone(), env.analytics.clone(), ReindexSettings::default());
     let mut config = scorekeeper_jobs::WorkerConfig::new("worker-restart");
     config.poll_interval = Duration::from_millis(100);
-    config.base_backoff = Duration::from_millis(200);
+    config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
     config.lease = Duration::from_secs(3);
     tokio::spawn(scorekeeper_jobs::Worker::new(jobs.clone(), registry, config).run(stop_rx));
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_domain::{CustomerId, Invalid, TemplateType};
-use scorekeeper_jobs::job::{self as stored, JobFilter, NewJob};
+use scorekeeper_jobs::job::{self as stored, JobFilter};
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_server::JobService;
 use scorekeeper_proto::v1::*;
@@ -21,8 +21,6 @@ use crate::validate::{self, Checked};
 
 pub struct Jobs(pub ApiState);
 
-/// Attempts a job gets before it is `failed`.
-const MAX_ATTEMPTS: i32 = 10;
 /// Largest batch size a payload may ask for.
 const MAX_BATCH_SIZE: i32 = 100_000;
 
@@ -193,12 +191,13 @@ impl JobService for Jobs {
         let principal = self.0.auth.principal(&request).await?;
         let r = request.get_ref();
         let job_type = validate::known_enum::<JobType>("type", r.r#type, false).map_err(ApiError::from)?;
-        let handler = i16::try_from(r.r#type).ok().and_then(|t| self.0.jobs.handler(t)).ok_or_else(|| {
-            ApiError::from(Invalid::new(
+        if !i16::try_from(r.r#type).is_ok_and(|t| self.0.jobs.is_registered(t)) {
+            return Err(ApiError::from(Invalid::new(
                 "type",
                 format!("job type {} is not registered on this server", job_type.as_str_name()),
             ))
-        })?;
+            .into());
+        }
         let spec = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
             Some(Payload::ReindexConversations(p)) if job_type == JobType::ReindexConversations => {
                 reindex_spec(principal, p)?
@@ -222,22 +221,10 @@ impl JobService for Jobs {
             ))
             .into());
         }
-        let payload = serde_json::to_value(&spec).expect("a ReindexSpec serialises");
-        let activities =
-            handler.activities(&payload).map_err(|e| ApiError::from(Invalid::new("payload", e)))?;
-        let (job, _) = self
-            .0
-            .job_store
-            .create_job(&NewJob {
-                customer_id: spec.scope.customer_id,
-                job_type: r.r#type as i16,
-                payload,
-                max_attempts: MAX_ATTEMPTS,
-                dedupe_key: None,
-                activities,
-            })
-            .await
-            .map_err(ApiError::from)?;
+        // The one builder of reindex jobs, as the schedule's and the
+        // audit's repair: type, activities and attempts from the job type.
+        let new = scorekeeper_sync::reindex::new_job(&spec, spec.scope.customer_id);
+        let (job, _) = self.0.job_store.create_job(&new).await.map_err(ApiError::from)?;
         Ok(Response::new(CreateJobResponse { job: Some(job_to_wire(&job)) }))
     }
 

@@ -52,7 +52,7 @@ pub async fn reindex_job(world: &World, batch_size: u32) -> anyhow::Result<Job> 
         conversations_batch_size: Some(batch_size),
         process_scorecards_batch_size: Some(batch_size),
     };
-    Ok(JobStore::new(&world.store).create_job(&new_job(&spec, Some(world.customer), 10)).await?.0)
+    Ok(JobStore::new(&world.store).create_job(&new_job(&spec, Some(world.customer))).await?.0)
 }
 
 /// The job now; Postgres errors (a restart) are retried for a while.

@@ -30,9 +30,6 @@ use uuid::Uuid;
 use super::walk::Findings;
 use crate::error::{Result, SyncError};
 
-/// Attempts of a repair's reindex job before it is failed.
-const MAX_ATTEMPTS: i32 = 10;
-
 /// What to do for one customer.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CustomerRepair {
@@ -191,7 +188,7 @@ fn reindex_job(
         conversations_batch_size: None,
         process_scorecards_batch_size: None,
     };
-    crate::reindex::new_job(&spec, Some(customer), MAX_ATTEMPTS)
+    crate::reindex::new_job(&spec, Some(customer))
 }
 
 /// Repairs `findings`: bumps versions, writes tombstones, queues the
