@@ -18,6 +18,7 @@
 pub mod context;
 pub mod handler;
 pub mod job;
+pub mod lease;
 pub mod scheduler;
 pub mod store;
 pub mod worker;

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-
 use scorekeeper_retry::Backoff;
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::Instrument;
 
 use crate::context::JobContext;
 use crate::handler::{Registry, RunError, StopReason};
-use crate::job::{AttemptOutcome, Claim, JobError, Lease};
+use crate::job::{AttemptOutcome, Claim, JobError};
+use crate::lease::{keep_lease, record_end};
 use crate::store::JobStore;
 
 #[derive(Clone, Debug)]
@@ -46,10 +46,6 @@ impl WorkerConfig {
             claim_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             retry_backoff: None,
         }
-    }
-
-    fn heartbeat_interval(&self) -> Duration {
-        self.lease / 3
     }
 }
 
@@ -142,7 +138,9 @@ impl Worker {
             outcome = run => outcome,
             // The heartbeat fires this on a lost lease: drop the handler's
             // future at once, whatever it is waiting on.
-            () = self.keep_lease(&ctx) => Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost))),
+            () = keep_lease(&self.store, ctx.job().id, ctx.fence(), self.config.lease, ctx.stop_signal()) => {
+                Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost)))
+            }
         };
         let outcome = match outcome {
             Ok(()) => AttemptOutcome::Succeeded,
@@ -169,59 +167,9 @@ impl Worker {
         self.finish(&ctx, outcome).await;
     }
 
-    /// Renews the lease until it is lost or a cancel is asked; then stops
-    /// the attempt. Returns only in the lost-lease case, so the caller drops
-    /// the handler; a cancel is left to the handler's next batch.
-    async fn keep_lease(&self, ctx: &JobContext) {
-        let mut last_renewed = Instant::now();
-        loop {
-            tokio::time::sleep(self.config.heartbeat_interval()).await;
-            match self.store.heartbeat(ctx.job().id, ctx.fence(), self.config.lease).await {
-                Ok(Lease::Held { cancel_requested }) => {
-                    last_renewed = Instant::now();
-                    if cancel_requested {
-                        ctx.stop_signal().stop(StopReason::Cancelled);
-                    }
-                }
-                Ok(Lease::Lost) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "heartbeat failed");
-                    // Past the lease another worker may have claimed the
-                    // job: stop rather than run on unfenced reads.
-                    if last_renewed.elapsed() >= self.config.lease {
-                        break;
-                    }
-                }
-            }
-        }
-        ctx.stop_signal().stop(StopReason::LeaseLost);
-    }
-
-    /// Records the outcome, retrying while Postgres is unreachable for up to
-    /// one lease (after that the job is another worker's anyway).
+    /// Records the outcome (see [`record_end`]).
     async fn finish(&self, ctx: &JobContext, outcome: AttemptOutcome) {
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            match self.store.finish_attempt(ctx.job().id, ctx.fence(), &outcome).await {
-                Ok(true) => return,
-                Ok(false) => {
-                    tracing::warn!("the job was taken over before this attempt could record its end");
-                    return;
-                }
-                Err(error) if started.elapsed() < self.config.lease => {
-                    attempt += 1;
-                    tracing::warn!(%error, "recording the attempt's end failed; retrying");
-                    tokio::time::sleep(
-                        self.config.claim_backoff.capped(Duration::from_secs(5)).delay(attempt),
-                    )
-                    .await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, "could not record the attempt's end; the lease will expire and the job run again");
-                    return;
-                }
-            }
-        }
+        let backoff = self.config.claim_backoff.capped(Duration::from_secs(5));
+        record_end(&self.store, ctx.job().id, ctx.fence(), &outcome, self.config.lease, backoff).await;
     }
 }

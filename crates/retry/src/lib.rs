@@ -9,5 +9,7 @@
 //! and the classification stays with the caller anyway.
 
 mod backoff;
+mod retry;
 
 pub use backoff::Backoff;
+pub use retry::{Attempt, Retry, Verdict, retry};

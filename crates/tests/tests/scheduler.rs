@@ -12,6 +12,7 @@ use scorekeeper_domain::TemplateType;
 use scorekeeper_domain::reindex::{ReindexSpec, TimeBase};
 use scorekeeper_jobs::store::tick_dedupe_key;
 use scorekeeper_jobs::{Job, JobFilter, JobStore};
+use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
 use scorekeeper_sync::reindex_schedule::{
     ReindexScheduleSettings, SCHEDULE_NAME, Scheduler, SchedulerConfig,
@@ -273,8 +274,7 @@ async fn a_scheduler_outlives_an_unreachable_postgres() {
     // Nothing listens on port 1: every tick fails at once.
     let store = JobStore::new(&Store::connect("postgres://postgres@127.0.0.1:1/none", 1).expect("a pool"));
     let scheduler = every_second("1h").scheduler(store).with_config(SchedulerConfig {
-        base_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
+        backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(200)),
         ..SchedulerConfig::default()
     });
     let (stop, _) = watch::channel(false);
