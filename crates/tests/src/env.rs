@@ -14,9 +14,9 @@ use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
 use scorekeeper_retry::Backoff;
+use scorekeeper_service::{Parts, Service};
 use scorekeeper_store::Store;
-use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
-use tokio::sync::watch;
+use scorekeeper_sync::outbox::DispatcherConfig;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -98,7 +98,8 @@ pub struct TestEnv {
     pub server_analytics: Analytics,
     pub grpc_url: String,
     channel: Channel,
-    shutdown: watch::Sender<bool>,
+    /// The server under test; dropped (its parts aborted) with the env.
+    service: Option<Service>,
     names: Names,
 }
 
@@ -178,35 +179,32 @@ impl TestEnv {
         let proxy = TcpProxy::start(upstream).await?;
         let server_analytics = Analytics::new(ClickHouseConfig { url: proxy.url(), ..clickhouse.clone() })?;
 
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        if options.dispatcher {
-            let dispatcher = OutboxDispatcher::new(
-                server_store.clone(),
-                server_analytics.clone(),
-                DispatcherConfig { poll_interval: Duration::from_millis(100), ..DispatcherConfig::default() },
-            );
-            tokio::spawn(dispatcher.run(shutdown_rx.clone()));
-        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let grpc_url = format!("http://{}", listener.local_addr()?);
-        let registry =
-            scorekeeper_sync::job_registry(server_store.clone(), server_analytics.clone(), options.reindex);
-        if options.worker {
+        // The service as `serve` assembles it, on the proxies, with the
+        // test's timings: a quick outbox poll, short backoffs and lease.
+        let dispatcher = options.dispatcher.then(|| DispatcherConfig {
+            poll_interval: Duration::from_millis(100),
+            ..DispatcherConfig::default()
+        });
+        let worker = options.worker.then(|| {
             let mut config = scorekeeper_jobs::WorkerConfig::new(format!("test-worker-{suffix:x}"));
             config.poll_interval = Duration::from_millis(100);
             config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
             config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
             // Short, so tests of lost workers and outages finish quickly.
             config.lease = Duration::from_secs(3);
-            let worker =
-                scorekeeper_jobs::Worker::new(JobStore::new(&server_store), registry.clone(), config);
-            tokio::spawn(worker.run(shutdown_rx.clone()));
-        }
-        let state = scorekeeper_api::ApiState::new(server_store.clone(), server_analytics.clone(), registry);
-        let mut stop = shutdown_rx.clone();
-        tokio::spawn(scorekeeper_api::serve(state, listener, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }));
+            config
+        });
+        let parts = Parts {
+            api: Some(listener),
+            dispatcher,
+            worker,
+            reindex: options.reindex,
+            reindex_schedule: None,
+            audit_schedule: None,
+        };
+        let service = Service::start(&server_store, &server_analytics, parts);
         let channel = Channel::from_shared(grpc_url.clone())?.connect_lazy();
         Ok(TestEnv {
             jobs: JobStore::new(&store),
@@ -218,7 +216,7 @@ impl TestEnv {
             server_analytics,
             grpc_url,
             channel,
-            shutdown,
+            service: Some(service),
             names: Names { admin_url, postgres_db, clickhouse },
         })
     }
@@ -355,7 +353,7 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        drop(self.service.take());
         let admin_url = self.names.admin_url.clone();
         let postgres_db = self.names.postgres_db.clone();
         let clickhouse = self.names.clickhouse.clone();
