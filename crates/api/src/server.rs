@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use scorekeeper_analytics::Analytics;
-use scorekeeper_jobs::Registry;
+use scorekeeper_jobs::{JobStore, Registry};
 use scorekeeper_proto::coaching::scorecard_service_server::ScorecardServiceServer;
 use scorekeeper_proto::v1::analytics_service_server::AnalyticsServiceServer;
 use scorekeeper_proto::v1::auto_qa_service_server::AutoQaServiceServer;
@@ -25,6 +25,8 @@ pub struct ApiState {
     pub(crate) auth: Arc<Authenticator>,
     /// Job types this server accepts (CreateJob refuses the others).
     pub(crate) jobs: Registry,
+    /// The job tables, on `store`'s pool.
+    pub(crate) job_store: JobStore,
     /// Wakes the outbox dispatchers after a write that queued entries.
     pub(crate) outbox: OutboxAnnouncer,
 }
@@ -36,6 +38,7 @@ impl ApiState {
         ApiState {
             auth: Arc::new(Authenticator::new(store.clone())),
             outbox: store.outbox_announcer(),
+            job_store: JobStore::new(&store),
             store,
             analytics,
             jobs,

@@ -42,7 +42,7 @@ impl BenchDatabases {
             .await
             .with_context(|| format!("creating the bench database of {database_url}"))?;
         let store = Store::connect(&database_url, postgres.database_max_connections)?;
-        store.migrate().await.context("migrating the bench Postgres database")?;
+        scorekeeper_jobs::migrate_postgres(&store).await.context("migrating the bench Postgres database")?;
         let mut analytics = clickhouse.analytics()?.config().clone();
         analytics.database = format!("{}_bench_{name}", analytics.database);
         let clickhouse = analytics;

@@ -25,7 +25,7 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
     let bench_url = with_database(&admin_url, &bench);
     scorekeeper_testbed::database::create_if_missing(&bench_url).await.unwrap();
     let store = Store::connect(&bench_url, 2).unwrap();
-    store.migrate().await.unwrap();
+    scorekeeper_jobs::migrate_postgres(&store).await.unwrap();
     let mut rows = 0;
     for name in ["a", "b"] {
         let customer = store.ensure_customer(name).await.unwrap();

@@ -83,7 +83,7 @@ impl World {
                     .await?
                     .context("starting a private Postgres cluster")?;
                 let store = Store::connect(&cluster.url(), 8)?;
-                store.migrate().await.context("migrating the private cluster")?;
+                scorekeeper_jobs::migrate_postgres(&store).await.context("migrating the private cluster")?;
                 let url = cluster.url();
                 (store, url, Some(ServerFault::PrivatePostgres(Arc::new(cluster))))
             }

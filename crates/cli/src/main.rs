@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate { postgres, clickhouse } => {
-            postgres.store()?.migrate().await?;
+            scorekeeper_jobs::migrate_postgres(&postgres.store()?).await?;
             clickhouse.analytics()?.migrate().await?;
             println!("Postgres and ClickHouse schemas are up to date");
             Ok(())

@@ -1,6 +1,8 @@
-//! `scorekeeper serve`: the gRPC API, the outbox dispatcher and the HTTP
-//! port (`/metrics`, `/health`), each switchable so API nodes and worker
-//! nodes can be scaled apart.
+//! `scorekeeper serve`: the service (`scorekeeper_service`: gRPC API,
+//! outbox dispatcher, job worker, schedulers) from the command line's
+//! settings, each part switchable so API nodes and worker nodes can be
+//! scaled apart, plus what only the binary has: migrations at start, the
+//! metrics recorder and the HTTP port (`/metrics`, `/health`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,10 +15,11 @@ use axum::routing::get;
 use clap::Args;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scorekeeper_analytics::Analytics;
-use scorekeeper_jobs::{Worker, WorkerConfig};
+use scorekeeper_jobs::WorkerConfig;
+use scorekeeper_service::{Parts, Service};
 use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
-use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
+use scorekeeper_sync::outbox::DispatcherConfig;
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_sync::reindex_schedule::ReindexScheduleSettings;
 use tokio::sync::watch;
@@ -121,116 +124,79 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = args.postgres.store()?;
     let analytics = args.clickhouse.analytics()?;
     if !args.no_migrate {
-        store.migrate().await.context("migrating Postgres (DATABASE_URL)")?;
+        scorekeeper_jobs::migrate_postgres(&store).await.context("migrating Postgres (DATABASE_URL)")?;
         // ClickHouse may be down at start; the outbox holds writes until it
         // is back, so its schema failing is logged, not fatal.
         if let Err(error) = analytics.migrate().await {
             tracing::warn!(%error, "ClickHouse schema not applied; will rely on an earlier migrate");
         }
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-
     let http = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding --http-addr {}", args.http_addr))?;
-    tracing::info!(addr = %args.http_addr, "serving /metrics and /health");
-    tasks.spawn(serve_http(
-        http,
-        HttpState { metrics, store: store.clone(), analytics: analytics.clone() },
-        shutdown_rx.clone(),
-    ));
-    tasks.spawn(report_outbox(store.clone(), shutdown_rx.clone()));
-
-    if !args.no_dispatcher {
-        let config = DispatcherConfig {
-            batch_size: args.outbox_batch_size as usize,
-            poll_interval: Duration::from_millis(args.outbox_poll_ms),
-            concurrency: args.outbox_concurrency as usize,
-            ..DispatcherConfig::default()
-        };
-        let dispatcher = OutboxDispatcher::new(store.clone(), analytics.clone(), config);
-        let shutdown = shutdown_rx.clone();
-        tasks.spawn(async move {
-            dispatcher.run(shutdown).await;
-            Ok(())
-        });
-        tracing::info!("outbox dispatcher running");
-    }
-    let registry = scorekeeper_sync::job_registry(
-        store.clone(),
-        analytics.clone(),
-        ReindexSettings {
-            conversations_batch_size: args.reindex_conversations_batch_size as usize,
-            process_scorecards_batch_size: args.reindex_process_scorecards_batch_size as usize,
-            write_rows: args.reindex_write_rows as usize,
-        },
-    );
-    if !args.no_worker {
+    let api = match args.no_api {
+        true => None,
+        false => Some(
+            tokio::net::TcpListener::bind(args.grpc_addr)
+                .await
+                .with_context(|| format!("binding --grpc-addr {}", args.grpc_addr))?,
+        ),
+    };
+    let worker = (!args.no_worker).then(|| {
         let mut config = WorkerConfig::new(worker_id());
         config.concurrency = args.worker_concurrency as usize;
         config.lease = Duration::from_secs(args.job_lease_seconds);
-        tracing::info!(worker = %config.worker_id, "job worker running");
-        let worker = Worker::new(store.clone(), registry.clone(), config);
-        let shutdown = shutdown_rx.clone();
-        tasks.spawn(async move {
-            worker.run(shutdown).await;
-            Ok(())
-        });
-    }
-    match schedule {
-        Some(settings) => {
-            tracing::info!(schedule = ?args.reindex_schedule, mode = %args.reindex_mode, lookback = %args.reindex_lookback, "reindex scheduler running");
-            let scheduler = settings.scheduler(store.clone());
-            let shutdown = shutdown_rx.clone();
-            tasks.spawn(async move {
-                scheduler.run(shutdown).await;
-                Ok(())
-            });
+        config
+    });
+    match &schedule {
+        Some(_) => {
+            tracing::info!(schedule = ?args.reindex_schedule, mode = %args.reindex_mode, lookback = %args.reindex_lookback, "reindex scheduler running")
         }
         None => {
             tracing::info!("no reindex scheduler in this process (REINDEX_SCHEDULE unset or --no-scheduler)")
         }
     }
-    if let Some(settings) = audit_schedule {
+    if audit_schedule.is_some() {
         tracing::info!(schedule = ?args.audit_schedule, lookback = ?args.audit_lookback, repair = args.audit_repair, "audit scheduler running");
-        let scheduler = settings.scheduler(store.clone());
-        let shutdown = shutdown_rx.clone();
-        tasks.spawn(async move {
-            scheduler.run(shutdown).await;
-            Ok(())
-        });
     }
-    if !args.no_api {
-        let grpc = tokio::net::TcpListener::bind(args.grpc_addr)
-            .await
-            .with_context(|| format!("binding --grpc-addr {}", args.grpc_addr))?;
+    if api.is_some() {
         tracing::info!(addr = %args.grpc_addr, "serving gRPC");
-        let state = scorekeeper_api::ApiState::new(store.clone(), analytics.clone(), registry.clone());
-        let mut shutdown = shutdown_rx.clone();
-        tasks.spawn(async move {
-            scorekeeper_api::serve(state, grpc, async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            })
-            .await
-            .context("gRPC server")
-        });
     }
+    let parts = Parts {
+        api,
+        dispatcher: (!args.no_dispatcher).then(|| DispatcherConfig {
+            batch_size: args.outbox_batch_size as usize,
+            poll_interval: Duration::from_millis(args.outbox_poll_ms),
+            concurrency: args.outbox_concurrency as usize,
+            ..DispatcherConfig::default()
+        }),
+        worker,
+        reindex: ReindexSettings {
+            conversations_batch_size: args.reindex_conversations_batch_size as usize,
+            process_scorecards_batch_size: args.reindex_process_scorecards_batch_size as usize,
+            write_rows: args.reindex_write_rows as usize,
+        },
+        reindex_schedule: schedule,
+        audit_schedule,
+    };
+    let mut service = Service::start(&store, &analytics, parts);
+    tracing::info!(addr = %args.http_addr, "serving /metrics and /health");
+    let state = HttpState { metrics, store: store.clone(), analytics: analytics.clone() };
+    service.spawn("the HTTP server", serve_http(http, state, service.stop_signal()));
+    service.spawn("the outbox gauges", report_outbox(store.clone(), service.stop_signal()));
 
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
-        Some(done) = tasks.join_next() => {
-            // A part ended by itself: that is a failure; stop the rest.
-            let _ = shutdown_tx.send(true);
-            done.context("a serve task panicked")??;
-            anyhow::bail!("a serve task ended unexpectedly");
+    let failure = tokio::select! {
+        _ = shutdown_signal() => None,
+        error = service.failed() => Some(error),
+    };
+    match failure {
+        None => {
+            tracing::info!("shutting down");
+            service.stop().await.context("stopping serve")
         }
+        // A part ended by itself: that is a failure; the rest is aborted.
+        Some(error) => Err(anyhow::Error::new(error).context("serve stopped")),
     }
-    let _ = shutdown_tx.send(true);
-    while let Some(done) = tasks.join_next().await {
-        done.context("a serve task panicked")??;
-    }
-    Ok(())
 }
 
 /// Names this process in job leases: host, pid and a random tag, so two

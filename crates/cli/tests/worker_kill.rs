@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use scorekeeper_domain::TemplateType;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
-use scorekeeper_store::jobs::{Job, JobState};
+use scorekeeper_jobs::{Job, JobState};
 use scorekeeper_sync::reindex::new_job;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
@@ -30,7 +30,7 @@ fn rows_done(job: &Job) -> i64 {
 async fn poll(env: &TestEnv, job: &Job, within: Duration, until: impl Fn(&Job) -> bool) -> Job {
     let started = Instant::now();
     loop {
-        let now = env.store.get_job(job.id, None).await.unwrap().unwrap();
+        let now = env.jobs.get_job(job.id, None).await.unwrap().unwrap();
         if until(&now) {
             return now;
         }
@@ -51,13 +51,13 @@ async fn a_killed_worker_s_job_is_resumed_by_another() {
         conversations_batch_size: Some(10),
         process_scorecards_batch_size: Some(10),
     };
-    let (job, _) = env.store.create_job(&new_job(&spec, Some(customer.id), 10)).await.unwrap();
+    let (job, _) = env.jobs.create_job(&new_job(&spec, Some(customer.id))).await.unwrap();
 
     let mut first = worker_process(&env);
     let running = poll(&env, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;
     assert_eq!(running.state, JobState::Running);
     first.kill().await.expect("kill -9 the first worker");
-    let at_kill = env.store.get_job(job.id, None).await.unwrap().unwrap();
+    let at_kill = env.jobs.get_job(job.id, None).await.unwrap().unwrap();
     assert!(
         rows_done(&at_kill) < data.rows,
         "killed in the middle: {} of {} rows",

@@ -1,7 +1,9 @@
-//! The durable job engine, on Postgres. Our own rather than a queue crate:
-//! the job row *is* the `JobService` resource (typed payload, progress,
-//! cancel), and a crate with its own task table would give us two job
-//! states to keep in sync (see DESIGN.md).
+//! The durable job engine, on Postgres: its tables, migrations and SQL
+//! ([`store`]), the worker loop, cron schedules, and the contract a job
+//! type implements ([`handler`]). Our own rather than a queue crate: the job
+//! row *is* the `JobService` resource (typed payload, progress, cancel), and
+//! a crate with its own task table would give us two job states to keep in
+//! sync.
 //!
 //! Semantics: a worker claims a job with `FOR UPDATE SKIP LOCKED` and holds
 //! it with a lease renewed by heartbeat; the attempt number is a fencing
@@ -9,13 +11,21 @@
 //! that lost its lease cannot write; failures are retried with exponential
 //! backoff up to `max_attempts`, then the job is `failed` with the stored
 //! error; a cancel stops a running job at its next batch.
+//!
+//! The store's domain tables are not this crate's; it only shares the
+//! store's connection pool and error type.
 
 pub mod context;
 pub mod handler;
+pub mod job;
+pub mod lease;
 pub mod metrics;
 pub mod scheduler;
+pub mod store;
 pub mod worker;
 
 pub use context::JobContext;
-pub use handler::{JobHandler, Registry, RunError};
+pub use handler::{Activity, JobHandler, Registry, RegistryError, RetryPolicy, RunError};
+pub use job::{ActivityProgress, AttemptOutcome, Claim, Job, JobError, JobFilter, JobState, Lease, NewJob};
+pub use store::{JobStore, migrate_postgres};
 pub use worker::{Worker, WorkerConfig};

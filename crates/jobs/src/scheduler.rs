@@ -1,6 +1,6 @@
 //! Cron schedules that create jobs: a [`Scheduler`] per schedule and process
 //! watches the clock and, at each tick, creates the job its `make_job`
-//! builds, through [`Store::fire_tick`].
+//! builds, through [`JobStore::fire_tick`].
 //!
 //! Contract:
 //! * **Exactly one job per tick**, however many processes run a scheduler
@@ -31,14 +31,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use scorekeeper_store::jobs::NewJob;
-use scorekeeper_store::{Store, StoreError};
+use scorekeeper_store::StoreError;
 use tokio::sync::watch;
 use tracing::Instrument;
+
+use crate::job::NewJob;
+use crate::store::JobStore;
 
 pub use croner::Cron;
 pub use croner::errors::CronError;
 use croner::parser::{CronParser, Year};
+use scorekeeper_retry::Backoff;
 
 /// Why a cron expression cannot be a [`Schedule`].
 #[derive(Debug, thiserror::Error)]
@@ -109,34 +112,23 @@ pub struct SchedulerConfig {
     /// Longest sleep between two looks at the clock, so that a wall clock
     /// that jumps is noticed.
     pub max_sleep: Duration,
-    /// First delay after a failed tick; doubles per consecutive failure up
-    /// to `max_backoff`.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// Delay after consecutive failed ticks (the n-th: `backoff.delay(n)`).
+    pub backoff: Backoff,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             max_sleep: Duration::from_secs(60),
-            base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
         }
-    }
-}
-
-impl SchedulerConfig {
-    /// Delay after `failures` consecutive failed ticks.
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let doublings = failures.saturating_sub(1).min(20);
-        self.base_backoff.saturating_mul(2u32.saturating_pow(doublings)).min(self.max_backoff)
     }
 }
 
 /// Fires one [`Schedule`]'s ticks in this process (see the module docs for
 /// the guarantees).
 pub struct Scheduler {
-    store: Store,
+    store: JobStore,
     schedule: Schedule,
     make_job: MakeJob,
     config: SchedulerConfig,
@@ -152,7 +144,7 @@ struct State {
 }
 
 impl Scheduler {
-    pub fn new(store: Store, schedule: Schedule, make_job: MakeJob) -> Scheduler {
+    pub fn new(store: JobStore, schedule: Schedule, make_job: MakeJob) -> Scheduler {
         Scheduler { store, schedule, make_job, config: SchedulerConfig::default() }
     }
 
@@ -191,7 +183,7 @@ impl Scheduler {
                     }
                     Err(error) => {
                         failures = failures.saturating_add(1);
-                        let pause = self.config.backoff(failures);
+                        let pause = self.config.backoff.delay(failures);
                         metrics::counter!(crate::metrics::SCHEDULE_FAILURES_TOTAL, "schedule" => self.schedule.name.clone())
                             .increment(1);
                         tracing::warn!(error = %scorekeeper_domain::report::error_chain(&error), ?pause, "firing the schedule's tick failed; will retry");
@@ -291,8 +283,8 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_limit() {
         let config = SchedulerConfig::default();
-        assert_eq!(config.backoff(1), Duration::from_secs(1));
-        assert_eq!(config.backoff(3), Duration::from_secs(4));
-        assert_eq!(config.backoff(100), Duration::from_secs(60));
+        assert_eq!(config.backoff.delay(1), Duration::from_secs(1));
+        assert_eq!(config.backoff.delay(3), Duration::from_secs(4));
+        assert_eq!(config.backoff.delay(100), Duration::from_secs(60));
     }
 }

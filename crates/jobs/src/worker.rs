@@ -5,13 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{AttemptOutcome, Claim, JobError, Lease};
+use scorekeeper_retry::Backoff;
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::Instrument;
 
 use crate::context::JobContext;
 use crate::handler::{Registry, RunError, StopReason};
+use crate::job::{AttemptOutcome, Claim, JobError};
+use crate::lease::{keep_lease, record_end};
+use crate::store::JobStore;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -25,9 +27,13 @@ pub struct WorkerConfig {
     /// How often an idle worker looks for jobs (notifications usually wake
     /// it sooner).
     pub poll_interval: Duration,
-    /// First retry delay; doubles per attempt up to `max_backoff`.
-    pub base_backoff: Duration,
-    pub max_backoff: Duration,
+    /// Between claims that failed (Postgres unreachable); capped at 5 s it
+    /// also paces the retries of recording an attempt's end.
+    pub claim_backoff: Backoff,
+    /// Replaces every job type's own backoff between attempts
+    /// ([`RetryPolicy`](crate::handler::RetryPolicy)) when set; the tests
+    /// use a short one.
+    pub retry_backoff: Option<Backoff>,
 }
 
 impl WorkerConfig {
@@ -37,31 +43,21 @@ impl WorkerConfig {
             concurrency: 2,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
-            base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(300),
+            claim_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            retry_backoff: None,
         }
-    }
-
-    fn heartbeat_interval(&self) -> Duration {
-        self.lease / 3
-    }
-
-    /// Delay before attempt `attempts + 1`.
-    pub fn backoff(&self, attempts: i32) -> Duration {
-        let doublings = attempts.saturating_sub(1).clamp(0, 20) as u32;
-        self.base_backoff.saturating_mul(2u32.saturating_pow(doublings)).min(self.max_backoff)
     }
 }
 
 pub struct Worker {
-    store: Store,
+    store: JobStore,
     registry: Registry,
     config: WorkerConfig,
     wake: Arc<Notify>,
 }
 
 impl Worker {
-    pub fn new(store: Store, registry: Registry, config: WorkerConfig) -> Worker {
+    pub fn new(store: JobStore, registry: Registry, config: WorkerConfig) -> Worker {
         Worker { store, registry, config, wake: Arc::new(Notify::new()) }
     }
 
@@ -73,7 +69,7 @@ impl Worker {
         let listener = {
             let store = this.store.clone();
             let wake = this.wake.clone();
-            tokio::spawn(async move { store.listen_channel("scorekeeper_jobs", wake).await })
+            tokio::spawn(async move { store.listen(wake).await })
         };
         let slots = Arc::new(Semaphore::new(this.config.concurrency));
         let job_types = this.registry.job_types();
@@ -106,7 +102,7 @@ impl Worker {
             let pause = if failures == 0 {
                 this.config.poll_interval
             } else {
-                this.config.backoff(failures as i32).min(Duration::from_secs(30))
+                this.config.claim_backoff.delay(failures)
             };
             tokio::select! {
                 _ = this.wake.notified() => {}
@@ -124,17 +120,28 @@ impl Worker {
         metrics::counter!(crate::metrics::JOB_ATTEMPTS_TOTAL, "job_type" => job_type.to_string())
             .increment(1);
         let ctx = JobContext::new(self.store.clone(), job, fence);
-        let Some(handler) = self.registry.handler(job_type).cloned() else {
-            // Claimed only registered types; a changed registry is a bug.
-            self.finish(&ctx, AttemptOutcome::Failed(unregistered(job_type))).await;
-            return;
+        let (run, policy) = match (self.registry.run(&ctx), self.registry.retry_policy(job_type)) {
+            (Ok(run), Ok(policy)) => (run, policy),
+            (Err(error), _) | (_, Err(error)) => {
+                // Claimed only registered types; a changed registry is a bug.
+                let error = JobError {
+                    code: "unregistered_job_type".into(),
+                    message: error.to_string(),
+                    retryable: false,
+                    details: serde_json::Value::Null,
+                };
+                self.finish(&ctx, AttemptOutcome::Failed(error)).await;
+                return;
+            }
         };
         let started = Instant::now();
         let outcome = tokio::select! {
-            outcome = handler.run(&ctx) => outcome,
+            outcome = run => outcome,
             // The heartbeat fires this on a lost lease: drop the handler's
             // future at once, whatever it is waiting on.
-            () = self.keep_lease(&ctx) => Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost))),
+            () = keep_lease(&self.store, ctx.job().id, ctx.fence(), self.config.lease, ctx.stop_signal()) => {
+                Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost)))
+            }
         };
         let outcome = match outcome {
             Ok(()) => AttemptOutcome::Succeeded,
@@ -146,7 +153,8 @@ impl Worker {
             Err(RunError::Failed(error)) => {
                 let attempts = ctx.job().attempts;
                 if error.retryable && attempts < ctx.job().max_attempts {
-                    let delay = self.config.backoff(attempts);
+                    let backoff = self.config.retry_backoff.unwrap_or(policy.backoff);
+                    let delay = backoff.delay(u32::try_from(attempts).unwrap_or(0));
                     tracing::warn!(code = %error.code, message = %error.message, ?delay, "attempt failed; will retry");
                     let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                     AttemptOutcome::Retry { error, at }
@@ -156,78 +164,13 @@ impl Worker {
                 }
             }
         };
-        tracing::info!(elapsed = ?started.elapsed(), outcome = ?outcome_word(&outcome), "attempt ended");
+        tracing::info!(elapsed = ?started.elapsed(), outcome = outcome.word(), "attempt ended");
         self.finish(&ctx, outcome).await;
     }
 
-    /// Renews the lease until it is lost or a cancel is asked; then stops
-    /// the attempt. Returns only in the lost-lease case, so the caller drops
-    /// the handler; a cancel is left to the handler's next batch.
-    async fn keep_lease(&self, ctx: &JobContext) {
-        let mut last_renewed = Instant::now();
-        loop {
-            tokio::time::sleep(self.config.heartbeat_interval()).await;
-            match self.store.heartbeat(ctx.job().id, ctx.fence(), self.config.lease).await {
-                Ok(Lease::Held { cancel_requested }) => {
-                    last_renewed = Instant::now();
-                    if cancel_requested {
-                        ctx.stop(StopReason::Cancelled);
-                    }
-                }
-                Ok(Lease::Lost) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "heartbeat failed");
-                    // Past the lease another worker may have claimed the
-                    // job: stop rather than run on unfenced reads.
-                    if last_renewed.elapsed() >= self.config.lease {
-                        break;
-                    }
-                }
-            }
-        }
-        ctx.stop(StopReason::LeaseLost);
-    }
-
-    /// Records the outcome, retrying while Postgres is unreachable for up to
-    /// one lease (after that the job is another worker's anyway).
+    /// Records the outcome (see [`record_end`]).
     async fn finish(&self, ctx: &JobContext, outcome: AttemptOutcome) {
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            match self.store.finish_attempt(ctx.job().id, ctx.fence(), &outcome).await {
-                Ok(true) => return,
-                Ok(false) => {
-                    tracing::warn!("the job was taken over before this attempt could record its end");
-                    return;
-                }
-                Err(error) if started.elapsed() < self.config.lease => {
-                    attempt += 1;
-                    tracing::warn!(%error, "recording the attempt's end failed; retrying");
-                    tokio::time::sleep(self.config.backoff(attempt).min(Duration::from_secs(5))).await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, "could not record the attempt's end; the lease will expire and the job run again");
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn unregistered(job_type: i16) -> JobError {
-    JobError {
-        code: "unregistered_job_type".into(),
-        message: format!("no handler is registered for job type {job_type}"),
-        retryable: false,
-        details: serde_json::Value::Null,
-    }
-}
-
-fn outcome_word(outcome: &AttemptOutcome) -> &'static str {
-    match outcome {
-        AttemptOutcome::Succeeded => "succeeded",
-        AttemptOutcome::Cancelled => "cancelled",
-        AttemptOutcome::Failed(_) => "failed",
-        AttemptOutcome::Retry { .. } => "retry",
+        let backoff = self.config.claim_backoff.capped(Duration::from_secs(5));
+        record_end(&self.store, ctx.job().id, ctx.fence(), &outcome, self.config.lease, backoff).await;
     }
 }

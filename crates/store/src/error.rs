@@ -16,6 +16,14 @@ pub enum StoreError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("Postgres migration failed")]
     Migration(#[from] refinery::Error),
+    /// The database's history holds a migration this binary does not have
+    /// (a newer version migrated it).
+    #[error("Postgres migration V{version}__{name} is applied but unknown to this version")]
+    UnknownMigration { version: i32, name: String },
+    /// A migration of this binary older than the newest applied one never
+    /// ran: the history was edited or is from another branch.
+    #[error("Postgres migration V{version}__{name} was skipped: an older one than the newest applied")]
+    SkippedMigration { version: i32, name: String },
     /// The request conflicts with stored state (unknown template, wrong
     /// kind of scorecard, score out of range...).
     #[error(transparent)]

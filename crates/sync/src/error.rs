@@ -2,7 +2,10 @@
 
 use scorekeeper_analytics::AnalyticsError;
 use scorekeeper_domain::Invalid;
+use scorekeeper_jobs::{JobError, RunError};
 use scorekeeper_store::StoreError;
+
+use crate::retry::{self, RetryDecision};
 
 pub type Result<T, E = SyncError> = std::result::Result<T, E>;
 
@@ -23,5 +26,21 @@ impl SyncError {
             SyncError::Analytics(e) => e.is_transient(),
             SyncError::Invalid(_) => false,
         }
+    }
+}
+
+/// A failure of a sync path inside a job (a reindex batch, an audit) as the
+/// job records it: the backend as the code, the error chain as the message,
+/// and retryable when the one retry policy would retry it later.
+impl From<SyncError> for RunError {
+    fn from(error: SyncError) -> RunError {
+        let retryable = matches!(retry::decide(&error, 1), RetryDecision::RetryLater(_));
+        let code = match &error {
+            SyncError::Store(_) => "postgres",
+            SyncError::Analytics(_) => "clickhouse",
+            SyncError::Invalid(_) => "invalid",
+        };
+        let message = scorekeeper_domain::report::error_chain(&error);
+        RunError::Failed(JobError { code: code.into(), message, retryable, details: serde_json::Value::Null })
     }
 }

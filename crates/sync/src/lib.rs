@@ -25,9 +25,6 @@ pub fn job_registry(
     settings: reindex::ReindexSettings,
 ) -> scorekeeper_jobs::Registry {
     scorekeeper_jobs::Registry::new()
-        .register(
-            reindex::JOB_TYPE,
-            std::sync::Arc::new(reindex::ReindexHandler::new(store.clone(), analytics.clone(), settings)),
-        )
-        .register(audit::job::JOB_TYPE, std::sync::Arc::new(audit::job::AuditHandler::new(store, analytics)))
+        .register(reindex::ReindexHandler::new(store.clone(), analytics.clone(), settings))
+        .register(audit::job::AuditHandler::new(store, analytics))
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scorekeeper_analytics::{Analytics, WritePath};
-use scorekeeper_store::Store;
+use scorekeeper_retry::{Attempt, Backoff, Retry, Verdict};
 use scorekeeper_store::outbox::{OutboxEntry, OutboxOrigin};
+use scorekeeper_store::{Store, StoreError};
 use tokio::sync::{Notify, watch};
 
 use crate::error::Result;
@@ -94,7 +95,7 @@ impl OutboxDispatcher {
                 Err(error) => {
                     consecutive_failures += 1;
                     tracing::warn!(error = %error, source = ?std::error::Error::source(&error), "outbox dispatch failed");
-                    retry::backoff(consecutive_failures)
+                    retry::BACKOFF.delay(consecutive_failures)
                 }
             };
             tokio::select! {
@@ -116,7 +117,7 @@ impl OutboxDispatcher {
         let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
         match self.deliver(&entries).await {
             Ok(()) => {
-                self.settle(|| self.store.complete_outbox(&ids)).await?;
+                settle(self.config.lease, || self.store.complete_outbox(&ids)).await?;
                 metrics::counter!(crate::metrics::OUTBOX_DELIVERED_TOTAL).increment(entries.len() as u64);
             }
             Err(error) => {
@@ -134,42 +135,11 @@ impl OutboxDispatcher {
                     "{error}: {}",
                     std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default()
                 );
-                self.settle(|| self.store.fail_outbox(&ids, delay, &reason)).await?;
+                settle(self.config.lease, || self.store.fail_outbox(&ids, delay, &reason)).await?;
                 metrics::counter!(crate::metrics::OUTBOX_FAILURES_TOTAL).increment(1);
             }
         }
         Ok(entries.len())
-    }
-
-    /// Records the outcome of a claimed batch (`complete_outbox` or
-    /// `fail_outbox`), retrying transient failures (Postgres unreachable,
-    /// restarting) for at most
-    /// the claim's lease. Giving up at once would leave the entries hidden
-    /// for the rest of the lease (60 s) although this dispatcher is alive:
-    /// a Postgres restart in the middle of a delivery made every write in
-    /// flight reach ClickHouse up to a minute late (found by
-    /// `scorekeeper-chaos`, scenario 3).
-    async fn settle<F, Fut>(&self, record: F) -> Result<()>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = scorekeeper_store::Result<()>>,
-    {
-        let started = std::time::Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            match record().await {
-                Ok(()) => return Ok(()),
-                Err(error) => {
-                    attempt += 1;
-                    let pause = retry::backoff(attempt).min(Duration::from_secs(2));
-                    if !error.is_transient() || started.elapsed() + pause >= self.config.lease {
-                        return Err(error.into());
-                    }
-                    tracing::debug!(%error, attempt, "recording an outbox outcome failed; retrying");
-                    tokio::time::sleep(pause).await;
-                }
-            }
-        }
     }
 
     /// Writes the current state of the entries' scorecards, one ClickHouse
@@ -189,10 +159,107 @@ impl OutboxDispatcher {
     }
 }
 
+/// Pauses between tries of [`settle`]: the sync paths' backoff, at most
+/// 2 s apart so that a Postgres back after a restart is noticed soon.
+const SETTLE_BACKOFF: Backoff = Backoff::new(retry::BACKOFF.base(), Duration::from_secs(2));
+
+/// Records the outcome of a claimed batch (`record` is `complete_outbox` or
+/// `fail_outbox`), retrying transient failures (Postgres unreachable,
+/// restarting) for at most the claim's `lease`; any other failure is
+/// returned at once. Giving up at once on a transient one would leave the
+/// entries hidden for the rest of the lease (60 s) although this
+/// dispatcher is alive: a Postgres restart in the middle of a delivery
+/// made every write in flight reach ClickHouse up to a minute late (found
+/// by `scorekeeper-chaos`'s Postgres restart scenario).
+async fn settle<F, Fut>(lease: Duration, record: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = scorekeeper_store::Result<()>>,
+{
+    let plan = Retry { backoff: SETTLE_BACKOFF, within: Some(lease) };
+    let judge = |error: &StoreError, attempt: &Attempt| {
+        if !error.is_transient() {
+            return Verdict::Stop;
+        }
+        tracing::debug!(%error, attempt = attempt.failures, "recording an outbox outcome failed; retrying");
+        Verdict::Retry
+    };
+    Ok(scorekeeper_retry::retry(plan, judge, record).await?)
+}
+
 /// The write path an outbox origin stands for.
 fn path_of(origin: &OutboxOrigin) -> WritePath {
     match origin {
         OutboxOrigin::Api => WritePath::Api,
         OutboxOrigin::AutoQa => WritePath::AutoQa,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use deadpool_postgres::{PoolError, TimeoutType};
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::SyncError;
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    /// A record call that fails as scripted (then succeeds) and notes when
+    /// it was called, in milliseconds since the start.
+    struct Record {
+        failures: Mutex<Vec<StoreError>>,
+        calls: Mutex<Vec<u128>>,
+        start: Instant,
+    }
+
+    fn unreachable() -> StoreError {
+        StoreError::Pool(PoolError::Timeout(TimeoutType::Wait))
+    }
+
+    impl Record {
+        fn failing(failures: Vec<StoreError>) -> Record {
+            let failures = failures.into_iter().rev().collect();
+            Record { failures: Mutex::new(failures), calls: Mutex::new(Vec::new()), start: Instant::now() }
+        }
+
+        fn call(&self) -> std::future::Ready<scorekeeper_store::Result<()>> {
+            self.calls.lock().unwrap().push(self.start.elapsed().as_millis());
+            std::future::ready(self.failures.lock().unwrap().pop().map_or(Ok(()), Err))
+        }
+
+        fn calls(&self) -> Vec<u128> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_retried_until_the_outcome_is_recorded() {
+        let record = Record::failing(vec![unreachable(), unreachable(), unreachable()]);
+        settle(LEASE, || record.call()).await.expect("recorded in the end");
+        assert_eq!(record.calls(), [0, 200, 600, 1400]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_stay_at_two_seconds_and_it_gives_up_before_the_lease() {
+        let record = Record::failing((0..1000).map(|_| unreachable()).collect());
+        let error = settle(LEASE, || record.call()).await.expect_err("Postgres never came back");
+        assert!(matches!(error, SyncError::Store(StoreError::Pool(_))), "{error:?}");
+        let calls = record.calls();
+        assert_eq!(&calls[..6], [0, 200, 600, 1400, 3000, 5000]);
+        assert!(calls.windows(2).all(|w| w[1] - w[0] <= 2000), "{calls:?}");
+        let last = *calls.last().unwrap();
+        assert!(last + 2000 >= LEASE.as_millis() && last < LEASE.as_millis(), "gave up at {last} ms");
+        assert_eq!(record.start.elapsed().as_millis(), last, "without sleeping past the lease");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_that_is_not_transient_is_returned_at_once() {
+        let record = Record::failing(vec![unreachable(), StoreError::Corrupt("a broken row".into())]);
+        let error = settle(LEASE, || record.call()).await.expect_err("not retried");
+        assert!(matches!(error, SyncError::Store(StoreError::Corrupt(_))), "{error:?}");
+        assert_eq!(record.calls(), [0, 200]);
     }
 }

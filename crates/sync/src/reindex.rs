@@ -21,16 +21,15 @@ use scorekeeper_analytics::{Analytics, WritePath};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec};
 use scorekeeper_domain::{ConversationId, CustomerId};
-use scorekeeper_jobs::{JobContext, JobHandler, RunError};
+use scorekeeper_jobs::handler::DEFAULT_RETRY_BACKOFF;
+use scorekeeper_jobs::{Activity, JobContext, JobHandler, NewJob, RetryPolicy, RunError};
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{JobError, NewJob};
 use scorekeeper_store::reindex::ScorecardTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::error::SyncError;
-use crate::retry::{self, RetryDecision};
 
 /// `JobType::JOB_TYPE_REINDEX_CONVERSATIONS` (proto `scorekeeper.v1.JobType`);
 /// a contract test checks the two agree.
@@ -86,49 +85,42 @@ impl ReindexHandler {
     }
 }
 
-/// A job that runs `spec`, owned by `customer_id` (`None`: an operator's,
-/// across customers), with the activities its scorecard types resolve to.
-pub fn new_job(spec: &ReindexSpec, customer_id: Option<CustomerId>, max_attempts: i32) -> NewJob {
-    NewJob {
-        customer_id,
-        job_type: JOB_TYPE,
-        payload: serde_json::to_value(spec).expect("a ReindexSpec serialises"),
-        max_attempts,
-        dedupe_key: None,
-        activities: activity_names(spec),
-    }
+/// The job that runs `spec`, owned by `customer_id` (`None`: an
+/// operator's, across customers), with the activities its scorecard types
+/// resolve to. The one builder of reindex jobs: the API's CreateJob, the
+/// schedule and the audit's repair all use it.
+pub fn new_job(spec: &ReindexSpec, customer_id: Option<CustomerId>) -> NewJob {
+    NewJob::of::<ReindexHandler>(spec, customer_id)
 }
 
-fn activity_names(spec: &ReindexSpec) -> Vec<String> {
-    spec.activities().iter().map(|a| a.name().to_owned()).collect()
-}
-
-fn spec(payload: &serde_json::Value) -> Result<ReindexSpec, String> {
-    serde_json::from_value(payload.clone()).map_err(|e| format!("not a reindex payload: {e}"))
+/// The progress row of `activity` and its checkpoint's type.
+fn activity(activity: ReindexActivity) -> Activity<Checkpoint> {
+    Activity::new(activity.name())
 }
 
 impl JobHandler for ReindexHandler {
-    fn activities(&self, payload: &serde_json::Value) -> Result<Vec<String>, String> {
-        Ok(activity_names(&spec(payload)?))
+    const JOB_TYPE: i16 = JOB_TYPE;
+    const NAME: &'static str = "reindex";
+    const RETRY_POLICY: RetryPolicy = RetryPolicy { max_attempts: 10, backoff: DEFAULT_RETRY_BACKOFF };
+    type Payload = ReindexSpec;
+
+    fn activities(spec: &ReindexSpec) -> Vec<&'static str> {
+        spec.activities().iter().map(|a| a.name()).collect()
     }
 
-    fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {
+    fn run<'a>(&'a self, ctx: &'a JobContext, spec: ReindexSpec) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(async move {
-            let spec =
-                spec(&ctx.job().payload).map_err(|message| RunError::fatal("invalid_payload", message))?;
             // The activities run side by side: each has its own pages,
             // checkpoint and progress, and together they keep both
             // Postgres and ClickHouse busy.
-            let runs = spec.activities().into_iter().filter_map(|activity| {
-                let progress = ctx.activity(activity.name());
-                if progress.is_some_and(|p| p.finished) {
-                    return None;
+            let mut runs = Vec::new();
+            for kind in spec.activities() {
+                if ctx.finished(&activity(kind)) {
+                    continue;
                 }
-                let resume = progress
-                    .and_then(|p| p.checkpoint.clone())
-                    .and_then(|c| serde_json::from_value::<Checkpoint>(c).ok());
-                Some(ActivityRun { handler: self, ctx, spec: &spec, activity }.execute(resume))
-            });
+                let resume = ctx.checkpoint(&activity(kind))?;
+                runs.push(ActivityRun { handler: self, ctx, spec: &spec, activity: kind }.execute(resume));
+            }
             futures::future::try_join_all(runs).await?;
             Ok(())
         })
@@ -177,15 +169,15 @@ impl ActivityRun<'_> {
     /// a page's checkpoint is committed only after ClickHouse acknowledged
     /// it and every page before it.
     async fn execute(self, resume: Option<Checkpoint>) -> Result<(), RunError> {
-        let name = self.activity.name();
-        if self.ctx.activity(name).is_none_or(|p| p.rows_estimated == 0 && p.checkpoint.is_none()) {
+        let progress = activity(self.activity);
+        if self.ctx.progress(&progress).is_none_or(|p| p.rows_estimated == 0 && p.checkpoint.is_none()) {
             let estimate = self
                 .handler
                 .store
                 .reindex_estimate(&self.spec.scope, self.activity)
                 .await
-                .map_err(|e| failure(e.into()))?;
-            self.ctx.record_estimate(name, estimate).await?;
+                .map_err(SyncError::from)?;
+            self.ctx.record_estimate(&progress, estimate).await?;
         }
         let reader = PageReader {
             store: self.handler.store.clone(),
@@ -208,8 +200,8 @@ impl ActivityRun<'_> {
             let next = received.recv().await;
             let ended = next.is_none();
             if let Some(page) = next {
-                let page: Page = page.map_err(failure)?;
-                bulk.append(&page.batch).await.map_err(|e| failure(e.into()))?;
+                let page: Page = page?;
+                bulk.append(&page.batch).await.map_err(SyncError::from)?;
                 done = Some(Checkpoint { phase: page.phase, after: page.last });
                 if bulk.rows() < self.handler.settings.write_rows && since.elapsed() < WRITE_SECONDS {
                     continue;
@@ -217,11 +209,10 @@ impl ActivityRun<'_> {
             }
             if let Some(checkpoint) = done.take() {
                 let finished = std::mem::replace(&mut bulk, analytics.bulk_write(WritePath::Reindex));
-                let report = finished.finish().await.map_err(|e| failure(e.into()))?;
+                let report = finished.finish().await.map_err(SyncError::from)?;
                 let rows = report.conversations + report.scorecards + report.scores;
-                let checkpoint = serde_json::to_value(checkpoint).expect("a checkpoint serialises");
                 // Only now, after ClickHouse acknowledged the rows.
-                self.ctx.record_batch(name, rows, &checkpoint, since.elapsed()).await?;
+                self.ctx.record_batch(&progress, rows, &checkpoint, since.elapsed()).await?;
                 tracing::debug!(rows, elapsed = ?since.elapsed(), "reindex rows written");
                 since = Instant::now();
             }
@@ -234,7 +225,7 @@ impl ActivityRun<'_> {
         reading
             .await
             .map_err(|e| RunError::fatal("internal", format!("the reindex page reader failed: {e}")))?;
-        self.ctx.finish_activity(name, Duration::ZERO).await
+        self.ctx.finish_activity(&progress, Duration::ZERO).await
     }
 }
 
@@ -377,17 +368,4 @@ impl Head {
             Head::Scores(rows) => rows.last().map(|r| r.id),
         }
     }
-}
-
-/// A failed batch as the job records it; whether another attempt may help
-/// is decided by the one retry policy.
-fn failure(error: SyncError) -> RunError {
-    let retryable = matches!(retry::decide(&error, 1), RetryDecision::RetryLater(_));
-    let code = match &error {
-        SyncError::Store(_) => "postgres",
-        SyncError::Analytics(_) => "clickhouse",
-        SyncError::Invalid(_) => "invalid",
-    };
-    let message = scorekeeper_domain::report::error_chain(&error);
-    RunError::Failed(JobError { code: code.into(), message, retryable, details: serde_json::Value::Null })
 }

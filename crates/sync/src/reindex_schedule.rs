@@ -21,15 +21,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use scorekeeper_domain::reindex::{ReindexMode, ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_jobs::scheduler::{CronError, ScheduleError};
 pub use scorekeeper_jobs::scheduler::{Schedule, Scheduler, SchedulerConfig};
-use scorekeeper_store::Store;
-use scorekeeper_store::jobs::NewJob;
+use scorekeeper_jobs::{JobStore, NewJob};
 
 /// The schedule's name: its row in `schedules` and its jobs' dedupe keys
 /// (`schedule:reindex:<tick>`).
 pub const SCHEDULE_NAME: &str = "reindex";
-
-/// Attempts of a scheduled job before it is failed.
-pub const MAX_ATTEMPTS: i32 = 10;
 
 /// A bad setting of the scheduled reindex. The message names the setting.
 #[derive(Debug, thiserror::Error)]
@@ -110,12 +106,12 @@ impl ReindexScheduleSettings {
             conversations_batch_size: None,
             process_scorecards_batch_size: None,
         };
-        crate::reindex::new_job(&spec, None, MAX_ATTEMPTS)
+        crate::reindex::new_job(&spec, None)
     }
 
     /// The scheduler of the reindex schedule on `store`. Run it (in each
     /// process that should take part) with [`Scheduler::run`].
-    pub fn scheduler(&self, store: Store) -> Scheduler {
+    pub fn scheduler(&self, store: JobStore) -> Scheduler {
         let settings = self.clone();
         Scheduler::new(
             store,

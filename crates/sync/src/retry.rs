@@ -1,6 +1,10 @@
-//! The one place that decides whether and when a failed write is retried.
+//! The one place that decides whether and when a failed write of a sync
+//! path is retried: [`decide`] classifies, [`BACKOFF`] paces. The waiting
+//! itself is `scorekeeper_retry`'s, shared with the job engine.
 
 use std::time::Duration;
+
+use scorekeeper_retry::Backoff;
 
 use crate::error::SyncError;
 
@@ -18,20 +22,17 @@ pub enum RetryDecision {
     Never,
 }
 
-/// Exponential backoff from `BASE` doubling per attempt, capped at `MAX`.
-pub const BASE: Duration = Duration::from_millis(200);
-pub const MAX: Duration = Duration::from_secs(60);
+/// 200 ms doubling per attempt, capped at 60 s.
+pub const BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(60));
 
-pub fn backoff(attempt: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-    BASE.saturating_mul(factor).min(MAX)
-}
+/// The slowest pace: work that waits for an operator retries at it.
+pub const MAX: Duration = BACKOFF.max();
 
 /// Decides for the `attempt`-th failure (1-based) of a write.
 pub fn decide(error: &SyncError, attempt: u32) -> RetryDecision {
     match error {
         SyncError::Invalid(_) => RetryDecision::Never,
-        e if e.is_transient() => RetryDecision::RetryLater(backoff(attempt)),
+        e if e.is_transient() => RetryDecision::RetryLater(BACKOFF.delay(attempt)),
         _ => RetryDecision::NeedsOperator(MAX),
     }
 }
@@ -42,11 +43,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1), Duration::from_millis(200));
-        assert_eq!(backoff(2), Duration::from_millis(400));
-        assert_eq!(backoff(5), Duration::from_millis(3200));
-        assert_eq!(backoff(30), MAX);
-        assert_eq!(backoff(u32::MAX), MAX);
+        assert_eq!(BACKOFF.delay(1), Duration::from_millis(200));
+        assert_eq!(BACKOFF.delay(2), Duration::from_millis(400));
+        assert_eq!(BACKOFF.delay(5), Duration::from_millis(3200));
+        assert_eq!(BACKOFF.delay(30), MAX);
+        assert_eq!(BACKOFF.delay(u32::MAX), MAX);
     }
 
     #[test]

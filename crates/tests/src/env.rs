@@ -10,15 +10,17 @@ pub use scorekeeper_client::Authed;
 use scorekeeper_client::{Api, BearerToken};
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::{CustomerId, ScorecardId};
+use scorekeeper_jobs::JobStore;
 use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
 use scorekeeper_proto::v1::job_service_client::JobServiceClient;
+use scorekeeper_retry::Backoff;
+use scorekeeper_service::{Parts, Service};
 use scorekeeper_store::Store;
-use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
+use scorekeeper_sync::outbox::DispatcherConfig;
 use scorekeeper_testbed::postgres_url::{self, with_addr, with_database};
-use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::proxy::TcpProxy;
@@ -75,6 +77,8 @@ impl Default for Options {
 pub struct TestEnv {
     /// The store of this test's database, direct (never through a proxy).
     pub store: Store,
+    /// The job tables of this test's database, direct (never through a proxy).
+    pub jobs: JobStore,
     /// The store the server under test (API, dispatcher, worker) uses:
     /// through `postgres_proxy`.
     pub server_store: Store,
@@ -89,7 +93,8 @@ pub struct TestEnv {
     pub server_analytics: Analytics,
     pub grpc_url: String,
     channel: Channel,
-    shutdown: watch::Sender<bool>,
+    /// The server under test; dropped (its parts aborted) with the env.
+    service: Option<Service>,
     names: Names,
 }
 
@@ -123,7 +128,7 @@ impl TestEnv {
         tokio::spawn(connection);
         admin.batch_execute(&format!("CREATE DATABASE {postgres_db}")).await?;
         let store = Store::connect(&with_database(&admin_url, &postgres_db)?, 8)?;
-        store.migrate().await?;
+        scorekeeper_jobs::migrate_postgres(&store).await?;
         let postgres_proxy = TcpProxy::start(postgres_url::server_addr(&admin_url)?).await?;
         let server_store = Store::connect(
             &with_addr(&with_database(&admin_url, &postgres_db)?, postgres_proxy.addr())?,
@@ -142,35 +147,35 @@ impl TestEnv {
         let proxy = TcpProxy::start(upstream).await?;
         let server_analytics = Analytics::new(ClickHouseConfig { url: proxy.url(), ..clickhouse.clone() })?;
 
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        if options.dispatcher {
-            let dispatcher = OutboxDispatcher::new(
-                server_store.clone(),
-                server_analytics.clone(),
-                DispatcherConfig { poll_interval: Duration::from_millis(100), ..DispatcherConfig::default() },
-            );
-            tokio::spawn(dispatcher.run(shutdown_rx.clone()));
-        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let grpc_url = format!("http://{}", listener.local_addr()?);
-        let registry =
-            scorekeeper_sync::job_registry(server_store.clone(), server_analytics.clone(), options.reindex);
-        if options.worker {
+        // The service as `serve` assembles it, on the proxies, with the
+        // test's timings: a quick outbox poll, short backoffs and lease.
+        let dispatcher = options.dispatcher.then(|| DispatcherConfig {
+            poll_interval: Duration::from_millis(100),
+            ..DispatcherConfig::default()
+        });
+        let worker = options.worker.then(|| {
             let mut config = scorekeeper_jobs::WorkerConfig::new(format!("test-worker-{suffix:x}"));
             config.poll_interval = Duration::from_millis(100);
-            config.base_backoff = Duration::from_millis(200);
+            config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+            config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
             // Short, so tests of lost workers and outages finish quickly.
             config.lease = Duration::from_secs(3);
-            let worker = scorekeeper_jobs::Worker::new(server_store.clone(), registry.clone(), config);
-            tokio::spawn(worker.run(shutdown_rx.clone()));
-        }
-        let state = scorekeeper_api::ApiState::new(server_store.clone(), server_analytics.clone(), registry);
-        let mut stop = shutdown_rx.clone();
-        tokio::spawn(scorekeeper_api::serve(state, listener, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }));
+            config
+        });
+        let parts = Parts {
+            api: Some(listener),
+            dispatcher,
+            worker,
+            reindex: options.reindex,
+            reindex_schedule: None,
+            audit_schedule: None,
+        };
+        let service = Service::start(&server_store, &server_analytics, parts);
         let channel = Channel::from_shared(grpc_url.clone())?.connect_lazy();
         Ok(TestEnv {
+            jobs: JobStore::new(&store),
             store,
             server_store,
             postgres_proxy,
@@ -179,7 +184,7 @@ impl TestEnv {
             server_analytics,
             grpc_url,
             channel,
-            shutdown,
+            service: Some(service),
             names: Names { admin_url, postgres_db, clickhouse },
         })
     }
@@ -316,7 +321,7 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        drop(self.service.take());
         let admin_url = self.names.admin_url.clone();
         let postgres_db = self.names.postgres_db.clone();
         let clickhouse = self.names.clickhouse.clone();

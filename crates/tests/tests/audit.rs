@@ -18,9 +18,9 @@ use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, 
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::reindex::ReindexScope;
 use scorekeeper_domain::{ConversationId, CustomerId};
+use scorekeeper_jobs::JobState;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::{self as pb, AuditRequest};
-use scorekeeper_store::jobs::{JobState, NewJob};
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, bulk_import};
@@ -238,7 +238,7 @@ async fn each_kind_of_drift_is_named_by_id_and_the_repair_converges() {
     assert_eq!(repair.versions_bumped, 1, "{repair:?}");
     assert!(!repair.jobs.is_empty());
     for id in &repair.jobs {
-        let job = env.store.get_job(id.parse().unwrap(), None).await.unwrap().unwrap();
+        let job = env.jobs.get_job(id.parse().unwrap(), None).await.unwrap().unwrap();
         assert_eq!(job.state, JobState::Succeeded, "{job:?}");
     }
     let after = outcome.after.expect("an audit after the repair");
@@ -382,21 +382,10 @@ async fn the_audit_job_repairs_through_the_worker() {
     let c = customer.0;
     sql(&env, &format!("UPDATE scorecards SET total_score = 1 WHERE customer_id = {c} AND id % 7 = 0")).await;
     let spec = AuditSpec { scope: scope(customer), repair: true };
-    let (job, _) = env
-        .store
-        .create_job(&NewJob {
-            customer_id: Some(customer),
-            job_type: audit::job::JOB_TYPE,
-            payload: serde_json::to_value(&spec).unwrap(),
-            max_attempts: 3,
-            dedupe_key: None,
-            activities: audit::job::activities(&spec),
-        })
-        .await
-        .unwrap();
+    let (job, _) = env.jobs.create_job(&audit::job::new_job(&spec, Some(customer))).await.unwrap();
     let started = Instant::now();
     let job = loop {
-        let job = env.store.get_job(job.id, None).await.unwrap().unwrap();
+        let job = env.jobs.get_job(job.id, None).await.unwrap().unwrap();
         if job.state.is_terminal() {
             break job;
         }

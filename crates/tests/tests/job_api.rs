@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 use scorekeeper_client::{Authed, BearerToken};
+use scorekeeper_jobs::JobFilter;
 use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_client::JobServiceClient;
@@ -151,7 +152,9 @@ fn assert_invalid<T: Debug>(case: &str, result: Result<T, Status>, field: &str) 
 
 /// No job and no activity row exists.
 async fn assert_no_jobs(env: &TestEnv, case: &str) {
-    let rows = (env.postgres_count("jobs").await, env.postgres_count("job_activities").await);
+    let jobs = env.jobs.list_jobs(&JobFilter::default(), None, 10_000).await.expect("listing the jobs");
+    let activities: usize = jobs.iter().map(|j| j.activities.len()).sum();
+    let rows = (jobs.len(), activities);
     assert_eq!(rows, (0, 0), "{case}: a refused request created (jobs, activities)");
 }
 

@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_domain::{CustomerId, TemplateType};
+use scorekeeper_jobs::JobStore;
+use scorekeeper_jobs::job::{AttemptOutcome, Job, JobState, Lease, ProgressUpdate};
+use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{AttemptOutcome, Job, JobState, Lease, ProgressUpdate};
 use scorekeeper_sync::job_registry as registry;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
 use scorekeeper_tests::TestEnv;
@@ -15,17 +17,17 @@ use scorekeeper_tests::env::{BulkData, Options, bulk_import};
 use tokio::sync::watch;
 
 /// Creates a reindex job for `customer` of both scorecard types.
-async fn reindex_job(store: &Store, customer: CustomerId, batch_size: u32) -> Job {
+async fn reindex_job(store: &JobStore, customer: CustomerId, batch_size: u32) -> Job {
     let spec = ReindexSpec {
         scope: ReindexScope { customer_id: Some(customer), ..ReindexScope::default() },
         scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
         conversations_batch_size: Some(batch_size),
         process_scorecards_batch_size: Some(batch_size),
     };
-    store.create_job(&new_job(&spec, Some(customer), 10)).await.expect("creating a job").0
+    store.create_job(&new_job(&spec, Some(customer))).await.expect("creating a job").0
 }
 
-async fn job(store: &Store, job: &Job) -> Job {
+async fn job(store: &JobStore, job: &Job) -> Job {
     store.get_job(job.id, None).await.expect("reading the job").expect("the job exists")
 }
 
@@ -34,7 +36,7 @@ fn rows_done(job: &Job) -> i64 {
 }
 
 /// Waits until `check` holds for the job, or panics with the job's state.
-async fn wait_job(store: &Store, created: &Job, within: Duration, check: impl Fn(&Job) -> bool) -> Job {
+async fn wait_job(store: &JobStore, created: &Job, within: Duration, check: impl Fn(&Job) -> bool) -> Job {
     let started = Instant::now();
     loop {
         let now = job(store, created).await;
@@ -61,9 +63,9 @@ async fn assert_mirrored(env: &TestEnv, data: &BulkData) {
 async fn a_worker_that_lost_its_lease_cannot_write() {
     let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
     let customer = env.customer("acme").await;
-    let created = reindex_job(&env.store, customer.id, 10).await;
+    let created = reindex_job(&env.jobs, customer.id, 10).await;
     let lease = Duration::from_millis(500);
-    let a = env.store.claim_job("worker-a", lease, &[JOB_TYPE]).await.unwrap().expect("a claims the job");
+    let a = env.jobs.claim_job("worker-a", lease, &[JOB_TYPE]).await.unwrap().expect("a claims the job");
     assert_eq!(a.fence, 1);
     let progress = |rows| ProgressUpdate {
         activity: "reindex_conversations",
@@ -74,13 +76,13 @@ async fn a_worker_that_lost_its_lease_cannot_write() {
         active: Duration::from_millis(1),
     };
     assert!(matches!(
-        env.store.record_progress(created.id, a.fence, &progress(5)).await.unwrap(),
+        env.jobs.record_progress(created.id, a.fence, &progress(5)).await.unwrap(),
         Lease::Held { .. }
     ));
 
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
     let b = env
-        .store
+        .jobs
         .claim_job("worker-b", Duration::from_secs(30), &[JOB_TYPE])
         .await
         .unwrap()
@@ -89,21 +91,80 @@ async fn a_worker_that_lost_its_lease_cannot_write() {
     assert_eq!(b.job.activities[0].rows_done, 5, "b sees a's recorded progress");
 
     // a wakes up: every write it tries is refused, and changes nothing.
-    assert_eq!(env.store.record_progress(created.id, a.fence, &progress(100)).await.unwrap(), Lease::Lost);
-    assert_eq!(env.store.heartbeat(created.id, a.fence, lease).await.unwrap(), Lease::Lost);
-    assert!(!env.store.finish_attempt(created.id, a.fence, &AttemptOutcome::Succeeded).await.unwrap());
-    let now = job(&env.store, &created).await;
+    assert_eq!(env.jobs.record_progress(created.id, a.fence, &progress(100)).await.unwrap(), Lease::Lost);
+    assert_eq!(env.jobs.heartbeat(created.id, a.fence, lease).await.unwrap(), Lease::Lost);
+    assert!(!env.jobs.finish_attempt(created.id, a.fence, &AttemptOutcome::Succeeded).await.unwrap());
+    let now = job(&env.jobs, &created).await;
     assert_eq!((now.state, now.attempts, rows_done(&now)), (JobState::Running, 2, 5));
     assert_eq!(now.lease_owner.as_deref(), Some("worker-b"));
 
     // b's writes go through.
     assert!(matches!(
-        env.store.record_progress(created.id, b.fence, &progress(7)).await.unwrap(),
+        env.jobs.record_progress(created.id, b.fence, &progress(7)).await.unwrap(),
         Lease::Held { .. }
     ));
-    assert!(env.store.finish_attempt(created.id, b.fence, &AttemptOutcome::Succeeded).await.unwrap());
-    let done = job(&env.store, &created).await;
+    assert!(env.jobs.finish_attempt(created.id, b.fence, &AttemptOutcome::Succeeded).await.unwrap());
+    let done = job(&env.jobs, &created).await;
     assert_eq!((done.state, rows_done(&done)), (JobState::Succeeded, 12));
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_does_not_decode_fails_the_job_and_names_the_activity() {
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
+    let customer = env.customer("acme").await;
+    bulk_import(&env.store, customer.id, 30).await;
+    let created = reindex_job(&env.jobs, customer.id, 5).await;
+    // An earlier attempt (another version, a bug) left a checkpoint this
+    // version cannot read, then gave the job back to the queue.
+    let first =
+        env.jobs.claim_job("old-worker", Duration::from_secs(30), &[JOB_TYPE]).await.unwrap().unwrap();
+    let unreadable = serde_json::json!({ "phase": "sideways", "after": "the middle" });
+    let update = ProgressUpdate {
+        activity: "reindex_conversations",
+        rows: 0,
+        batches: 1,
+        checkpoint: Some(&unreadable),
+        finished: false,
+        active: Duration::ZERO,
+    };
+    assert_eq!(
+        env.jobs.record_progress(created.id, first.fence, &update).await.unwrap(),
+        Lease::Held { cancel_requested: false }
+    );
+    let error = scorekeeper_jobs::JobError {
+        code: "clickhouse".into(),
+        message: "down".into(),
+        retryable: true,
+        details: serde_json::Value::Null,
+    };
+    let requeue = AttemptOutcome::Retry { error, at: chrono::Utc::now() };
+    assert!(env.jobs.finish_attempt(created.id, first.fence, &requeue).await.unwrap());
+
+    let (stop, stop_rx) = watch::channel(false);
+    let registry =
+        registry(env.server_store.clone(), env.server_analytics.clone(), ReindexSettings::default());
+    let mut config = scorekeeper_jobs::WorkerConfig::new("worker-now");
+    config.poll_interval = Duration::from_millis(50);
+    tokio::spawn(
+        scorekeeper_jobs::Worker::new(JobStore::new(&env.server_store), registry, config).run(stop_rx),
+    );
+    let failed = wait_job(&env.jobs, &created, Duration::from_secs(30), |j| j.state.is_terminal()).await;
+    let _ = stop.send(true);
+
+    assert_eq!(failed.state, JobState::Failed, "{failed:#?}");
+    assert_eq!(failed.attempts, 2, "not retried: no attempt can read the checkpoint");
+    let error = failed.error.expect("the failure is recorded");
+    assert_eq!(error.code, "invalid_checkpoint", "{error:?}");
+    assert!(!error.retryable, "{error:?}");
+    assert!(error.message.contains("reindex_conversations"), "the message names the activity: {error:?}");
+    assert_eq!(error.details["activity"], "reindex_conversations", "{error:?}");
+    let activity = &failed.activities[0];
+    assert_eq!(
+        (activity.rows_done, activity.checkpoint.as_ref()),
+        (0, Some(&unreadable)),
+        "the activity did not start over: nothing read, the checkpoint kept"
+    );
+    assert_eq!(env.clickhouse_row_count("conversations").await, 0, "nothing was copied");
 }
 
 #[tokio::test]
@@ -115,7 +176,7 @@ async fn many_workers_and_jobs_write_each_batch_once() {
         let customer = env.customer(&format!("customer-{i}")).await;
         let data = bulk_import(&env.store, customer.id, 60).await;
         total_rows += data.rows;
-        jobs.push((reindex_job(&env.store, customer.id, 7).await, data));
+        jobs.push((reindex_job(&env.jobs, customer.id, 7).await, data));
     }
     let (stop, stop_rx) = watch::channel(false);
     let registry =
@@ -123,11 +184,12 @@ async fn many_workers_and_jobs_write_each_batch_once() {
     for w in 0..4 {
         let mut config = scorekeeper_jobs::WorkerConfig::new(format!("worker-{w}"));
         config.poll_interval = Duration::from_millis(50);
-        let worker = scorekeeper_jobs::Worker::new(env.server_store.clone(), registry.clone(), config);
+        let worker =
+            scorekeeper_jobs::Worker::new(JobStore::new(&env.server_store), registry.clone(), config);
         tokio::spawn(worker.run(stop_rx.clone()));
     }
     for (created, data) in &jobs {
-        let done = wait_job(&env.store, created, Duration::from_secs(60), succeeded).await;
+        let done = wait_job(&env.jobs, created, Duration::from_secs(60), succeeded).await;
         assert_eq!(done.attempts, 1, "no job was taken over while its lease was held");
         assert_eq!(rows_done(&done), data.rows, "every row was read once");
     }
@@ -146,16 +208,16 @@ async fn a_clickhouse_outage_mid_job_is_retried_from_the_checkpoint() {
     let env = TestEnv::start().await;
     let customer = env.customer("acme").await;
     let data = bulk_import(&env.store, customer.id, 200).await;
-    let created = reindex_job(&env.store, customer.id, 5).await;
-    wait_job(&env.store, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    let created = reindex_job(&env.jobs, customer.id, 5).await;
+    wait_job(&env.jobs, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
     env.proxy.cut();
-    let failed = wait_job(&env.store, &created, Duration::from_secs(30), |j| j.error.is_some()).await;
+    let failed = wait_job(&env.jobs, &created, Duration::from_secs(30), |j| j.error.is_some()).await;
     let error = failed.error.clone().unwrap();
     assert!(error.retryable, "an unreachable ClickHouse is worth retrying: {error:?}");
     assert_ne!(failed.state, JobState::Failed);
     tokio::time::sleep(Duration::from_millis(500)).await;
     env.proxy.restore();
-    let done = wait_job(&env.store, &created, Duration::from_secs(60), succeeded).await;
+    let done = wait_job(&env.jobs, &created, Duration::from_secs(60), succeeded).await;
     assert!(done.attempts >= 2, "the outage cost at least one attempt");
     assert_eq!(rows_done(&done), data.rows, "the retry resumed from the checkpoint, re-reading nothing");
     assert_mirrored(&env, &data).await;
@@ -166,15 +228,15 @@ async fn a_postgres_outage_mid_job_is_survived() {
     let env = TestEnv::start().await;
     let customer = env.customer("acme").await;
     let data = bulk_import(&env.store, customer.id, 200).await;
-    let created = reindex_job(&env.store, customer.id, 5).await;
-    wait_job(&env.store, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    let created = reindex_job(&env.jobs, customer.id, 5).await;
+    wait_job(&env.jobs, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
     // Every connection of the worker is cut, and reconnects are refused,
     // as in a Postgres restart.
     env.postgres_proxy.cut();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let during = job(&env.store, &created).await;
+    let during = job(&env.jobs, &created).await;
     env.postgres_proxy.restore();
-    let done = wait_job(&env.store, &created, Duration::from_secs(60), succeeded).await;
+    let done = wait_job(&env.jobs, &created, Duration::from_secs(60), succeeded).await;
     assert!(rows_done(&during) < data.rows, "the outage hit the job in the middle");
     assert!(done.attempts >= 2, "the outage cost at least one attempt");
     assert_eq!(rows_done(&done), data.rows, "the job resumed from its checkpoint");
@@ -191,20 +253,22 @@ async fn a_real_postgres_restart_mid_job_is_survived() {
         .unwrap()
         .expect("a private Postgres cluster");
     let store = Store::connect(&cluster.url(), 8).unwrap();
-    store.migrate().await.expect("migrating the private cluster");
+    scorekeeper_jobs::migrate_postgres(&store).await.expect("migrating the private cluster");
+    let jobs = JobStore::new(&store);
     let customer = store.ensure_customer("acme").await.unwrap();
     let data = bulk_import(&store, customer, 200).await;
-    let created = reindex_job(&store, customer, 5).await;
+    let created = reindex_job(&jobs, customer, 5).await;
 
     let (stop, stop_rx) = watch::channel(false);
     let registry = registry(store.clone(), env.analytics.clone(), ReindexSettings::default());
     let mut config = scorekeeper_jobs::WorkerConfig::new("worker-restart");
     config.poll_interval = Duration::from_millis(100);
-    config.base_backoff = Duration::from_millis(200);
+    config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
     config.lease = Duration::from_secs(3);
-    tokio::spawn(scorekeeper_jobs::Worker::new(store.clone(), registry, config).run(stop_rx));
+    tokio::spawn(scorekeeper_jobs::Worker::new(jobs.clone(), registry, config).run(stop_rx));
 
-    wait_job(&store, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    wait_job(&jobs, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
     let cluster = tokio::task::spawn_blocking(move || {
         cluster.stop().expect("pg_ctl stop -m fast");
         std::thread::sleep(Duration::from_secs(1));
@@ -213,7 +277,7 @@ async fn a_real_postgres_restart_mid_job_is_survived() {
     })
     .await
     .unwrap();
-    let done = wait_job(&store, &created, Duration::from_secs(60), succeeded).await;
+    let done = wait_job(&jobs, &created, Duration::from_secs(60), succeeded).await;
     let _ = stop.send(true);
     assert!(done.attempts >= 2, "the restart cost at least one attempt: {done:#?}");
     assert_eq!(rows_done(&done), data.rows, "the job resumed from its checkpoint");

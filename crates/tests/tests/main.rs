@@ -10,6 +10,7 @@ mod hostile_strings;
 mod job_api;
 mod job_faults;
 mod metrics_docs;
+mod migrations;
 mod reindex_scope;
 mod scheduler;
 mod tenancy;

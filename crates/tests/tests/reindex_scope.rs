@@ -710,7 +710,8 @@ async fn all_customers_needs_an_admin_token() {
         let status = refused.err().unwrap_or_else(|| panic!("{case}: a customer token was allowed"));
         assert_eq!(status.code(), Code::PermissionDenied, "{case} with a customer token: {status:?}");
     }
-    assert_eq!(env.postgres_count("jobs").await, 0, "a refused CreateJob created a job");
+    let jobs = env.jobs.count_jobs(&scorekeeper_jobs::JobFilter::default()).await.unwrap();
+    assert_eq!(jobs, 0, "a refused CreateJob created a job");
 
     let truth = Truth::read(&env, &world).await;
     let expected = truth.all_of(a).merge(truth.all_of(b));

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use scorekeeper_domain::TemplateType;
 use scorekeeper_domain::reindex::{ReindexSpec, TimeBase};
+use scorekeeper_jobs::store::tick_dedupe_key;
+use scorekeeper_jobs::{Job, JobFilter, JobStore};
+use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::{Job, JobFilter};
-use scorekeeper_store::schedules::tick_dedupe_key;
 use scorekeeper_sync::reindex_schedule::{
     ReindexScheduleSettings, SCHEDULE_NAME, Scheduler, SchedulerConfig,
 };
@@ -33,21 +34,19 @@ struct Scheduled {
 }
 
 /// Every job, oldest window end (tick) first.
-async fn scheduled(store: &Store) -> Vec<Scheduled> {
-    let client = store.pool().get().await.expect("a Postgres connection");
-    client
-        .query(
-            "SELECT dedupe_key,
-                    (payload #>> '{scope,window,start}')::timestamptz,
-                    (payload #>> '{scope,window,end}')::timestamptz
-             FROM jobs ORDER BY 3, 1",
-            &[],
-        )
-        .await
-        .expect("reading the jobs")
+async fn scheduled(store: &JobStore) -> Vec<Scheduled> {
+    let jobs = store.list_jobs(&JobFilter::default(), None, 10_000).await.expect("reading the jobs");
+    let mut scheduled: Vec<Scheduled> = jobs
         .iter()
-        .map(|row| Scheduled { key: row.get(0), start: row.get(1), end: row.get(2) })
-        .collect()
+        .map(|job| {
+            let spec: ReindexSpec = serde_json::from_value(job.payload.clone()).expect("a reindex payload");
+            let window = spec.scope.window.expect("a scheduled job has a window");
+            let key = job.dedupe_key.clone().expect("a scheduled job has a dedupe key");
+            Scheduled { key, start: window.start, end: window.end }
+        })
+        .collect();
+    scheduled.sort_by(|a, b| (a.end, &a.key).cmp(&(b.end, &b.key)));
+    scheduled
 }
 
 /// Asserts one job per tick and windows that chain: each job's key is its
@@ -73,7 +72,7 @@ fn assert_chained(jobs: &[Scheduled], lookback: TimeDelta, first_previous: Optio
 }
 
 /// Fires `tick` of the reindex schedule as a scheduler does.
-async fn fire(store: &Store, settings: &ReindexScheduleSettings, tick: DateTime<Utc>) -> Option<Job> {
+async fn fire(store: &JobStore, settings: &ReindexScheduleSettings, tick: DateTime<Utc>) -> Option<Job> {
     store
         .fire_tick(SCHEDULE_NAME, tick, |previous| settings.reindex_job(tick, previous))
         .await
@@ -85,8 +84,8 @@ fn every_second(lookback: &str) -> ReindexScheduleSettings {
 }
 
 /// A second pool on the same database, as another `serve` process has.
-fn another_process(env: &TestEnv) -> Store {
-    Store::connect(&env.database_url(), 4).expect("a second pool")
+fn another_process(env: &TestEnv) -> JobStore {
+    JobStore::new(&Store::connect(&env.database_url(), 4).expect("a second pool"))
 }
 
 fn spawn(scheduler: Scheduler, stop: &watch::Sender<bool>) -> JoinHandle<()> {
@@ -103,7 +102,7 @@ async fn stop_all(stop: watch::Sender<bool>, schedulers: Vec<JoinHandle<()>>) {
     }
 }
 
-async fn wait_for_jobs(store: &Store, at_least: usize, within: Duration) -> Vec<Scheduled> {
+async fn wait_for_jobs(store: &JobStore, at_least: usize, within: Duration) -> Vec<Scheduled> {
     let started = Instant::now();
     loop {
         let jobs = scheduled(store).await;
@@ -131,7 +130,7 @@ async fn concurrent_fires_of_a_tick_create_one_job() {
         created += usize::from(racer.await.expect("no panic"));
     }
     assert_eq!(created, 1, "exactly one of eight fires creates the job");
-    let jobs = scheduled(&env.store).await;
+    let jobs = scheduled(&env.jobs).await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     assert_eq!(jobs[0].end, t0);
     assert_eq!(jobs[0].start, t0 - HOUR, "the first tick ever reaches back the lookback");
@@ -145,12 +144,12 @@ async fn concurrent_fires_of_a_tick_create_one_job() {
     for racer in racers {
         created += usize::from(racer.await.expect("no panic"));
     }
-    let jobs = scheduled(&env.store).await;
+    let jobs = scheduled(&env.jobs).await;
     assert_eq!(jobs.len(), 1 + created, "one job per successful fire: {jobs:#?}");
     assert_eq!(jobs.last().map(|j| j.end), Some(t2), "{jobs:#?}");
     assert!(jobs.len() <= 3, "{jobs:#?}");
     assert_chained(&jobs, HOUR, None);
-    assert_eq!(env.store.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), Some(t2));
+    assert_eq!(env.jobs.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), Some(t2));
 }
 
 #[tokio::test]
@@ -158,7 +157,7 @@ async fn firing_a_tick_twice_creates_one_job() {
     let env = TestEnv::start().await;
     let settings = every_second("90m");
     let tick = Utc::now().trunc_subsecs(0);
-    let job = fire(&env.store, &settings, tick).await.expect("the first fire creates the job");
+    let job = fire(&env.jobs, &settings, tick).await.expect("the first fire creates the job");
     assert_eq!(job.customer_id, None);
     assert_eq!(job.job_type, 1);
     assert_eq!(job.max_attempts, 10);
@@ -170,12 +169,12 @@ async fn firing_a_tick_twice_creates_one_job() {
     assert_eq!(window.base, TimeBase::UpdatedAt);
     assert_eq!((window.start, window.end), (tick - TimeDelta::minutes(90), tick));
 
-    assert!(fire(&env.store, &settings, tick).await.is_none(), "the same tick again");
+    assert!(fire(&env.jobs, &settings, tick).await.is_none(), "the same tick again");
     let older = tick - TimeDelta::seconds(1);
-    assert!(fire(&env.store, &settings, older).await.is_none(), "an older tick");
-    let jobs = env.store.list_jobs(&JobFilter::default(), None, 10).await.unwrap();
+    assert!(fire(&env.jobs, &settings, older).await.is_none(), "an older tick");
+    let jobs = env.jobs.list_jobs(&JobFilter::default(), None, 10).await.unwrap();
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
-    assert_eq!(env.store.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), Some(tick));
+    assert_eq!(env.jobs.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), Some(tick));
 }
 
 #[tokio::test]
@@ -185,14 +184,14 @@ async fn two_schedulers_create_one_job_per_tick() {
     let began = Utc::now();
     let (stop, _) = watch::channel(false);
     let schedulers = vec![
-        spawn(settings.scheduler(env.store.clone()), &stop),
+        spawn(settings.scheduler(env.jobs.clone()), &stop),
         spawn(settings.scheduler(another_process(&env)), &stop),
     ];
     tokio::time::sleep(Duration::from_millis(3500)).await;
     stop_all(stop, schedulers).await;
     let ended = Utc::now();
 
-    let jobs = scheduled(&env.store).await;
+    let jobs = scheduled(&env.jobs).await;
     // Ticks came every second for 3.5 s; the first start only records.
     assert!(jobs.len() >= 2, "{jobs:#?}");
     assert!(jobs.len() <= 4, "more jobs than ticks: {jobs:#?}");
@@ -203,7 +202,7 @@ async fn two_schedulers_create_one_job_per_tick() {
         "the first job reaches back to the tick recorded at the first start: {jobs:#?}"
     );
     assert!(jobs.last().is_some_and(|j| j.end <= ended));
-    assert_eq!(env.store.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), jobs.last().map(|j| j.end));
+    assert_eq!(env.jobs.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), jobs.last().map(|j| j.end));
 }
 
 #[tokio::test]
@@ -215,20 +214,20 @@ async fn schedulers_down_across_many_ticks_create_one_catch_up_job() {
     let latest = || settings.schedule.latest_tick(Utc::now()).expect("a past midnight");
     let latest_before = latest();
     let last_fired = latest_before - TimeDelta::days(10);
-    assert!(env.store.seed_schedule(SCHEDULE_NAME, last_fired).await.unwrap());
+    assert!(env.jobs.seed_schedule(SCHEDULE_NAME, last_fired).await.unwrap());
 
     // Both processes come back at once.
     let (stop, _) = watch::channel(false);
     let schedulers = vec![
-        spawn(settings.scheduler(env.store.clone()), &stop),
+        spawn(settings.scheduler(env.jobs.clone()), &stop),
         spawn(settings.scheduler(another_process(&env)), &stop),
     ];
-    let jobs = wait_for_jobs(&env.store, 1, Duration::from_secs(5)).await;
+    let jobs = wait_for_jobs(&env.jobs, 1, Duration::from_secs(5)).await;
     // Give a flood, if there were one, time to show.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop_all(stop, schedulers).await;
 
-    let jobs_after = scheduled(&env.store).await;
+    let jobs_after = scheduled(&env.jobs).await;
     assert_eq!(jobs.len(), 1, "{jobs:#?}");
     if latest() == latest_before {
         assert_eq!(jobs_after.len(), 1, "ten missed ticks make one job: {jobs_after:#?}");
@@ -242,7 +241,7 @@ async fn schedulers_down_across_many_ticks_create_one_catch_up_job() {
     );
     assert_chained(&jobs_after, TimeDelta::hours(24), Some(last_fired));
 
-    let stored: Vec<Job> = env.store.list_jobs(&JobFilter::default(), None, 10).await.unwrap();
+    let stored: Vec<Job> = env.jobs.list_jobs(&JobFilter::default(), None, 10).await.unwrap();
     let names: Vec<&str> = stored[0].activities.iter().map(|a| a.activity.as_str()).collect();
     assert_eq!(names, ["reindex_process_scorecards"], "REINDEX_MODE=process");
 }
@@ -255,9 +254,9 @@ async fn the_first_start_records_the_latest_tick_without_a_job() {
 
     for start in ["first", "second"] {
         let (stop, _) = watch::channel(false);
-        let scheduler = spawn(settings.scheduler(env.store.clone()), &stop);
+        let scheduler = spawn(settings.scheduler(env.jobs.clone()), &stop);
         let began = Instant::now();
-        while env.store.schedule_last_tick(SCHEDULE_NAME).await.unwrap().is_none()
+        while env.jobs.schedule_last_tick(SCHEDULE_NAME).await.unwrap().is_none()
             && began.elapsed() < Duration::from_secs(5)
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -265,18 +264,17 @@ async fn the_first_start_records_the_latest_tick_without_a_job() {
         // Time enough to (wrongly) fire the recorded tick.
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop_all(stop, vec![scheduler]).await;
-        assert_eq!(env.store.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), Some(latest), "{start} start");
-        assert_eq!(env.postgres_count("jobs").await, 0, "{start} start: no job");
+        assert_eq!(env.jobs.schedule_last_tick(SCHEDULE_NAME).await.unwrap(), Some(latest), "{start} start");
+        assert_eq!(env.jobs.count_jobs(&JobFilter::default()).await.unwrap(), 0, "{start} start: no job");
     }
 }
 
 #[tokio::test]
 async fn a_scheduler_outlives_an_unreachable_postgres() {
     // Nothing listens on port 1: every tick fails at once.
-    let store = Store::connect("postgres://postgres@127.0.0.1:1/none", 1).expect("a pool");
+    let store = JobStore::new(&Store::connect("postgres://postgres@127.0.0.1:1/none", 1).expect("a pool"));
     let scheduler = every_second("1h").scheduler(store).with_config(SchedulerConfig {
-        base_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
+        backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(200)),
         ..SchedulerConfig::default()
     });
     let (stop, _) = watch::channel(false);

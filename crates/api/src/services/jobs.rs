@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_domain::{CustomerId, Invalid, TemplateType};
+use scorekeeper_jobs::job::{self as stored, JobFilter};
 use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::job_service_server::JobService;
 use scorekeeper_proto::v1::*;
-use scorekeeper_store::jobs::{self as stored, JobFilter, NewJob};
 use scorekeeper_store::tenants::Principal;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -22,8 +22,6 @@ use crate::validate::{self, Checked};
 
 pub struct Jobs(pub ApiState);
 
-/// Attempts a job gets before it is `failed`.
-const MAX_ATTEMPTS: i32 = 10;
 /// Largest batch size a payload may ask for.
 const MAX_BATCH_SIZE: i32 = 100_000;
 
@@ -267,9 +265,13 @@ async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> Api
     let principal = state.auth.principal(&request).await?;
     let r = request.get_ref();
     let job_type = validate::known_enum::<JobType>("type", r.r#type, false)?;
-    let handler = i16::try_from(r.r#type).ok().and_then(|t| state.jobs.handler(t)).ok_or_else(|| {
-        Invalid::new("type", format!("job type {} is not registered on this server", job_type.as_str_name()))
-    })?;
+    if !i16::try_from(r.r#type).is_ok_and(|t| state.jobs.is_registered(t)) {
+        return Err(Invalid::new(
+            "type",
+            format!("job type {} is not registered on this server", job_type.as_str_name()),
+        )
+        .into());
+    }
     let spec = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
         Some(Payload::ReindexConversations(p)) if job_type == JobType::ReindexConversations => {
             reindex_spec(principal, p)?
@@ -293,19 +295,10 @@ async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> Api
         )
         .into());
     }
-    let payload = serde_json::to_value(&spec).expect("a ReindexSpec serialises");
-    let activities = handler.activities(&payload).map_err(|e| Invalid::new("payload", e))?;
-    let (job, _) = state
-        .store
-        .create_job(&NewJob {
-            customer_id: spec.scope.customer_id,
-            job_type: r.r#type as i16,
-            payload,
-            max_attempts: MAX_ATTEMPTS,
-            dedupe_key: None,
-            activities,
-        })
-        .await?;
+    // The one builder of reindex jobs, as the schedule's and the audit's
+    // repair: type, activities and attempts from the job type.
+    let new = scorekeeper_sync::reindex::new_job(&spec, spec.scope.customer_id);
+    let (job, _) = state.job_store.create_job(&new).await?;
     Ok(CreateJobResponse { job: Some(job_to_wire(&job)) })
 }
 
@@ -313,7 +306,7 @@ async fn get_job(state: &ApiState, request: Request<GetJobRequest>) -> ApiResult
     let principal = state.auth.principal(&request).await?;
     let id = job_id("id", &request.get_ref().id)?;
     let job = state
-        .store
+        .job_store
         .get_job(id, visible_customer(principal))
         .await?
         .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
@@ -323,7 +316,7 @@ async fn get_job(state: &ApiState, request: Request<GetJobRequest>) -> ApiResult
 async fn list_jobs(state: &ApiState, request: Request<ListJobsRequest>) -> ApiResult<ListJobsResponse> {
     let principal = state.auth.principal(&request).await?;
     let JobsPage { filter, size, after } = jobs_page(principal, request.get_ref())?;
-    let jobs = state.store.list_jobs(&filter, after, size).await?;
+    let jobs = state.job_store.list_jobs(&filter, after, size).await?;
     let next_page_token = match jobs.last() {
         Some(last) if jobs.len() == size => page_token(last),
         _ => String::new(),
@@ -335,7 +328,7 @@ async fn cancel_job(state: &ApiState, request: Request<CancelJobRequest>) -> Api
     let principal = state.auth.principal(&request).await?;
     let id = job_id("id", &request.get_ref().id)?;
     let job = state
-        .store
+        .job_store
         .request_cancel(id, visible_customer(principal))
         .await?
         .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;

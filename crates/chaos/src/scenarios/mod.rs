@@ -13,7 +13,7 @@ use anyhow::bail;
 use scorekeeper_analytics::WritePath;
 use scorekeeper_domain::TemplateType;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
-use scorekeeper_store::jobs::{Job, JobState};
+use scorekeeper_jobs::{Job, JobFilter, JobState, JobStore};
 use scorekeeper_sync::reindex::new_job;
 use uuid::Uuid;
 
@@ -47,14 +47,14 @@ pub async fn reindex_job(world: &World, batch_size: u32) -> anyhow::Result<Job> 
         conversations_batch_size: Some(batch_size),
         process_scorecards_batch_size: Some(batch_size),
     };
-    Ok(world.store.create_job(&new_job(&spec, Some(world.customer), 10)).await?.0)
+    Ok(JobStore::new(&world.store).create_job(&new_job(&spec, Some(world.customer))).await?.0)
 }
 
 /// The job now; Postgres errors (a restart) are retried for a while.
 pub async fn job(world: &World, id: Uuid) -> anyhow::Result<Job> {
     let started = Instant::now();
     loop {
-        match world.store.get_job(id, None).await {
+        match JobStore::new(&world.store).get_job(id, None).await {
             Ok(Some(job)) => return Ok(job),
             Ok(None) => bail!("job {id} is gone"),
             Err(_) if started.elapsed() < Duration::from_secs(30) => {
@@ -82,17 +82,13 @@ pub async fn wait_done(world: &World, id: Uuid, within: Duration) -> anyhow::Res
 
 /// Jobs of every kind not yet finished, and failed ones, over the database.
 pub async fn job_counts(world: &World) -> anyhow::Result<(i64, i64, i64)> {
-    let client = world.store.pool().get().await?;
-    let row = client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE state IN ('queued', 'running')),
-                    count(*) FILTER (WHERE state = 'succeeded'),
-                    count(*) FILTER (WHERE state = 'failed')
-             FROM jobs",
-            &[],
-        )
-        .await?;
-    Ok((row.get(0), row.get(1), row.get(2)))
+    let jobs = JobStore::new(&world.store);
+    let count = |state| {
+        let jobs = jobs.clone();
+        async move { jobs.count_jobs(&JobFilter { state: Some(state), ..JobFilter::default() }).await }
+    };
+    let unfinished = count(JobState::Queued).await? + count(JobState::Running).await?;
+    Ok((unfinished, count(JobState::Succeeded).await?, count(JobState::Failed).await?))
 }
 
 pub fn succeeded(job: &Job) -> bool {

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use scorekeeper_store::jobs::JobState;
+use scorekeeper_jobs::JobState;
 use scorekeeper_tests::env::bulk_import;
 
 use super::{job, mirror_everything, reindex_job, wait_done};

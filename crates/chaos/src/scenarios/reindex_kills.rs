@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use scorekeeper_store::jobs::JobState;
+use scorekeeper_jobs::JobState;
 use scorekeeper_tests::env::bulk_import;
 
 use super::{job, reindex_job};

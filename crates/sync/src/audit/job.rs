@@ -15,16 +15,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use scorekeeper_analytics::Analytics;
-use scorekeeper_domain::audit::{AuditReport, AuditSpec, AuditTable, RepairReport, TableReport};
-use scorekeeper_jobs::{JobContext, JobHandler, RunError};
+use scorekeeper_domain::CustomerId;
+use scorekeeper_domain::audit::{AuditReport, AuditScope, AuditSpec, AuditTable, RepairReport, TableReport};
+use scorekeeper_jobs::handler::DEFAULT_RETRY_BACKOFF;
+use scorekeeper_jobs::{Activity, JobContext, JobHandler, NewJob, RetryPolicy, RunError};
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::JobError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{Progress, audit_with_findings, repair, wait_for_jobs};
-use crate::error::SyncError;
-use crate::retry::{self, RetryDecision};
+use super::{Findings, Progress, audit_with_findings, repair, wait_for_jobs};
 
 /// `JobType::JOB_TYPE_AUDIT` (proto `scorekeeper.v1.JobType`); a contract
 /// test checks the two agree.
@@ -36,11 +35,14 @@ pub const VERIFY_WAIT: Duration = Duration::from_secs(600);
 /// Drifted rows named in a checkpoint (the counts stay exact).
 const CHECKPOINT_ROWS: usize = 100;
 
-pub const AUDIT: &str = "audit";
-pub const REPAIR: &str = "repair";
-pub const VERIFY: &str = "verify";
+/// The first audit: a checkpoint per table checked, then its summary.
+pub const AUDIT: Activity<AuditCheckpoint> = Activity::new("audit");
+/// The repair's report: the reindex jobs it queued, tombstones, bumps.
+pub const REPAIR: Activity<RepairReport> = Activity::new("repair");
+/// The audit after the repair, checkpointed as [`AUDIT`].
+pub const VERIFY: Activity<AuditCheckpoint> = Activity::new("verify");
 
-/// What a finished activity leaves as its checkpoint.
+/// What a finished audit activity leaves as its checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditSummary {
     pub drifted: u64,
@@ -60,6 +62,24 @@ impl From<&AuditReport> for AuditSummary {
     }
 }
 
+/// The checkpoint of an audit activity (`audit`, `verify`), stored as the
+/// bare object of its case (`{"table_checked": …}` or the summary), which
+/// `GetJob` shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AuditCheckpoint {
+    /// While it runs: the table just checked.
+    TableChecked { table_checked: String },
+    /// When done.
+    Summary(AuditSummary),
+}
+
+impl AuditCheckpoint {
+    fn table(table: AuditTable) -> AuditCheckpoint {
+        AuditCheckpoint::TableChecked { table_checked: table.name().to_owned() }
+    }
+}
+
 pub struct AuditHandler {
     store: Store,
     analytics: Analytics,
@@ -71,14 +91,10 @@ impl AuditHandler {
     }
 }
 
-fn spec(payload: &serde_json::Value) -> Result<AuditSpec, String> {
-    serde_json::from_value(payload.clone()).map_err(|e| format!("not an audit payload: {e}"))
-}
-
-/// The activities of an audit job with this spec, in order.
-pub fn activities(spec: &AuditSpec) -> Vec<String> {
-    let names: &[&str] = if spec.repair { &[AUDIT, REPAIR, VERIFY] } else { &[AUDIT] };
-    names.iter().map(|&n| n.to_owned()).collect()
+/// The audit job of `spec`, owned by `customer_id` (`None`: all
+/// customers'). The one builder of audit jobs (the schedule uses it).
+pub fn new_job(spec: &AuditSpec, customer_id: Option<CustomerId>) -> NewJob {
+    NewJob::of::<AuditHandler>(spec, customer_id)
 }
 
 /// Hands each table checked (of each customer) to the job's run loop,
@@ -99,10 +115,10 @@ async fn audit_recording(
     ctx: &JobContext,
     store: &Store,
     analytics: &Analytics,
-    scope: &scorekeeper_domain::audit::AuditScope,
-    activity: &str,
+    scope: &AuditScope,
+    activity: &Activity<AuditCheckpoint>,
     record: bool,
-) -> Result<(AuditReport, super::Findings), RunError> {
+) -> Result<(AuditReport, Findings), RunError> {
     let (sender, mut receiver) = mpsc::unbounded_channel();
     let progress = ChannelProgress(sender);
     let audit = audit_with_findings(store, analytics, scope, &progress);
@@ -113,81 +129,65 @@ async fn audit_recording(
             outcome = &mut audit => break outcome,
             Some((table, rows)) = receiver.recv() => {
                 if record {
-                    let checkpoint = serde_json::json!({ "table_checked": table.name() });
+                    let checkpoint = AuditCheckpoint::table(table);
                     ctx.record_batch(activity, rows as usize, &checkpoint, started.elapsed()).await?;
                 }
             }
         }
     };
-    let (report, findings) = outcome.map_err(failure)?;
+    let (report, findings) = outcome?;
     while let Ok((table, rows)) = receiver.try_recv() {
         if record {
-            let checkpoint = serde_json::json!({ "table_checked": table.name() });
-            ctx.record_batch(activity, rows as usize, &checkpoint, Duration::ZERO).await?;
+            ctx.record_batch(activity, rows as usize, &AuditCheckpoint::table(table), Duration::ZERO).await?;
         }
     }
     Ok((report, findings))
 }
 
 impl JobHandler for AuditHandler {
-    fn activities(&self, payload: &serde_json::Value) -> Result<Vec<String>, String> {
-        Ok(activities(&spec(payload)?))
+    const JOB_TYPE: i16 = JOB_TYPE;
+    const NAME: &'static str = "audit";
+    const RETRY_POLICY: RetryPolicy = RetryPolicy { max_attempts: 5, backoff: DEFAULT_RETRY_BACKOFF };
+    type Payload = AuditSpec;
+
+    fn activities(spec: &AuditSpec) -> Vec<&'static str> {
+        if spec.repair { vec![AUDIT.name(), REPAIR.name(), VERIFY.name()] } else { vec![AUDIT.name()] }
     }
 
-    fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {
+    fn run<'a>(&'a self, ctx: &'a JobContext, spec: AuditSpec) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(async move {
-            let spec =
-                spec(&ctx.job().payload).map_err(|message| RunError::fatal("invalid_payload", message))?;
-            let finished = |name: &str| ctx.activity(name).is_some_and(|a| a.finished);
             let (store, analytics) = (&self.store, &self.analytics);
-            let mut repaired: Option<RepairReport> = ctx
-                .activity(REPAIR)
-                .filter(|a| a.finished)
-                .and_then(|a| a.checkpoint.clone())
-                .and_then(|c| serde_json::from_value(c).ok());
+            let mut repaired = if ctx.finished(&REPAIR) { ctx.checkpoint(&REPAIR)? } else { None };
             if repaired.is_none() {
-                let record = !finished(AUDIT);
+                let record = !ctx.finished(&AUDIT);
                 let (report, findings) =
-                    audit_recording(ctx, store, analytics, &spec.scope, AUDIT, record).await?;
+                    audit_recording(ctx, store, analytics, &spec.scope, &AUDIT, record).await?;
                 if record {
-                    let summary = serde_json::to_value(AuditSummary::from(&report)).expect("serialises");
-                    ctx.record_batch(AUDIT, 0, &summary, Duration::ZERO).await?;
-                    ctx.finish_activity(AUDIT, Duration::ZERO).await?;
+                    let summary = AuditCheckpoint::Summary(AuditSummary::from(&report));
+                    ctx.record_batch(&AUDIT, 0, &summary, Duration::ZERO).await?;
+                    ctx.finish_activity(&AUDIT, Duration::ZERO).await?;
                 }
                 if !spec.repair {
                     return Ok(());
                 }
                 let started = Instant::now();
                 let dedupe = format!("audit:{}", ctx.job().id);
-                let report = repair(store, analytics, &findings, Some(&dedupe)).await.map_err(failure)?;
-                let checkpoint = serde_json::to_value(&report).expect("a RepairReport serialises");
+                let report = repair(store, analytics, &findings, Some(&dedupe)).await?;
                 let rows = report.jobs.len() + report.tombstones as usize + report.versions_bumped as usize;
-                ctx.record_batch(REPAIR, rows, &checkpoint, started.elapsed()).await?;
-                ctx.finish_activity(REPAIR, Duration::ZERO).await?;
+                ctx.record_batch(&REPAIR, rows, &report, started.elapsed()).await?;
+                ctx.finish_activity(&REPAIR, Duration::ZERO).await?;
                 repaired = Some(report);
             }
             let jobs = repaired.map(|r| r.jobs).unwrap_or_default();
             let started = Instant::now();
             tokio::select! {
-                outcome = wait_for_jobs(store, &jobs, VERIFY_WAIT) => outcome.map_err(failure)?,
+                outcome = wait_for_jobs(store, &jobs, VERIFY_WAIT) => outcome?,
                 _ = ctx.stopping().cancelled() => {}
             }
-            let (after, _) = audit_recording(ctx, store, analytics, &spec.scope, VERIFY, true).await?;
-            let summary = serde_json::to_value(AuditSummary::from(&after)).expect("serialises");
-            ctx.record_batch(VERIFY, 0, &summary, started.elapsed()).await?;
-            ctx.finish_activity(VERIFY, Duration::ZERO).await
+            let (after, _) = audit_recording(ctx, store, analytics, &spec.scope, &VERIFY, true).await?;
+            let summary = AuditCheckpoint::Summary(AuditSummary::from(&after));
+            ctx.record_batch(&VERIFY, 0, &summary, started.elapsed()).await?;
+            ctx.finish_activity(&VERIFY, Duration::ZERO).await
         })
     }
-}
-
-/// A failed audit as the job records it; retry decided by the one policy.
-fn failure(error: SyncError) -> RunError {
-    let retryable = matches!(retry::decide(&error, 1), RetryDecision::RetryLater(_));
-    let code = match &error {
-        SyncError::Store(_) => "postgres",
-        SyncError::Analytics(_) => "clickhouse",
-        SyncError::Invalid(_) => "invalid",
-    };
-    let message = scorekeeper_domain::report::error_chain(&error);
-    RunError::Failed(JobError { code: code.into(), message, retryable, details: serde_json::Value::Null })
 }

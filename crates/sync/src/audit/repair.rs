@@ -24,15 +24,12 @@ use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_domain::time::utc_at_second;
 use scorekeeper_domain::{ConversationId, CustomerId, TemplateType};
+use scorekeeper_jobs::{JobStore, NewJob};
 use scorekeeper_store::Store;
-use scorekeeper_store::jobs::NewJob;
 use uuid::Uuid;
 
 use super::walk::Findings;
 use crate::error::{Result, SyncError};
-
-/// Attempts of a repair's reindex job before it is failed.
-const MAX_ATTEMPTS: i32 = 10;
 
 /// What to do for one customer.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -188,7 +185,7 @@ fn reindex_job(
         conversations_batch_size: None,
         process_scorecards_batch_size: None,
     };
-    crate::reindex::new_job(&spec, Some(customer), MAX_ATTEMPTS)
+    crate::reindex::new_job(&spec, Some(customer))
 }
 
 /// Repairs `findings`: bumps versions, writes tombstones, queues the
@@ -217,9 +214,10 @@ pub async fn repair(
             }
         }
     }
+    let jobs = JobStore::new(store);
     for (n, mut job) in plan.jobs().into_iter().enumerate() {
         job.dedupe_key = dedupe.map(|key| format!("{key}:{n}"));
-        let (created, _) = store.create_job(&job).await?;
+        let (created, _) = jobs.create_job(&job).await?;
         report.jobs.push(created.id.to_string());
     }
     tracing::info!(
@@ -252,10 +250,11 @@ pub async fn wait_for_jobs(store: &Store, ids: &[String], within: Duration) -> R
     let started = Instant::now();
     let ids: Vec<Uuid> = ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect();
     let mut pending = ids;
+    let jobs = JobStore::new(store);
     while !pending.is_empty() && started.elapsed() < within {
         let mut still = Vec::new();
         for id in pending {
-            let job = store.get_job(id, None).await.map_err(SyncError::from)?;
+            let job = jobs.get_job(id, None).await.map_err(SyncError::from)?;
             if job.is_some_and(|j| !j.state.is_terminal()) {
                 still.push(id);
             }

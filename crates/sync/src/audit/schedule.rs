@@ -12,16 +12,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditWindow};
 use scorekeeper_jobs::scheduler::{CronError, Schedule, ScheduleError, Scheduler};
-use scorekeeper_store::Store;
-use scorekeeper_store::jobs::NewJob;
+use scorekeeper_jobs::{JobStore, NewJob};
 
-use super::job::{JOB_TYPE, activities};
+use super::job::new_job;
 
 /// The schedule's name: its row in `schedules` and its jobs' dedupe keys.
 pub const SCHEDULE_NAME: &str = "audit";
-
-/// Attempts of a scheduled audit before it is failed.
-pub const MAX_ATTEMPTS: i32 = 5;
 
 /// A bad setting of the scheduled audit. The message names the setting.
 #[derive(Debug, thiserror::Error)]
@@ -81,18 +77,11 @@ impl AuditScheduleSettings {
             AuditWindow { start, end: tick }
         });
         let spec = AuditSpec { scope: AuditScope { customer_id: None, window }, repair: self.repair };
-        NewJob {
-            customer_id: None,
-            job_type: JOB_TYPE,
-            payload: serde_json::to_value(&spec).expect("an AuditSpec serialises"),
-            max_attempts: MAX_ATTEMPTS,
-            dedupe_key: None,
-            activities: activities(&spec),
-        }
+        new_job(&spec, None)
     }
 
     /// The scheduler of the audit schedule on `store`.
-    pub fn scheduler(&self, store: Store) -> Scheduler {
+    pub fn scheduler(&self, store: JobStore) -> Scheduler {
         let settings = self.clone();
         Scheduler::new(store, self.schedule.clone(), Arc::new(move |tick, _| settings.audit_job(tick)))
     }
@@ -117,7 +106,8 @@ mod tests {
         let tick = Utc.with_ymd_and_hms(2026, 3, 10, 2, 0, 0).unwrap();
         let settings = AuditScheduleSettings::parse("0 2 * * *", Some("7days"), true).unwrap();
         let job = settings.audit_job(tick);
-        assert_eq!((job.job_type, job.customer_id), (JOB_TYPE, None));
+        assert_eq!((job.job_type, job.customer_id), (super::super::job::JOB_TYPE, None));
+        assert_eq!(job.max_attempts, 5, "the audit job type's policy");
         assert_eq!(job.activities, vec!["audit", "repair", "verify"]);
         let spec: AuditSpec = serde_json::from_value(job.payload).unwrap();
         let window = spec.scope.window.unwrap();

@@ -157,7 +157,8 @@ fn job_request_bytes(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
 async fn job_payloads_decode_to_a_clean_answer() {
     let env = TestEnv::start_with(Options { worker: false, ..Options::default() }).await;
     let customer = env.customer("payloads").await;
-    let handler = ReindexHandler::new(env.store.clone(), env.analytics.clone(), ReindexSettings::default());
+    let handler =
+        scorekeeper_sync::job_registry(env.store.clone(), env.analytics.clone(), ReindexSettings::default());
     let mut valid = valid_reindex(&customer);
     valid.conversation_ids = vec![1, 2, 300];
     valid.reindex_scorecard_types.push(pb::ScorecardTemplateType::Process as i32);
@@ -187,14 +188,11 @@ async fn job_payloads_decode_to_a_clean_answer() {
                         }
                     };
                     // Accepted: the stored payload is one the workflow reads.
-                    let client = env.store.pool().get().await.map_err(|e| e.to_string())?;
-                    let row = client
-                        .query_one("SELECT payload FROM jobs WHERE id::text = $1", &[&job.id])
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let payload: serde_json::Value = row.get(0);
+                    let id = job.id.parse().map_err(|e| format!("a job id that is not a UUID: {e}"))?;
+                    let stored = env.jobs.get_job(id, None).await.map_err(|e| e.to_string())?;
+                    let payload = stored.ok_or("the created job is not stored")?.payload;
                     handler
-                        .activities(&payload)
+                        .activities(JOB_TYPE, &payload)
                         .map_err(|e| format!("a stored payload does not decode: {e}"))?;
                     Ok(())
                 }
@@ -284,7 +282,7 @@ async fn job_payloads_decode_to_a_clean_answer() {
         json_strategy,
         |bytes| async move {
             let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return Ok(()) };
-            match (handler.activities(&value), serde_json::from_value::<ReindexSpec>(value)) {
+            match (handler.activities(JOB_TYPE, &value), serde_json::from_value::<ReindexSpec>(value)) {
                 (Ok(activities), Ok(spec)) => {
                     decoded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if !as_the_api_accepts(&spec) {
@@ -302,7 +300,7 @@ async fn job_payloads_decode_to_a_clean_answer() {
                         .then_some(())
                         .ok_or_else(|| "a decoded spec changed in a round trip".into())
                 }
-                (Err(message), Err(_)) if !message.is_empty() => Ok(()),
+                (Err(error), Err(_)) if !error.to_string().is_empty() => Ok(()),
                 (activities, spec) => {
                     Err(format!("the handler and the spec disagree: {activities:?} / {spec:?}"))
                 }

@@ -1,5 +1,5 @@
 //! Cron schedules' shared state: the last tick each schedule fired, in the
-//! `schedules` table (migration V3).
+//! `schedules` table.
 //!
 //! Contract: a tick is fired by the one transaction that moves the
 //! schedule's `last_tick` forward to it, and that transaction also creates
@@ -14,10 +14,11 @@
 //! cover every tick that was missed (one catch-up job, not one per tick).
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use scorekeeper_store::{Result, StoreError};
 
-use crate::Store;
-use crate::error::{Result, StoreError};
-use crate::jobs::{Job, NewJob, insert_job};
+use super::JobStore;
+use super::queue::insert_job;
+use crate::job::{Job, NewJob};
 
 /// The `dedupe_key` of the job of schedule `name` at `tick`:
 /// `schedule:<name>:<tick, RFC 3339 UTC>`.
@@ -25,13 +26,13 @@ pub fn tick_dedupe_key(name: &str, tick: DateTime<Utc>) -> String {
     format!("schedule:{name}:{}", tick.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
-impl Store {
+impl JobStore {
     /// The newest tick schedule `name` fired (or recorded), `None` if it
     /// never did.
     pub async fn schedule_last_tick(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
         let client = self.pool().get().await?;
         let row = client.query_opt("SELECT last_tick FROM schedules WHERE name = $1", &[&name]).await?;
-        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("last_tick")).transpose().map_err(Into::into)
     }
 
     /// Records `tick` as schedule `name`'s last tick, without a job, if the
@@ -88,7 +89,7 @@ impl Store {
             let row =
                 tx.query_opt("SELECT last_tick FROM schedules WHERE name = $1 FOR UPDATE", &[&name]).await?;
             if let Some(row) = row {
-                let last: DateTime<Utc> = row.try_get(0)?;
+                let last: DateTime<Utc> = row.try_get("last_tick")?;
                 if last >= tick {
                     // Fired already (or a later tick was): roll back.
                     return Ok(None);

@@ -1,0 +1,172 @@
+//! The job engine's records: a job and its activities' progress as stored,
+//! what it takes to create one, and the outcomes of a claimed attempt.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use scorekeeper_domain::CustomerId;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// The word stored in `jobs.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state of a stored word; `None` for a word no schema writes.
+    pub fn parse(text: &str) -> Option<JobState> {
+        Some(match text {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// Why an attempt failed, as stored and shown by GetJob.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobError {
+    /// A stable word, e.g. `clickhouse`, `invalid_payload`, `invalid_checkpoint`.
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityProgress {
+    pub activity: String,
+    pub position: i32,
+    pub rows_done: i64,
+    /// Checkpoint commits (not pages) recorded for this activity.
+    pub batches_done: i64,
+    pub checkpoint: Option<serde_json::Value>,
+    pub finished: bool,
+    /// Time spent in this activity over all attempts.
+    pub active_ms: i64,
+    /// Rows the activity expects to copy; 0 until it has counted.
+    pub rows_estimated: i64,
+}
+
+impl ActivityProgress {
+    pub fn rows_per_second(&self) -> f64 {
+        if self.active_ms == 0 { 0.0 } else { self.rows_done as f64 * 1000.0 / self.active_ms as f64 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: Uuid,
+    pub customer_id: Option<CustomerId>,
+    pub job_type: i16,
+    pub payload: serde_json::Value,
+    pub state: JobState,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_after: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub cancel_requested: bool,
+    pub error: Option<JobError>,
+    /// The key that makes this job one of a kind (a schedule's tick, an
+    /// audit's repair), if it has one.
+    pub dedupe_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// In workflow order.
+    pub activities: Vec<ActivityProgress>,
+}
+
+/// A job to create. `activities` are the workflow's steps, in order, so
+/// progress shows them before they start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    pub customer_id: Option<CustomerId>,
+    pub job_type: i16,
+    pub payload: serde_json::Value,
+    pub max_attempts: i32,
+    /// One job per key, ever: a second create with the same key returns the
+    /// existing job.
+    pub dedupe_key: Option<String>,
+    pub activities: Vec<String>,
+}
+
+/// Filters of `list_jobs`; `None` matches all.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub job_type: Option<i16>,
+    pub customer_id: Option<CustomerId>,
+}
+
+/// A claimed attempt: the job and the fencing token of this attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    pub job: Job,
+    pub fence: i32,
+}
+
+/// What a heartbeat (or a fenced progress write) found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lease {
+    /// Still ours; whether someone asked to cancel.
+    Held { cancel_requested: bool },
+    /// Claimed again by another worker, or finished: stop, write nothing.
+    Lost,
+}
+
+/// One batch of an activity's progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressUpdate<'a> {
+    pub activity: &'a str,
+    pub rows: i64,
+    pub batches: i64,
+    pub checkpoint: Option<&'a serde_json::Value>,
+    pub finished: bool,
+    pub active: Duration,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttemptOutcome {
+    Succeeded,
+    Cancelled,
+    Failed(JobError),
+    Retry { error: JobError, at: DateTime<Utc> },
+}
+
+impl AttemptOutcome {
+    /// One word for logs.
+    pub fn word(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Cancelled => "cancelled",
+            AttemptOutcome::Failed(_) => "failed",
+            AttemptOutcome::Retry { .. } => "retry",
+        }
+    }
+}

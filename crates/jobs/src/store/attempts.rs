@@ -1,0 +1,146 @@
+//! A worker's side of the job tables: claim with a lease, heartbeat, record
+//! progress, finish. Every write made on behalf of a running attempt
+//! carries its fencing token (the attempt number) and is refused, by the
+//! same statement, once the job was claimed again or is no longer running.
+
+use std::time::Duration;
+
+use scorekeeper_store::Result;
+use uuid::Uuid;
+
+use super::JobStore;
+use super::rows::{self, JOB_COLUMNS};
+use crate::job::{AttemptOutcome, Claim, JobState, Lease, ProgressUpdate};
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl JobStore {
+    /// Claims the next runnable job of one of `job_types`: queued and due, or
+    /// running with an expired lease (its worker died). Raises `attempts`,
+    /// which becomes this attempt's fencing token. Jobs whose lease expired
+    /// with no attempts left are failed first.
+    pub async fn claim_job(&self, worker: &str, lease: Duration, job_types: &[i16]) -> Result<Option<Claim>> {
+        let client = self.pool().get().await?;
+        // Jobs whose worker died and that cannot run again: a cancel asked
+        // for, or no attempts left.
+        client
+            .execute(
+                "UPDATE jobs SET finished_at = now(), updated_at = now(), lease_owner = NULL,
+                     state = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END,
+                     error = CASE WHEN cancel_requested THEN error ELSE jsonb_build_object(
+                         'code', 'lease_expired', 'retryable', false, 'details', '{}'::jsonb,
+                         'message', 'the worker of the last attempt stopped heartbeating, and no attempts are left') END
+                 WHERE state = 'running' AND lease_expires_at < now()
+                   AND (cancel_requested OR attempts >= max_attempts)",
+                &[],
+            )
+            .await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
+                         lease_expires_at = now() + make_interval(secs => $2),
+                         started_at = coalesce(started_at, now()), updated_at = now()
+                     WHERE id = (
+                         SELECT id FROM jobs
+                         WHERE job_type = ANY($3) AND attempts < max_attempts AND NOT cancel_requested
+                           AND ((state = 'queued' AND run_after <= now())
+                                OR (state = 'running' AND lease_expires_at < now()))
+                         ORDER BY run_after, created_at LIMIT 1
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING {JOB_COLUMNS}"
+                ),
+                &[&worker, &lease.as_secs_f64(), &job_types],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let claimed = self.with_activities(rows::job(&row)?).await?;
+        Ok(Some(Claim { fence: claimed.attempts, job: claimed }))
+    }
+
+    /// Extends the lease of attempt `fence`, unless it was lost.
+    pub async fn heartbeat(&self, id: Uuid, fence: i32, lease: Duration) -> Result<Lease> {
+        let client = self.pool().get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+                 WHERE id = $1 AND attempts = $2 AND state = 'running'
+                 RETURNING cancel_requested",
+                &[&id, &fence, &lease.as_secs_f64()],
+            )
+            .await?;
+        rows::lease(row)
+    }
+
+    /// Records a batch of progress (and the checkpoint to resume from) for
+    /// attempt `fence`, in one statement that checks the fence. `Lost`
+    /// when the attempt no longer holds the job: nothing was written.
+    pub async fn record_progress(&self, id: Uuid, fence: i32, update: &ProgressUpdate<'_>) -> Result<Lease> {
+        let client = self.pool().get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE job_activities a SET
+                     rows_done = a.rows_done + $4, batches_done = a.batches_done + $5,
+                     checkpoint = coalesce($6, a.checkpoint), finished = a.finished OR $7,
+                     active_ms = a.active_ms + $8, updated_at = now()
+                 FROM jobs j
+                 WHERE a.job_id = j.id AND a.activity = $3 AND j.id = $1 AND j.attempts = $2 AND j.state = 'running'
+                 RETURNING j.cancel_requested",
+                &[
+                    &id,
+                    &fence,
+                    &update.activity,
+                    &update.rows,
+                    &update.batches,
+                    &update.checkpoint,
+                    &update.finished,
+                    &millis(update.active),
+                ],
+            )
+            .await?;
+        rows::lease(row)
+    }
+
+    /// Records how many rows `activity` expects to copy, for attempt `fence`.
+    pub async fn record_estimate(&self, id: Uuid, fence: i32, activity: &str, rows: i64) -> Result<Lease> {
+        let client = self.pool().get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE job_activities a SET rows_estimated = $4, updated_at = now()
+                 FROM jobs j
+                 WHERE a.job_id = j.id AND a.activity = $3 AND j.id = $1 AND j.attempts = $2 AND j.state = 'running'
+                 RETURNING j.cancel_requested",
+                &[&id, &fence, &activity, &rows],
+            )
+            .await?;
+        rows::lease(row)
+    }
+
+    /// Ends attempt `fence` in a terminal state (with the error for
+    /// `Failed`), or puts the job back in the queue until `retry_at`.
+    /// `false` when the attempt had lost the job: nothing was written.
+    pub async fn finish_attempt(&self, id: Uuid, fence: i32, outcome: &AttemptOutcome) -> Result<bool> {
+        let client = self.pool().get().await?;
+        let (state, error, retry_at) = match outcome {
+            AttemptOutcome::Succeeded => (JobState::Succeeded, None, None),
+            AttemptOutcome::Cancelled => (JobState::Cancelled, None, None),
+            AttemptOutcome::Failed(error) => (JobState::Failed, Some(error), None),
+            AttemptOutcome::Retry { error, at } => (JobState::Queued, Some(error), Some(*at)),
+        };
+        let error = error.map(|e| serde_json::to_value(e).expect("a JobError always serialises"));
+        let updated = client
+            .execute(
+                "UPDATE jobs SET state = $3, run_after = coalesce($5, run_after),
+                     -- A success clears the error of earlier attempts; other ends keep the last one.
+                     error = CASE WHEN $3 = 'succeeded' THEN NULL ELSE coalesce($4, error) END,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+                     finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'cancelled') THEN now() END
+                 WHERE id = $1 AND attempts = $2 AND state = 'running'",
+                &[&id, &fence, &state.as_str(), &error, &retry_at],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+}

@@ -1,0 +1,149 @@
+//! The Postgres schema's two migration sets on a real server: the store's
+//! and the job engine's, each with its own history. A database migrated
+//! before the job engine had its own set (the job tables recorded as the
+//! store's V2–V4) migrates without error and without any change, and ends
+//! with the same schema as a fresh database.
+
+use refinery::{Migration, Runner};
+use scorekeeper_jobs::{JobStore, NewJob, migrate_postgres};
+use scorekeeper_store::Store;
+use scorekeeper_tests::TestEnv;
+use scorekeeper_tests::env::Options;
+use tokio_postgres::NoTls;
+
+/// The store's history as it was before the job tables moved: V2–V4 were
+/// the job engine's files of today, under their old numbers and names.
+fn history_before_the_move() -> Vec<Migration> {
+    let files = [
+        ("V1__initial", include_str!("../../store/migrations/V1__initial.sql")),
+        ("V2__jobs", include_str!("../../jobs/migrations/V1__jobs.sql")),
+        ("V3__schedules", include_str!("../../jobs/migrations/V2__schedules.sql")),
+        ("V4__activity_estimates", include_str!("../../jobs/migrations/V3__activity_estimates.sql")),
+        (
+            "V5__outbox_announced_after_commit",
+            include_str!("../../store/migrations/V5__outbox_announced_after_commit.sql"),
+        ),
+        ("V6__audit_statistics", include_str!("../../store/migrations/V6__audit_statistics.sql")),
+        ("V7__audit_hour_statistics", include_str!("../../store/migrations/V7__audit_hour_statistics.sql")),
+    ];
+    files.iter().map(|(name, sql)| Migration::unapplied(name, sql).expect("a migration")).collect()
+}
+
+/// Every column, index, constraint, trigger and function of the schema,
+/// history tables left out, as sorted lines.
+async fn schema(store: &Store) -> Vec<String> {
+    let client = store.pool().get().await.expect("a Postgres connection");
+    let rows = client
+        .query(
+            "SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' '
+                    || is_nullable || ' ' || coalesce(column_default, '') AS line
+             FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name NOT LIKE 'refinery_schema_history%'
+             UNION ALL
+             SELECT 'index ' || indexdef FROM pg_indexes
+             WHERE schemaname = 'public' AND tablename NOT LIKE 'refinery_schema_history%'
+             UNION ALL
+             SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+             FROM pg_constraint
+             WHERE connamespace = 'public'::regnamespace
+               AND conrelid::regclass::text NOT LIKE 'refinery_schema_history%'
+             UNION ALL
+             SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+             UNION ALL
+             SELECT 'function ' || proname || ' ' || md5(prosrc) FROM pg_proc
+             WHERE pronamespace = 'public'::regnamespace
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("reading the catalog");
+    rows.iter().map(|r| r.get("line")).collect()
+}
+
+/// The versions a refinery history table records, in order.
+async fn history(store: &Store, table: &str) -> Vec<i32> {
+    let client = store.pool().get().await.expect("a Postgres connection");
+    let rows = client
+        .query(&format!("SELECT version FROM {table} ORDER BY version"), &[])
+        .await
+        .unwrap_or_else(|e| panic!("reading {table}: {e}"));
+    rows.iter().map(|r| r.get("version")).collect()
+}
+
+/// A database of its own beside the test's, dropped at the end.
+struct ExtraDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl ExtraDatabase {
+    /// The test's database name with `_<suffix>`; its URL and the guard.
+    async fn create(env: &TestEnv, suffix: &str) -> (ExtraDatabase, String) {
+        let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let url = format!("{}_{suffix}", env.database_url());
+        let name = url.rsplit('/').next().expect("a database name").to_owned();
+        let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.expect("connecting");
+        tokio::spawn(connection);
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("creating a database");
+        (ExtraDatabase { admin_url, name }, url)
+    }
+}
+
+impl Drop for ExtraDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                let (admin, connection) = tokio_postgres::connect(&admin_url, NoTls).await.ok()?;
+                tokio::spawn(connection);
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unchanged() {
+    // The test's own database is migrated the way of today: the fresh case.
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
+    assert_eq!(history(&env.store, "refinery_schema_history").await, [1, 5, 6, 7], "the store's own");
+    assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3]);
+    let fresh = schema(&env.store).await;
+    assert!(fresh.iter().any(|l| l.starts_with("column job_activities.rows_estimated")), "{fresh:#?}");
+    assert!(fresh.iter().any(|l| l.starts_with("trigger CREATE TRIGGER jobs_notify")), "{fresh:#?}");
+    assert!(fresh.iter().any(|l| l.starts_with("column schedules.last_tick")), "{fresh:#?}");
+
+    // A database whose store history holds V1–V7, job tables included,
+    // with a job in it.
+    let (_dropped, url) = ExtraDatabase::create(&env, "legacy").await;
+    let legacy = Store::connect(&url, 2).expect("a pool");
+    let (mut client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connecting");
+    tokio::spawn(connection);
+    Runner::new(&history_before_the_move()).run_async(&mut client).await.expect("the old layout");
+    let customer = legacy.ensure_customer("acme").await.expect("a customer");
+    let jobs = JobStore::new(&legacy);
+    let new = NewJob {
+        customer_id: Some(customer),
+        job_type: 1,
+        payload: serde_json::json!({"kept": true}),
+        max_attempts: 3,
+        dedupe_key: Some("kept".into()),
+        activities: vec!["one".into(), "two".into()],
+    };
+    let (job, _) = jobs.create_job(&new).await.expect("a job in the old layout");
+    let before = schema(&legacy).await;
+
+    migrate_postgres(&legacy).await.expect("the old layout migrates");
+    assert_eq!(schema(&legacy).await, before, "migrating the old layout changed the schema");
+    assert_eq!(before, fresh, "the old layout and a fresh database differ");
+    assert_eq!(jobs.get_job(job.id, None).await.unwrap(), Some(job.clone()), "the job changed");
+    assert_eq!(history(&legacy, "refinery_schema_history").await, [1, 2, 3, 4, 5, 6, 7], "left as it was");
+    assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3]);
+
+    // And once more: nothing left to do.
+    migrate_postgres(&legacy).await.expect("a second migrate");
+    migrate_postgres(&env.store).await.expect("a second migrate of the fresh database");
+    assert_eq!(schema(&legacy).await, fresh);
+}
