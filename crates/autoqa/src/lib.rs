@@ -5,9 +5,10 @@
 //! ClickHouse itself.
 
 use futures::{StreamExt, TryStreamExt};
-use scorekeeper_domain::autoqa::{CompiledRule, RuleCriterion, score_transcript};
-use scorekeeper_domain::scorecard::{Score, Template};
-use scorekeeper_domain::{ConversationId, CustomerId, Invalid, ScorecardId, TemplateId};
+use scorekeeper_domain::autoqa::{RuleCriterion, score_transcript};
+use scorekeeper_domain::scorecard::Score;
+use scorekeeper_domain::scorecard_write::{AutoQaTemplate, autoqa_conversations_found, autoqa_template};
+use scorekeeper_domain::{ConversationId, CustomerId, ScorecardId, TemplateId};
 use scorekeeper_store::Store;
 
 pub mod error;
@@ -35,32 +36,12 @@ pub async fn autoscore(
     template_id: TemplateId,
     conversation_ids: &[ConversationId],
 ) -> Result<Vec<AutoscoreResult>> {
-    let template = store
-        .get_template(customer_id, template_id)
-        .await?
-        .ok_or_else(|| Invalid::new("template_id", format!("unknown template {template_id}")))?;
-    if template.template_type.is_process() {
-        return Err(
-            Invalid::new("template_id", "AutoQA scores conversations; this is a process template").into()
-        );
-    }
-    let compiled = compile_rules(&template)?;
-    if compiled.is_empty() {
-        return Err(Invalid::new("template_id", "the template has no criterion with an AutoQA rule").into());
-    }
+    let stored = store.get_template(customer_id, template_id).await?;
+    let AutoQaTemplate { template, rules } = autoqa_template(stored.as_ref(), template_id)?;
     let conversations = store.conversations(customer_id, conversation_ids).await?;
-    if let Some((index, missing)) = conversation_ids
-        .iter()
-        .enumerate()
-        .find(|(_, id)| conversations.binary_search_by_key(*id, |c| c.id).is_err())
-    {
-        return Err(Invalid::new(
-            format!("conversation_ids[{index}]"),
-            format!("unknown conversation {missing}"),
-        )
-        .into());
-    }
-    let criteria: Vec<RuleCriterion<'_>> = compiled
+    let found: Vec<ConversationId> = conversations.iter().map(|c| c.id).collect();
+    autoqa_conversations_found(conversation_ids, &found)?;
+    let criteria: Vec<RuleCriterion<'_>> = rules
         .iter()
         .map(|(criterion, rule)| RuleCriterion { criterion_id: criterion.id, scale: criterion.scale, rule })
         .collect();
@@ -79,37 +60,18 @@ pub async fn autoscore(
         })
         .collect();
     futures::stream::iter(scored)
-        .map(|(conversation_id, agent_id, scores)| {
-            let template = &template;
-            async move {
-                let (scorecard, changed) = store
-                    .upsert_autoqa_scorecard(customer_id, template, conversation_id, &agent_id, &scores)
-                    .await?;
-                Ok(AutoscoreResult {
-                    conversation_id,
-                    scorecard_id: scorecard.id,
-                    total_score: scorecard.total_score,
-                    changed,
-                })
-            }
+        .map(|(conversation_id, agent_id, scores)| async move {
+            let (scorecard, changed) = store
+                .upsert_autoqa_scorecard(customer_id, template, conversation_id, &agent_id, &scores)
+                .await?;
+            Ok(AutoscoreResult {
+                conversation_id,
+                scorecard_id: scorecard.id,
+                total_score: scorecard.total_score,
+                changed,
+            })
         })
         .buffered(WRITE_CONCURRENCY)
         .try_collect()
         .await
-}
-
-/// The template's criteria that carry a rule, with the rule compiled once.
-fn compile_rules(
-    template: &Template,
-) -> Result<Vec<(&scorekeeper_domain::scorecard::Criterion, CompiledRule)>> {
-    let mut compiled = Vec::new();
-    for (index, criterion) in template.criteria.iter().enumerate() {
-        if let Some(rule) = &criterion.rule {
-            let rule = rule
-                .compile()
-                .map_err(|e| Invalid::new(format!("criteria[{index}].autoqa_rule"), e.to_string()))?;
-            compiled.push((criterion, rule));
-        }
-    }
-    Ok(compiled)
 }

@@ -1,6 +1,7 @@
 //! The scorekeeper domain: ids, scorecard kinds, validation limits, scoring,
-//! templates and scorecards, the mirrored row shapes and AutoQA rules. Pure
-//! code, no I/O, so every other crate can share it.
+//! templates and scorecards, the rules that decide what a scorecard write
+//! writes, the mirrored row shapes and AutoQA rules. Pure code, no I/O, so
+//! every other crate can share it.
 
 pub mod audit;
 pub mod autoqa;
@@ -10,6 +11,7 @@ pub mod mirror;
 pub mod reindex;
 pub mod report;
 pub mod scorecard;
+pub mod scorecard_write;
 pub mod scoring;
 pub mod time;
 pub mod transcript;

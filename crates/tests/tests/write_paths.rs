@@ -253,3 +253,58 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
     assert_eq!(scorecards, expected);
     assert_eq!(env.clickhouse_scores().await.len(), 12);
 }
+
+/// Optimistic concurrency on UpdateScorecard: a stale `expected_version` is
+/// ABORTED naming both versions and changes nothing; the current one wins.
+#[tokio::test]
+async fn a_stale_expected_version_is_aborted_and_changes_nothing() {
+    let env = TestEnv::start().await;
+    let customer = env.customer("acme").await;
+    let template = conversation_template(&customer).await;
+    let convs = conversations(&customer, 1).await;
+    let mut api = customer.scorecards();
+    let created = api
+        .create_scorecard(pb::CreateScorecardRequest {
+            template_id: template.id,
+            conversation_id: convs[0].id,
+            scores: scores(&template, &[4.0, 7.0]),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .into_inner()
+        .scorecard
+        .unwrap();
+    let update = |expected_version| pb::UpdateScorecardRequest {
+        id: created.id,
+        scores: scores(&template, &[1.0]),
+        expected_version,
+        ..Default::default()
+    };
+
+    let stale = api.update_scorecard(update(created.version + 1)).await.expect_err("a stale version");
+    assert_eq!(stale.code(), tonic::Code::Aborted);
+    assert_eq!(
+        stale.message(),
+        format!("scorecard {} is at version {}, not {}", created.id, created.version, created.version + 1)
+    );
+    let unchanged = api
+        .get_scorecard(pb::GetScorecardRequest { id: created.id })
+        .await
+        .expect("get")
+        .into_inner()
+        .scorecard
+        .unwrap();
+    assert_eq!(unchanged, created, "a refused update writes nothing");
+
+    let updated = api
+        .update_scorecard(update(created.version))
+        .await
+        .expect("the current version")
+        .into_inner()
+        .scorecard
+        .unwrap();
+    assert!(updated.version > created.version);
+    let again = api.update_scorecard(update(created.version)).await.expect_err("now stale");
+    assert_eq!(again.code(), tonic::Code::Aborted);
+}

@@ -3,11 +3,12 @@
 //! dispatcher, so these calls never fail because ClickHouse is down.
 
 use scorekeeper_domain::limits::{MAX_LINKED_CONVERSATIONS, MAX_NAME_BYTES};
+use scorekeeper_domain::scorecard_write::{NewScorecard, ScorecardChange};
 use scorekeeper_domain::{ConversationId, Invalid, ScorecardId, TemplateId};
 use scorekeeper_proto::coaching::scorecard_service_server::ScorecardService;
 use scorekeeper_proto::coaching::*;
 use scorekeeper_store::outbox::OutboxOrigin;
-use scorekeeper_store::scorecards::{NewScorecard, ScorecardChange, ScorecardFilter};
+use scorekeeper_store::scorecards::ScorecardFilter;
 use tonic::{Request, Response, Status};
 
 use crate::convert;
