@@ -49,12 +49,7 @@ enum BenchCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    scorekeeper_settings::init_logging();
     match Cli::parse().command {
         BenchCommand::Reindex(args) => reindex::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,

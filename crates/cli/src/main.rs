@@ -77,12 +77,7 @@ enum TokenCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    scorekeeper_settings::init_logging();
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate { postgres, clickhouse } => {

@@ -94,12 +94,7 @@ const DRIFT_SEED: u64 = 0x5C0E_4EE9_0000_0003;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    scorekeeper_settings::init_logging();
     run(DemoArgs::parse()).await
 }
 

@@ -1,12 +1,17 @@
 //! Where Postgres and ClickHouse are, as flags or environment
 //! (`DATABASE_URL`, `CLICKHOUSE_URL`, …): one definition that `scorekeeper`,
 //! `scorekeeper-bench` and `scorekeeper-demo` flatten into their arguments,
-//! so every binary takes the same settings under the same names.
+//! so every binary takes the same settings under the same names; and the
+//! log filter `RUST_LOG` every binary installs the same way.
+
+mod logging;
 
 use anyhow::Context;
 use clap::Args;
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
 use scorekeeper_store::Store;
+
+pub use logging::init_logging;
 
 #[derive(Args, Clone, Debug)]
 pub struct PostgresArgs {

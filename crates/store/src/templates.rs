@@ -110,16 +110,22 @@ pub(crate) async fn load_templates(
         .await?;
     for row in criteria {
         let template_id: i64 = row.try_get("template_id")?;
-        templates[index[&template_id]].criteria.push(Criterion {
-            id: CriterionId(row.try_get("id")?),
-            name: row.try_get("name")?,
-            scale: CriterionScale {
-                weight: row.try_get("weight")?,
-                min_value: row.try_get("min_value")?,
-                max_value: row.try_get("max_value")?,
-            },
-            rule: codec::rule(row.try_get("autoqa_rule")?)?,
-        });
+        templates[index[&template_id]].criteria.push(criterion(&row, CriterionId(row.try_get("id")?))?);
     }
     Ok(templates)
+}
+
+/// The criterion `id` of a row with the `criteria` columns `name`,
+/// `weight`, `min_value`, `max_value` and `autoqa_rule`.
+pub(crate) fn criterion(row: &tokio_postgres::Row, id: CriterionId) -> Result<Criterion> {
+    Ok(Criterion {
+        id,
+        name: row.try_get("name")?,
+        scale: CriterionScale {
+            weight: row.try_get("weight")?,
+            min_value: row.try_get("min_value")?,
+            max_value: row.try_get("max_value")?,
+        },
+        rule: codec::rule(row.try_get("autoqa_rule")?)?,
+    })
 }

@@ -5,14 +5,13 @@
 
 use std::collections::HashSet;
 
-use scorekeeper_domain::scorecard::{Criterion, Template};
+use scorekeeper_domain::scorecard::Template;
 use scorekeeper_domain::scorecard_write::{ChangeFacts, CreateFacts, NewScorecard, ScorecardChange};
-use scorekeeper_domain::scoring::CriterionScale;
 use scorekeeper_domain::{ConversationId, CriterionId, CustomerId, ScorecardId, TemplateId};
 
 use crate::codec;
 use crate::error::{Result, StoreError};
-use crate::templates::load_templates;
+use crate::templates::{criterion, load_templates};
 
 /// Every read a create may need, sent at once on one connection (one round
 /// trip), each as a statement prepared once per connection. They take no
@@ -98,16 +97,7 @@ async fn template_with_criteria(
     for row in &rows {
         // A template without criteria comes back as one row of NULLs.
         let Some(criterion_id) = row.try_get::<_, Option<i64>>("id")? else { continue };
-        template.criteria.push(Criterion {
-            id: CriterionId(criterion_id),
-            name: row.try_get("name")?,
-            scale: CriterionScale {
-                weight: row.try_get("weight")?,
-                min_value: row.try_get("min_value")?,
-                max_value: row.try_get("max_value")?,
-            },
-            rule: codec::rule(row.try_get("autoqa_rule")?)?,
-        });
+        template.criteria.push(criterion(row, CriterionId(criterion_id))?);
     }
     Ok(Some(template))
 }
