@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod reindex;
 pub mod reindex_schedule;
 pub mod retry;
+pub mod schedule_setting;
 
 pub use error::{Result, SyncError};
 

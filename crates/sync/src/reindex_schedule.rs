@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use scorekeeper_domain::reindex::{ReindexMode, ReindexScope, ReindexSpec, TimeBase, TimeWindow};
-use scorekeeper_jobs::scheduler::{CronError, ScheduleError};
 pub use scorekeeper_jobs::scheduler::{Schedule, Scheduler, SchedulerConfig};
 use scorekeeper_jobs::{JobStore, NewJob};
+
+use crate::schedule_setting::{self, ScheduleSettingError};
 
 /// The schedule's name: its row in `schedules` and its jobs' dedupe keys
 /// (`schedule:reindex:<tick>`).
@@ -32,24 +33,9 @@ pub const SCHEDULE_NAME: &str = "reindex";
 pub enum SettingError {
     #[error("REINDEX_MODE: {reason}")]
     Mode { reason: String },
-    #[error(
-        "REINDEX_SCHEDULE: {value:?} is not a cron expression of 5 fields (minute first) or 6 (second first)"
-    )]
-    Schedule {
-        value: String,
-        #[source]
-        source: CronError,
-    },
-    #[error("REINDEX_SCHEDULE: {value:?} never fires")]
-    ScheduleNeverFires { value: String },
-    #[error("REINDEX_LOOKBACK: {value:?} is not a duration such as 24h or 90m")]
-    Lookback {
-        value: String,
-        #[source]
-        source: humantime::DurationError,
-    },
-    #[error("REINDEX_LOOKBACK: {value:?} is too long")]
-    LookbackTooLong { value: String },
+    /// `REINDEX_SCHEDULE` or `REINDEX_LOOKBACK`.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleSettingError),
 }
 
 /// `REINDEX_MODE`, `REINDEX_SCHEDULE` and `REINDEX_LOOKBACK`, checked.
@@ -68,19 +54,13 @@ impl ReindexScheduleSettings {
     /// `1h 30m`.
     pub fn parse(mode: &str, schedule: &str, lookback: &str) -> Result<Self, SettingError> {
         let mode = mode.parse::<ReindexMode>().map_err(|reason| SettingError::Mode { reason })?;
-        let schedule = Schedule::parse(SCHEDULE_NAME, schedule).map_err(|e| match e {
-            ScheduleError::Invalid { expression, source } => {
-                SettingError::Schedule { value: expression, source }
-            }
-            ScheduleError::NeverFires { expression } => {
-                SettingError::ScheduleNeverFires { value: expression }
-            }
-        })?;
+        let schedule = schedule_setting::cron("REINDEX_SCHEDULE", SCHEDULE_NAME, schedule)?;
         let value = lookback;
-        let lookback = humantime::parse_duration(value)
-            .map_err(|source| SettingError::Lookback { value: value.to_owned(), source })?;
+        let lookback = schedule_setting::lookback("REINDEX_LOOKBACK", "24h or 90m", value)?;
         if TimeDelta::from_std(lookback).is_err() {
-            return Err(SettingError::LookbackTooLong { value: value.to_owned() });
+            let too_long =
+                ScheduleSettingError::LookbackTooLong { setting: "REINDEX_LOOKBACK", value: value.into() };
+            return Err(too_long.into());
         }
         Ok(ReindexScheduleSettings { mode, schedule, lookback })
     }
@@ -92,10 +72,7 @@ impl ReindexScheduleSettings {
     /// window widens to cover them all. The start is clamped to the Unix
     /// epoch. `dedupe_key` is left to the scheduler.
     pub fn reindex_job(&self, tick: DateTime<Utc>, previous: Option<DateTime<Utc>>) -> NewJob {
-        let lookback = TimeDelta::from_std(self.lookback).unwrap_or(TimeDelta::MAX);
-        let from = previous.unwrap_or(tick).min(tick);
-        let start =
-            from.checked_sub_signed(lookback).unwrap_or(DateTime::UNIX_EPOCH).max(DateTime::UNIX_EPOCH);
+        let start = schedule_setting::start_before(previous.unwrap_or(tick).min(tick), self.lookback);
         let spec = ReindexSpec {
             scope: ReindexScope {
                 customer_id: None,

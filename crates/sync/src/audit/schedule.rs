@@ -9,36 +9,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditWindow};
-use scorekeeper_jobs::scheduler::{CronError, Schedule, ScheduleError, Scheduler};
+use scorekeeper_jobs::scheduler::{Schedule, Scheduler};
 use scorekeeper_jobs::{JobStore, NewJob};
 
 use super::job::new_job;
+use crate::schedule_setting::{self, ScheduleSettingError};
 
 /// The schedule's name: its row in `schedules` and its jobs' dedupe keys.
 pub const SCHEDULE_NAME: &str = "audit";
 
-/// A bad setting of the scheduled audit. The message names the setting.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingError {
-    #[error(
-        "AUDIT_SCHEDULE: {value:?} is not a cron expression of 5 fields (minute first) or 6 (second first)"
-    )]
-    Schedule {
-        value: String,
-        #[source]
-        source: CronError,
-    },
-    #[error("AUDIT_SCHEDULE: {value:?} never fires")]
-    ScheduleNeverFires { value: String },
-    #[error("AUDIT_LOOKBACK: {value:?} is not a duration such as 7days or 24h")]
-    Lookback {
-        value: String,
-        #[source]
-        source: humantime::DurationError,
-    },
-}
+/// A bad setting of the scheduled audit (`AUDIT_SCHEDULE`,
+/// `AUDIT_LOOKBACK`). The message names the setting.
+pub type SettingError = ScheduleSettingError;
 
 /// `AUDIT_SCHEDULE`, `AUDIT_LOOKBACK` and `AUDIT_REPAIR`, checked.
 #[derive(Clone, Debug)]
@@ -51,31 +35,18 @@ pub struct AuditScheduleSettings {
 
 impl AuditScheduleSettings {
     pub fn parse(schedule: &str, lookback: Option<&str>, repair: bool) -> Result<Self, SettingError> {
-        let schedule = Schedule::parse(SCHEDULE_NAME, schedule).map_err(|e| match e {
-            ScheduleError::Invalid { expression, source } => {
-                SettingError::Schedule { value: expression, source }
-            }
-            ScheduleError::NeverFires { expression } => {
-                SettingError::ScheduleNeverFires { value: expression }
-            }
-        })?;
+        let schedule = schedule_setting::cron("AUDIT_SCHEDULE", SCHEDULE_NAME, schedule)?;
         let lookback = lookback
-            .map(|value| {
-                humantime::parse_duration(value)
-                    .map_err(|source| SettingError::Lookback { value: value.to_owned(), source })
-            })
+            .map(|value| schedule_setting::lookback("AUDIT_LOOKBACK", "7days or 24h", value))
             .transpose()?;
         Ok(AuditScheduleSettings { schedule, lookback, repair })
     }
 
     /// The audit job of `tick`: all customers, the lookback before the tick.
     pub fn audit_job(&self, tick: DateTime<Utc>) -> NewJob {
-        let window = self.lookback.map(|lookback| {
-            let lookback = TimeDelta::from_std(lookback).unwrap_or(TimeDelta::MAX);
-            let start =
-                tick.checked_sub_signed(lookback).unwrap_or(DateTime::UNIX_EPOCH).max(DateTime::UNIX_EPOCH);
-            AuditWindow { start, end: tick }
-        });
+        let window = self
+            .lookback
+            .map(|lookback| AuditWindow { start: schedule_setting::start_before(tick, lookback), end: tick });
         let spec = AuditSpec { scope: AuditScope { customer_id: None, window }, repair: self.repair };
         new_job(&spec, None)
     }
