@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use scorekeeper_client::follow::follow;
@@ -22,6 +21,7 @@ use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_proto::v1::{AuditRequest, AuditResponse, JobState};
 
 use crate::client::ApiArgs;
+use crate::scope::ScopeArgs;
 
 /// Exit status when drift remains.
 pub const DRIFT_EXIT_CODE: i32 = 3;
@@ -30,19 +30,10 @@ pub const DRIFT_EXIT_CODE: i32 = 3;
 pub struct AuditArgs {
     #[command(flatten)]
     api: ApiArgs,
-    /// Customer id, or `all` (admin tokens only).
-    #[arg(long)]
-    customer: String,
-    /// Rows whose bucket time (conversation start, scorecard creation) lies
-    /// in the span ending now, e.g. `7days`. Without a window: all time.
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    since: Option<humantime::Duration>,
-    /// Window start (RFC 3339), with --to.
-    #[arg(long, requires = "to")]
-    from: Option<DateTime<Utc>>,
-    /// Window end (RFC 3339, exclusive), with --from.
-    #[arg(long, requires = "from")]
-    to: Option<DateTime<Utc>>,
+    /// The customer, and the window on the rows' bucket time (conversation
+    /// start, scorecard creation).
+    #[command(flatten)]
+    scope: ScopeArgs,
     /// Repair what drifted (reindex jobs, tombstones), wait for the jobs,
     /// and audit again.
     #[arg(long)]
@@ -56,18 +47,9 @@ pub struct AuditArgs {
 }
 
 fn request(args: &AuditArgs) -> anyhow::Result<AuditRequest> {
-    let (customer_id, all_customers) = match args.customer.as_str() {
-        "all" => (0, true),
-        id => (id.parse().with_context(|| format!("--customer {id:?}: a customer id or `all`"))?, false),
-    };
-    let window = match (args.since, args.from, args.to) {
-        (Some(since), _, _) => {
-            let now = Utc::now();
-            Some((now - chrono::Duration::from_std(*since).context("--since is too long")?, now))
-        }
-        (None, Some(from), Some(to)) => Some((from, to)),
-        _ => None,
-    };
+    let customer = args.scope.customer_id()?;
+    let (customer_id, all_customers) = (customer.unwrap_or(0), customer.is_none());
+    let window = args.scope.window()?;
     Ok(AuditRequest {
         customer_id,
         all_customers,

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use scorekeeper_client::follow::follow;
 use scorekeeper_client::views::job::{JobView, list_text, state_word};
@@ -17,6 +16,7 @@ use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_proto::v1::*;
 
 use crate::client::ApiArgs;
+use crate::scope::ScopeArgs;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScorecardKind {
@@ -40,18 +40,9 @@ pub struct ReindexArgs {
     /// conversation scorecards; process: process scorecards).
     #[arg(long, value_delimiter = ',', default_value = "conversation")]
     types: Vec<ScorecardKind>,
-    /// Customer id, or `all` (admin tokens only).
-    #[arg(long)]
-    customer: String,
-    /// Window ending now, e.g. `24h`, `7days`.
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    since: Option<humantime::Duration>,
-    /// Window start (RFC 3339), with --to.
-    #[arg(long, requires = "to")]
-    from: Option<DateTime<Utc>>,
-    /// Window end (RFC 3339, exclusive), with --from.
-    #[arg(long, requires = "from")]
-    to: Option<DateTime<Utc>>,
+    /// The customer, and the window (on the time `--time-base` names).
+    #[command(flatten)]
+    scope: ScopeArgs,
     /// Which time the window applies to.
     #[arg(long, value_enum, default_value = "updated")]
     time_base: TimeBaseArg,
@@ -117,19 +108,8 @@ async fn client(api: &ApiArgs) -> anyhow::Result<JobServiceClient<Authed>> {
 }
 
 fn payload(args: &ReindexArgs) -> anyhow::Result<ReindexConversationsPayload> {
-    let customer_id = match args.customer.as_str() {
-        "all" => 0,
-        id => id.parse().with_context(|| format!("--customer {id:?}: a customer id or `all`"))?,
-    };
-    let window = match (args.since, args.from, args.to) {
-        (Some(since), _, _) => {
-            let now = Utc::now();
-            let span = chrono::Duration::from_std(*since).context("--since is too long")?;
-            Some((now - span, now))
-        }
-        (None, Some(from), Some(to)) => Some((from, to)),
-        _ => None,
-    };
+    let customer_id = args.scope.customer_id()?.unwrap_or(0);
+    let window = args.scope.window()?;
     let batch = args.batch_size.unwrap_or(0);
     Ok(ReindexConversationsPayload {
         customer_id,

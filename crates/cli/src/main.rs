@@ -4,6 +4,7 @@
 mod audit;
 mod client;
 mod jobs;
+mod scope;
 mod serve;
 mod settings;
 
