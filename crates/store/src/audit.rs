@@ -201,23 +201,7 @@ impl Store {
     /// `cut`. Buckets without live rows are left out.
     pub async fn audit_buckets(&self, slice: &AuditSlice, cut: &BucketCut) -> Result<Vec<BucketSum>> {
         let t = table_sql(slice.table);
-        let sql = buckets_sql(&t, &slice_filter(&t), cut);
-        let mut client = self.pool().get().await?;
-        let tx = client.transaction().await?;
-        tx.batch_execute(NARROW_SETTINGS).await?;
-        let rows = tx
-            .query(
-                &sql,
-                &[
-                    &slice.customer_id.0,
-                    &utc_at_second(slice.start_seconds),
-                    &utc_at_second(slice.end_seconds),
-                    &slice.id_low,
-                    &slice.id_high,
-                ],
-            )
-            .await?;
-        tx.commit().await?;
+        let rows = self.query_slice(&buckets_sql(&t, &slice_filter(&t), cut), slice).await?;
         rows.iter().map(bucket_sum).collect()
     }
 
@@ -230,23 +214,21 @@ impl Store {
             from = t.from,
             filter = slice_filter(&t),
         );
+        let rows = self.query_slice(&sql, slice).await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// Runs `sql`, filtered by [`slice_filter`], on the slice's parameters
+    /// with the narrow-slice settings.
+    async fn query_slice(&self, sql: &str, slice: &AuditSlice) -> Result<Vec<tokio_postgres::Row>> {
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
         tx.batch_execute(NARROW_SETTINGS).await?;
-        let rows = tx
-            .query(
-                &sql,
-                &[
-                    &slice.customer_id.0,
-                    &utc_at_second(slice.start_seconds),
-                    &utc_at_second(slice.end_seconds),
-                    &slice.id_low,
-                    &slice.id_high,
-                ],
-            )
-            .await?;
+        let (start, end) = (utc_at_second(slice.start_seconds), utc_at_second(slice.end_seconds));
+        let rows =
+            tx.query(sql, &[&slice.customer_id.0, &start, &end, &slice.id_low, &slice.id_high]).await?;
         tx.commit().await?;
-        rows.iter().map(audit_row).collect()
+        Ok(rows)
     }
 
     /// The customer's rows of `table` with these ids, whatever their time.
