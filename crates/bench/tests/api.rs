@@ -5,24 +5,28 @@
 //! it promises, and every scorecard the API acknowledged reached ClickHouse.
 
 use scorekeeper_store::Store;
-
-use crate::{DropDatabases, run_bench, setting, with_database};
+use scorekeeper_testbed::postgres_url::with_database;
+use scorekeeper_tests::process::run_bench;
+use scorekeeper_tests::stack::{self, DropDatabases, setting};
 
 #[tokio::test]
 async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visible() {
-    let admin_url = setting("DATABASE_URL");
-    let clickhouse_url = setting("CLICKHOUSE_URL");
+    let admin_url = setting("DATABASE_URL").unwrap();
     // The bench works in `<database>_bench_api` beside the database it is
     // given, on both servers; a random name keeps runs apart.
-    let base = format!("sk_test_{:016x}", rand::random::<u64>());
+    let base = stack::fresh_database_name();
     let bench_databases = format!("{base}_bench_api");
     let _cleanup = DropDatabases {
         admin_url: admin_url.clone(),
-        clickhouse_url: clickhouse_url.clone(),
-        name: bench_databases.clone(),
+        postgres_db: bench_databases.clone(),
+        clickhouse: stack::clickhouse_config(&bench_databases).unwrap(),
     };
-    let (stdout, figures) =
-        run_bench(&["api", "--duration", "2s", "--warmup", "1s", "--concurrency", "2"], &base).await;
+    let (stdout, figures) = run_bench(
+        env!("CARGO_BIN_EXE_scorekeeper-bench"),
+        &["api", "--duration", "2s", "--warmup", "1s", "--concurrency", "2"],
+        &base,
+    )
+    .await;
     assert!(stdout.contains("visibility lag") && stdout.contains("targets"), "the table:\n{stdout}");
 
     for field in [
@@ -56,7 +60,7 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
 
     // Independently of the bench's own account: ClickHouse holds exactly
     // the scorecards Postgres holds.
-    let store = Store::connect(&with_database(&admin_url, &bench_databases), 1).unwrap();
+    let store = Store::connect(&with_database(&admin_url, &bench_databases).unwrap(), 1).unwrap();
     let in_postgres: i64 = store
         .pool()
         .get()
@@ -66,10 +70,9 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
         .await
         .unwrap()
         .get(0);
-    let in_clickhouse: u64 = clickhouse::Client::default()
-        .with_url(&clickhouse_url)
-        .with_database(&bench_databases)
-        .with_validation(false)
+    let clickhouse = stack::clickhouse_config(&bench_databases).unwrap();
+    let in_clickhouse: u64 = scorekeeper_analytics::server_client(&clickhouse)
+        .with_database(&clickhouse.database)
         .query("SELECT count() FROM (SELECT id FROM scorecards FINAL WHERE is_deleted = 0)")
         .fetch_one()
         .await

@@ -2,9 +2,10 @@
 //! it in sync, and names exactly the drift it made.
 
 use scorekeeper_store::Store;
+use scorekeeper_testbed::postgres_url::with_database;
 use scorekeeper_tests::env::bulk_import;
-
-use crate::{DropDatabases, run_bench, setting, with_database};
+use scorekeeper_tests::process::run_bench;
+use scorekeeper_tests::stack::{self, DropDatabases, setting};
 
 /// The bench's datasets take a minute to generate even at scale `s`; this
 /// test puts a small bulk-imported world in the bench's database instead
@@ -13,16 +14,15 @@ use crate::{DropDatabases, run_bench, setting, with_database};
 /// ClickHouse database starts empty, so the bench also reindexes first.
 #[tokio::test]
 async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made() {
-    let admin_url = setting("DATABASE_URL");
-    let clickhouse_url = setting("CLICKHOUSE_URL");
-    let base = format!("sk_test_{:016x}", rand::random::<u64>());
+    let admin_url = setting("DATABASE_URL").unwrap();
+    let base = stack::fresh_database_name();
     let bench = format!("{base}_bench_reindex_s");
     let _cleanup = DropDatabases {
         admin_url: admin_url.clone(),
-        clickhouse_url: clickhouse_url.clone(),
-        name: bench.clone(),
+        postgres_db: bench.clone(),
+        clickhouse: stack::clickhouse_config(&bench).unwrap(),
     };
-    let bench_url = with_database(&admin_url, &bench);
+    let bench_url = with_database(&admin_url, &bench).unwrap();
     scorekeeper_testbed::database::create_if_missing(&bench_url).await.unwrap();
     let store = Store::connect(&bench_url, 2).unwrap();
     scorekeeper_jobs::migrate_postgres(&store).await.unwrap();
@@ -44,7 +44,9 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
         .await
         .unwrap();
 
-    let (stdout, figures) = run_bench(&["audit", "--scale", "s", "--drift", "4"], &base).await;
+    let (stdout, figures) =
+        run_bench(env!("CARGO_BIN_EXE_scorekeeper-bench"), &["audit", "--scale", "s", "--drift", "4"], &base)
+            .await;
     assert!(stdout.contains("in sync") && stdout.contains("drifted rows found"), "the table:\n{stdout}");
     let count = |path: &[&str]| {
         path.iter()
@@ -83,12 +85,7 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
         .unwrap()
         .get(0);
     assert_eq!(live, rows, "the rows the bench made and deleted are back as they were");
-    let config = scorekeeper_analytics::ClickHouseConfig {
-        url: clickhouse_url.clone(),
-        database: bench.clone(),
-        user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
-        password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
-    };
+    let config = stack::clickhouse_config(&bench).unwrap();
     let analytics = scorekeeper_analytics::Analytics::new(config).unwrap();
     let scope = scorekeeper_domain::audit::AuditScope::default();
     let report = scorekeeper_sync::audit::audit(&store, &analytics, &scope).await.unwrap();

@@ -1,8 +1,8 @@
-//! Found by the chaos runs (scenario 3): a Postgres connection lost while
-//! the dispatcher records a delivered batch left its entries claimed for
-//! the whole outbox lease (60 s), although the dispatcher lived on and
-//! Postgres was back in a moment, so the writes reached ClickHouse a
-//! minute late. The proxy tears exactly that statement
+//! Found by the chaos runs (`postgres_restart`, scenario 3): a Postgres
+//! connection lost while the dispatcher records a delivered batch left its
+//! entries claimed for the whole outbox lease (60 s), although the
+//! dispatcher lived on and Postgres was back in a moment, so the writes
+//! reached ClickHouse a minute late. The proxy tears exactly that statement
 //! (`DELETE FROM outbox`); the dispatcher must record it again at once.
 
 use std::time::{Duration, Instant};

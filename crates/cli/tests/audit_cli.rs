@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::{http_get, serve};
+use scorekeeper_tests::process::{cli, http_get, serve};
 use serde_json::Value;
 
-mod common;
-use common::cli;
+/// The binary under test.
+const SCOREKEEPER: &str = env!("CARGO_BIN_EXE_scorekeeper");
 
 /// How long one CLI command may take.
 const CLI_WITHIN: Duration = Duration::from_secs(120);
@@ -53,7 +53,7 @@ async fn audit_and_repair_against_a_serve_process() {
     // Everything is in Postgres only: all of it missing, exit status 3.
     let mut args = base.to_vec();
     args.push("--json");
-    let output = cli(&args, CLI_WITHIN).await;
+    let output = cli(SCOREKEEPER, &args, CLI_WITHIN).await;
     assert_eq!(
         output.status.code(),
         Some(3),
@@ -69,7 +69,7 @@ async fn audit_and_repair_against_a_serve_process() {
 
     // --repair: reindex jobs followed to their end, then zero drift.
     args.push("--repair");
-    let output = cli(&args, CLI_WITHIN).await;
+    let output = cli(SCOREKEEPER, &args, CLI_WITHIN).await;
     let report = json(&args, &output);
     assert_eq!(output.status.code(), Some(0), "{report:#}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(!report["repair"]["jobs"].as_array().unwrap().is_empty(), "{report:#}");
@@ -77,7 +77,7 @@ async fn audit_and_repair_against_a_serve_process() {
     env.assert_scorecards_mirrored().await;
 
     // The text form of an audit in sync.
-    let output = cli(&base, CLI_WITHIN).await;
+    let output = cli(SCOREKEEPER, &base, CLI_WITHIN).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("0 drifted row(s)") && stdout.contains("conversations"), "{stdout}");

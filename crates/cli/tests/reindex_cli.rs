@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::serve;
+use scorekeeper_tests::process::{cli, serve};
 use serde_json::Value;
 
-mod common;
-use common::cli;
+/// The binary under test.
+const SCOREKEEPER: &str = env!("CARGO_BIN_EXE_scorekeeper");
 
 /// How long one CLI command may take.
 const CLI_WITHIN: Duration = Duration::from_secs(60);
@@ -66,7 +66,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
         "--json",
     ];
     args.extend(api);
-    let job = json_of(&args, &cli(&args, CLI_WITHIN).await);
+    let job = json_of(&args, &cli(SCOREKEEPER, &args, CLI_WITHIN).await);
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["customer"], customer.0, "{job:#}");
     assert_eq!(job["attempts"], 1, "{job:#}");
@@ -92,7 +92,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
     // The job as `jobs list` and `jobs get` show it.
     let mut args = vec!["jobs", "list", "--json"];
     args.extend(api);
-    let list = json_of(&args, &cli(&args, CLI_WITHIN).await);
+    let list = json_of(&args, &cli(SCOREKEEPER, &args, CLI_WITHIN).await);
     let listed = list.as_array().expect("a JSON array of jobs");
     assert_eq!(listed.len(), 1, "{list:#}");
     assert_eq!(listed[0]["id"], id.as_str());
@@ -100,7 +100,7 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
 
     let mut args = vec!["jobs", "get", id.as_str(), "--json"];
     args.extend(api);
-    let got = json_of(&args, &cli(&args, CLI_WITHIN).await);
+    let got = json_of(&args, &cli(SCOREKEEPER, &args, CLI_WITHIN).await);
     assert_eq!(got["id"], id.as_str());
     assert_eq!(got["state"], "succeeded");
     assert_eq!(got["activities"], job["activities"], "the same progress as `reindex --wait` ended with");
@@ -108,20 +108,20 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
     // A customer token may not reindex all customers: refused, and no job.
     let mut args = vec!["reindex", "--customer", "all", "--wait"];
     args.extend(api);
-    let refused = cli(&args, CLI_WITHIN).await;
+    let refused = cli(SCOREKEEPER, &args, CLI_WITHIN).await;
     let stderr = text(&refused.stderr);
     assert!(!refused.status.success(), "--customer all with a customer token must fail; stderr:\n{stderr}");
     assert!(stderr.to_lowercase().contains("permission"), "the error names the permission: {stderr}");
     let mut args = vec!["jobs", "list", "--json"];
     args.extend(api);
-    let list = json_of(&args, &cli(&args, CLI_WITHIN).await);
+    let list = json_of(&args, &cli(SCOREKEEPER, &args, CLI_WITHIN).await);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "the refused reindex created no job: {list:#}");
 
     // An unknown scorecard type is refused by the argument parser, before
     // anything is sent.
     let mut args = vec!["reindex", "--types", "bogus", "--customer", &customer_arg];
     args.extend(api);
-    let bogus = cli(&args, CLI_WITHIN).await;
+    let bogus = cli(SCOREKEEPER, &args, CLI_WITHIN).await;
     let stderr = text(&bogus.stderr);
     assert_eq!(bogus.status.code(), Some(2), "clap's usage error; stderr:\n{stderr}");
     assert!(stderr.contains("invalid value 'bogus'") && stderr.contains("--types"), "{stderr}");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
 pub use scorekeeper_client::Authed;
@@ -24,6 +24,7 @@ use scorekeeper_testbed::postgres_url::{self, with_addr, with_database};
 use tonic::transport::Channel;
 
 use crate::proxy::TcpProxy;
+use crate::stack::{self, DropDatabases, setting};
 
 /// A customer with a token and a channel to the server under test.
 #[derive(Clone)]
@@ -95,20 +96,9 @@ pub struct TestEnv {
     channel: Channel,
     /// The server under test; dropped (its parts aborted) with the env.
     service: Option<Service>,
-    names: Names,
-}
-
-/// What to drop when the test ends.
-struct Names {
-    admin_url: String,
-    postgres_db: String,
-    clickhouse: ClickHouseConfig,
-}
-
-fn setting(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).with_context(|| {
-        format!("{name} is not set: start the local stack and run `eval \"$(scripts/stack env)\"` (scripts/test does)")
-    })
+    /// This test's databases, dropped after everything above (fields drop
+    /// in order).
+    databases: DropDatabases,
 }
 
 impl TestEnv {
@@ -135,12 +125,7 @@ impl TestEnv {
             16,
         )?;
 
-        let clickhouse = ClickHouseConfig {
-            url: setting("CLICKHOUSE_URL")?,
-            database: postgres_db.clone(),
-            user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
-            password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
-        };
+        let clickhouse = stack::clickhouse_config(&postgres_db)?;
         let analytics = Analytics::new(clickhouse.clone())?;
         analytics.migrate().await?;
         let upstream = clickhouse.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
@@ -185,7 +170,7 @@ impl TestEnv {
             grpc_url,
             channel,
             service: Some(service),
-            names: Names { admin_url, postgres_db, clickhouse },
+            databases: DropDatabases { admin_url, postgres_db, clickhouse },
         })
     }
 
@@ -198,12 +183,27 @@ impl TestEnv {
 
     /// The Postgres URL of this test's database, for processes the test starts.
     pub fn database_url(&self) -> String {
-        with_database(&self.names.admin_url, &self.names.postgres_db).expect("checked when the test started")
+        with_database(&self.databases.admin_url, &self.databases.postgres_db)
+            .expect("checked when the test started")
     }
 
     /// This test's ClickHouse settings (the real server, not the proxy).
     pub fn clickhouse_config(&self) -> &ClickHouseConfig {
-        &self.names.clickhouse
+        &self.databases.clickhouse
+    }
+
+    /// `customer` again, with an admin token (one that may name any
+    /// customer, or all).
+    pub async fn admin(&self, customer: &Customer) -> Customer {
+        let token =
+            self.store.create_token(customer.id, true, "admin").await.expect("creating an admin token");
+        Customer { id: customer.id, token, channel: self.channel.clone() }
+    }
+
+    /// Customer `id` calling the server under test with `token`, a token
+    /// the test made itself.
+    pub fn customer_with_token(&self, id: CustomerId, token: String) -> Customer {
+        Customer { id, token, channel: self.channel.clone() }
     }
 
     /// A customer with a token, talking to another server (a process the
@@ -249,10 +249,7 @@ impl TestEnv {
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
-        clickhouse::Client::default()
-            .with_url(&self.names.clickhouse.url)
-            .with_database(&self.names.clickhouse.database)
-            .with_validation(false)
+        self.clickhouse_client()
             .query(&format!(
                 "SELECT ?fields FROM {table} FINAL WHERE is_deleted = 0 ORDER BY customer_id, id"
             ))
@@ -294,18 +291,18 @@ impl TestEnv {
     /// Rows in a ClickHouse table, tombstones and old versions included
     /// (no FINAL).
     pub async fn clickhouse_row_count(&self, table: &str) -> u64 {
-        self.analytics_client()
+        self.clickhouse_client()
             .query(&format!("SELECT count() FROM {table}"))
             .fetch_one::<u64>()
             .await
             .unwrap_or_else(|e| panic!("counting {table}: {e}"))
     }
 
-    fn analytics_client(&self) -> clickhouse::Client {
-        clickhouse::Client::default()
-            .with_url(&self.names.clickhouse.url)
-            .with_database(&self.names.clickhouse.database)
-            .with_validation(false)
+    /// A client of this test's ClickHouse database: the real server, never
+    /// through the proxy, so it works while the proxy is cut.
+    pub fn clickhouse_client(&self) -> clickhouse::Client {
+        let config = &self.databases.clickhouse;
+        scorekeeper_analytics::server_client(config).with_database(&config.database)
     }
 
     /// Rows of a Postgres query, for assertions that nothing was written.
@@ -321,34 +318,8 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        // The server first, so that nothing writes while the databases go.
         drop(self.service.take());
-        let admin_url = self.names.admin_url.clone();
-        let postgres_db = self.names.postgres_db.clone();
-        let clickhouse = self.names.clickhouse.clone();
-        // Drop runs outside async context guarantees: clean up on a thread
-        // with its own runtime. FORCE ends the pool's open connections.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            runtime.block_on(async move {
-                if let Ok((admin, connection)) =
-                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(connection);
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {postgres_db} WITH (FORCE)"))
-                        .await;
-                }
-                let _ = clickhouse::Client::default()
-                    .with_url(&clickhouse.url)
-                    .with_user(&clickhouse.user)
-                    .with_password(&clickhouse.password)
-                    .query(&format!("DROP DATABASE IF EXISTS {}", clickhouse.database))
-                    .execute()
-                    .await;
-            });
-            Some(())
-        });
-        let _ = cleanup.join();
     }
 }
 

@@ -6,10 +6,24 @@
 //! The servers come from `DATABASE_URL` and `CLICKHOUSE_URL`
 //! (`eval "$(scripts/stack env)"`); a test fails, never skips, when they are
 //! missing.
+//!
+//! Beside the environment, what the test files share lives here, so that
+//! no test file imports another's: request builders ([`fixtures`]), the
+//! JobService driven to a state ([`jobs`]), the reindex tests' two-customer
+//! [`world`] and what Postgres says ClickHouse must hold ([`mirror`]), a
+//! fingerprint of everything stored ([`snapshot`]) and refused requests
+//! ([`rejection`]).
 
 pub mod env;
+pub mod fixtures;
+pub mod jobs;
+pub mod mirror;
 pub mod private_postgres;
 pub mod process;
 pub mod proxy;
+pub mod rejection;
+pub mod snapshot;
+pub mod stack;
+pub mod world;
 
 pub use env::{Customer, TestEnv};

@@ -1,13 +1,20 @@
-//! Running the real `scorekeeper` binary against one test's databases,
-//! through the one launcher (`scorekeeper-testbed`'s [`Serve`]), and
-//! talking to its HTTP port.
+//! Running the project's real binaries for tests: `scorekeeper serve`
+//! against one test's databases, through the one launcher
+//! (`scorekeeper-testbed`'s [`Serve`]), and talking to its HTTP port; a
+//! client command (`scorekeeper reindex …`) as a user runs it; and
+//! `scorekeeper-bench` on bench databases beside a test's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use tokio::process::Command;
 
 pub use scorekeeper_testbed::loopback::http_get;
 pub use scorekeeper_testbed::serve::{Serve, ServeProcess};
 
 use crate::TestEnv;
+use crate::stack::setting;
 
 /// `<binary> serve` on this test's Postgres and ClickHouse databases, with
 /// all its parts, quiet but for warnings, killed when dropped, and with
@@ -20,4 +27,62 @@ pub fn serve(binary: impl Into<PathBuf>, env: &TestEnv) -> Serve {
         .postgres(&env.database_url())
         .clickhouse(&clickhouse.url, &clickhouse.database, &clickhouse.user, &clickhouse.password)
         .env("OUTBOX_POLL_MS", "100")
+}
+
+/// Runs `binary` (the `scorekeeper` CLI: `env!("CARGO_BIN_EXE_scorekeeper")`
+/// in its tests) with `args` to completion, within `within`. The API
+/// settings come from the arguments only, never from the environment the
+/// tests run in.
+pub async fn cli(binary: impl AsRef<Path>, args: &[&str], within: Duration) -> Output {
+    let output = Command::new(binary.as_ref())
+        .args(args)
+        .env_remove("SK_GRPC_URL")
+        .env_remove("SCOREKEEPER_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output();
+    tokio::time::timeout(within, output)
+        .await
+        .unwrap_or_else(|_| panic!("scorekeeper {args:?} did not finish within {within:?}"))
+        .expect("running scorekeeper")
+}
+
+/// Runs `binary` (`scorekeeper-bench`) with `<args> --json …` on the bench
+/// databases beside the test database `base` (within 90 s; it must
+/// succeed) and returns what it printed and the figures it wrote.
+pub async fn run_bench(binary: impl AsRef<Path>, args: &[&str], base: &str) -> (String, serde_json::Value) {
+    let database_url = setting("DATABASE_URL").expect("the local stack");
+    let json_path = std::env::temp_dir().join(format!("{base}.json"));
+    // The `scorekeeper` binary the bench starts as its `serve`: found (and
+    // built if stale) here, outside the bench's time limit.
+    let serve_binary = scorekeeper_testbed::binary::serve_binary().expect("the scorekeeper binary");
+    let run = Command::new(binary.as_ref())
+        .args(args)
+        .env("SCOREKEEPER_BIN", serve_binary)
+        .arg("--json")
+        .arg(&json_path)
+        .env(
+            "DATABASE_URL",
+            scorekeeper_testbed::postgres_url::with_database(&database_url, base).expect("a postgres:// URL"),
+        )
+        .env("CLICKHOUSE_URL", setting("CLICKHOUSE_URL").expect("the local stack"))
+        .env("CLICKHOUSE_DATABASE", base)
+        .env("RUST_LOG", "warn")
+        .env_remove("REINDEX_SCHEDULE")
+        .stdin(Stdio::null())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .unwrap_or_else(|_| panic!("bench {args:?} did not finish within 90 s"))
+        .expect("running scorekeeper-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "bench {args:?} exited with {}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&json_path).expect("the --json file");
+    let _ = std::fs::remove_file(&json_path);
+    (stdout, serde_json::from_str(&text).expect("--json writes JSON"))
 }

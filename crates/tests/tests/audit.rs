@@ -13,20 +13,17 @@ use std::time::{Duration, Instant};
 
 use chrono::DateTime;
 use scorekeeper_analytics::WritePath;
-use scorekeeper_client::{Authed, BearerToken};
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, DriftKind};
 use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::reindex::ReindexScope;
 use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_jobs::JobState;
-use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::{self as pb, AuditRequest};
 use scorekeeper_sync::audit::{self, Findings, Quiet, Tuning};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, bulk_import};
+use scorekeeper_tests::fixtures::{T0, ts};
 use tonic::Code;
-
-use crate::fixtures::{T0, ts};
 
 /// Copies every row of `customer` from Postgres to ClickHouse, as a
 /// reindex would: the world starts in sync.
@@ -66,11 +63,7 @@ async fn ids(env: &TestEnv, query: &str) -> Vec<i64> {
 /// Runs a ClickHouse mutation and waits until it has been applied (18.16
 /// applies them in the background).
 async fn clickhouse_delete(env: &TestEnv, table: &str, condition: &str) {
-    let config = env.clickhouse_config();
-    let client = clickhouse::Client::default()
-        .with_url(&config.url)
-        .with_database(&config.database)
-        .with_validation(false);
+    let client = env.clickhouse_client();
     client.query(&format!("ALTER TABLE {table} DELETE WHERE {condition}")).execute().await.unwrap();
     let started = Instant::now();
     loop {
@@ -305,13 +298,6 @@ async fn slices_are_cut_by_hour_and_id_range_and_a_lost_hour_is_one_range() {
     assert_eq!(after.drifted(), 0, "{after:#?}");
 }
 
-fn analytics_client(env: &TestEnv, token: &str) -> AnalyticsServiceClient<Authed> {
-    AnalyticsServiceClient::with_interceptor(
-        env.channel(),
-        BearerToken::new(token).expect("tokens are ASCII"),
-    )
-}
-
 #[tokio::test]
 async fn the_rpc_audits_the_callers_customer_only_and_names_bad_fields() {
     let env = TestEnv::start().await;
@@ -326,7 +312,7 @@ async fn the_rpc_audits_the_callers_customer_only_and_names_bad_fields() {
     let token_a = env.store.create_token(a, false, "a").await.unwrap();
     let admin = env.store.create_token(b, true, "admin").await.unwrap();
 
-    let mut as_a = analytics_client(&env, &token_a);
+    let mut as_a = env.customer_with_token(a, token_a).analytics();
     let report = as_a.audit(AuditRequest::default()).await.unwrap().into_inner().report.unwrap();
     assert_eq!(report.drifted_rows, 1, "only customer a's row: {report:?}");
     assert!(report.rows.iter().all(|r| r.customer_id == a.0 && r.kind == pb::DriftKind::Stale as i32));
@@ -350,7 +336,7 @@ async fn the_rpc_audits_the_callers_customer_only_and_names_bad_fields() {
         assert!(status.message().contains(field), "{request:?} names {field}: {}", status.message());
     }
 
-    let mut as_admin = analytics_client(&env, &admin);
+    let mut as_admin = env.customer_with_token(b, admin).analytics();
     let all = as_admin.audit(AuditRequest { all_customers: true, ..Default::default() }).await.unwrap();
     assert_eq!(all.into_inner().report.unwrap().drifted_rows, 1 + 5);
     let unknown =

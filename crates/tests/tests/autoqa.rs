@@ -7,8 +7,7 @@ use scorekeeper_proto::coaching::{self as pb, auto_qa_rule::Kind};
 use scorekeeper_proto::v1::{self, Speaker};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Customer;
-
-use crate::fixtures::*;
+use scorekeeper_tests::fixtures::*;
 
 async fn autoscore(customer: &Customer, template_id: i64, ids: &[i64]) -> Vec<v1::AutoscoreResult> {
     customer

@@ -1,18 +1,15 @@
 //! Bad input, table-driven: every malformed or inconsistent request is
 //! refused with INVALID_ARGUMENT naming the offending field (or NOT_FOUND for
 //! ids that do not exist), and writes nothing to Postgres or ClickHouse.
-//!
-//! Also home of what the tenancy tests share: [`Call`], [`Expect`],
-//! [`Snapshot`], [`assert_rejected`] and [`create_scorecard`].
 
 use std::time::Duration;
 
 use scorekeeper_proto::coaching::{self as pb, auto_qa_rule};
 use scorekeeper_proto::v1;
+use scorekeeper_tests::fixtures::*;
+use scorekeeper_tests::rejection::{Call, Expect, assert_rejected};
+use scorekeeper_tests::snapshot::Snapshot;
 use scorekeeper_tests::{Customer, TestEnv};
-use tonic::{Code, Status};
-
-use crate::fixtures::*;
 
 const DRAIN: Duration = Duration::from_secs(20);
 /// An id no row of a fresh database has.
@@ -23,181 +20,6 @@ const UNKNOWN: i64 = 999_999_999;
 const BEFORE_YEAR_1: i64 = -300_000_000_000;
 /// 10000-01-01T00:00:00Z.
 const AFTER_YEAR_9999: i64 = 253_402_300_800;
-
-/// One RPC with its request, so tables of cases can hold calls to any
-/// service.
-#[derive(Clone, Debug)]
-pub(crate) enum Call {
-    CreateTemplate(pb::CreateScorecardTemplateRequest),
-    GetTemplate(pb::GetScorecardTemplateRequest),
-    ListTemplates(pb::ListScorecardTemplatesRequest),
-    CreateScorecard(pb::CreateScorecardRequest),
-    GetScorecard(pb::GetScorecardRequest),
-    UpdateScorecard(pb::UpdateScorecardRequest),
-    DeleteScorecard(pb::DeleteScorecardRequest),
-    ListScorecards(pb::ListScorecardsRequest),
-    Upsert(v1::UpsertConversationsRequest),
-    GetConversation(v1::GetConversationRequest),
-    BatchIndex(v1::BatchIndexConversationsRequest),
-    Autoscore(v1::AutoscoreConversationsRequest),
-    Stats(v1::GetScoreStatsRequest),
-}
-
-/// Makes `call` as `customer`, keeping only the status.
-async fn call(customer: &Customer, call: Call) -> Result<(), Status> {
-    match call {
-        Call::CreateTemplate(r) => customer.scorecards().create_scorecard_template(r).await.map(drop),
-        Call::GetTemplate(r) => customer.scorecards().get_scorecard_template(r).await.map(drop),
-        Call::ListTemplates(r) => customer.scorecards().list_scorecard_templates(r).await.map(drop),
-        Call::CreateScorecard(r) => customer.scorecards().create_scorecard(r).await.map(drop),
-        Call::GetScorecard(r) => customer.scorecards().get_scorecard(r).await.map(drop),
-        Call::UpdateScorecard(r) => customer.scorecards().update_scorecard(r).await.map(drop),
-        Call::DeleteScorecard(r) => customer.scorecards().delete_scorecard(r).await.map(drop),
-        Call::ListScorecards(r) => customer.scorecards().list_scorecards(r).await.map(drop),
-        Call::Upsert(r) => customer.conversations().upsert_conversations(r).await.map(drop),
-        Call::GetConversation(r) => customer.conversations().get_conversation(r).await.map(drop),
-        Call::BatchIndex(r) => customer.conversations().batch_index_conversations(r).await.map(drop),
-        Call::Autoscore(r) => customer.autoqa().autoscore_conversations(r).await.map(drop),
-        Call::Stats(r) => customer.analytics().get_score_stats(r).await.map(drop),
-    }
-}
-
-/// Postgres tables a write could touch; each is fingerprinted whole.
-const TABLES: [&str; 10] = [
-    "customers",
-    "scorecard_templates",
-    "criteria",
-    "conversations",
-    "messages",
-    "scorecards",
-    "scores",
-    "process_scorecard_conversations",
-    "outbox",
-    "api_tokens",
-];
-
-/// ClickHouse tables, counted with old versions and tombstones (no FINAL),
-/// so any insert at all shows.
-const CLICKHOUSE_TABLES: [&str; 3] = ["conversations", "scorecards", "scores"];
-
-/// Everything stored, as row counts and a checksum of every row's text
-/// (which includes `version`, so any update shows even where the count
-/// does not). The `mirror_version` sequence is left out on purpose: a
-/// rolled-back transaction may still consume values from it.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Snapshot {
-    postgres: Vec<(String, i64, String)>,
-    clickhouse: Vec<(&'static str, u64)>,
-}
-
-impl Snapshot {
-    /// Only meaningful while the outbox is empty (the dispatcher would
-    /// otherwise change `outbox` and ClickHouse behind the test's back).
-    pub(crate) async fn take(env: &TestEnv) -> Snapshot {
-        let sql = TABLES
-            .iter()
-            .map(|t| {
-                format!(
-                    "SELECT '{t}'::text, count(*), \
-                     md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} AS x"
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        let postgres = async {
-            let client = env.store.pool().get().await.expect("a Postgres connection");
-            client
-                .query(&sql, &[])
-                .await
-                .expect("fingerprinting Postgres tables")
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect()
-        };
-        let [conversations, scorecards, scores] = CLICKHOUSE_TABLES;
-        let (postgres, conversations, scorecards, scores) = tokio::join!(
-            postgres,
-            env.clickhouse_row_count(conversations),
-            env.clickhouse_row_count(scorecards),
-            env.clickhouse_row_count(scores),
-        );
-        let clickhouse = CLICKHOUSE_TABLES.into_iter().zip([conversations, scorecards, scores]).collect();
-        Snapshot { postgres, clickhouse }
-    }
-
-    /// What differs from `before`, for an assertion message.
-    pub(crate) fn diff(&self, before: &Snapshot) -> String {
-        let postgres = self
-            .postgres
-            .iter()
-            .zip(&before.postgres)
-            .filter(|(now, then)| now != then)
-            .map(|(now, then)| format!("{}: {} rows -> {} rows", now.0, then.1, now.1));
-        let clickhouse = self
-            .clickhouse
-            .iter()
-            .zip(&before.clickhouse)
-            .filter(|(now, then)| now != then)
-            .map(|(now, then)| format!("ClickHouse {}: {} rows -> {} rows", now.0, then.1, now.1));
-        postgres.chain(clickhouse).collect::<Vec<_>>().join("; ")
-    }
-}
-
-/// The field a status message names: messages are `field: reason`.
-fn named_field(status: &Status) -> &str {
-    status.message().split_once(": ").map_or("", |(field, _)| field)
-}
-
-/// Makes `request` as `customer`, requires it to fail with `code` (and, for
-/// INVALID_ARGUMENT, to name `field`), and requires that nothing changed.
-pub(crate) async fn assert_rejected(
-    env: &TestEnv,
-    customer: &Customer,
-    name: &str,
-    request: Call,
-    expected: &Expect,
-) -> Status {
-    let before = Snapshot::take(env).await;
-    let status = match call(customer, request).await {
-        Ok(()) => panic!("{name}: accepted, expected {expected:?}"),
-        Err(status) => status,
-    };
-    match expected {
-        Expect::Invalid(field) => {
-            assert_eq!(
-                status.code(),
-                Code::InvalidArgument,
-                "{name}: wrong code (message {:?})",
-                status.message()
-            );
-            assert_eq!(
-                named_field(&status),
-                field,
-                "{name}: the message {:?} does not name the offending field",
-                status.message()
-            );
-        }
-        Expect::NotFound => {
-            assert_eq!(status.code(), Code::NotFound, "{name}: wrong code (message {:?})", status.message());
-            assert!(
-                status.message().contains("not found"),
-                "{name}: NOT_FOUND message {:?} does not say what was not found",
-                status.message()
-            );
-        }
-    }
-    let after = Snapshot::take(env).await;
-    assert!(after == before, "{name}: the rejected request wrote something: {}", after.diff(&before));
-    status
-}
-
-/// How a case must fail.
-#[derive(Clone, Debug)]
-pub(crate) enum Expect {
-    /// INVALID_ARGUMENT whose message names this field.
-    Invalid(String),
-    NotFound,
-}
 
 struct Case {
     name: String,
@@ -330,20 +152,6 @@ impl World {
     fn conversation_ids(&self) -> Vec<i64> {
         self.conversations.iter().map(|c| c.id).collect()
     }
-}
-
-pub(crate) async fn create_scorecard(
-    customer: &Customer,
-    request: pb::CreateScorecardRequest,
-) -> pb::Scorecard {
-    customer
-        .scorecards()
-        .create_scorecard(request)
-        .await
-        .expect("creating a scorecard")
-        .into_inner()
-        .scorecard
-        .expect("a scorecard")
 }
 
 fn score(criterion_id: i64, value: f64) -> pb::Score {
@@ -1116,7 +924,7 @@ async fn bad_input_is_rejected_by_field_and_writes_nothing() {
     ];
     for (name, request) in controls {
         let before = Snapshot::take(&env).await;
-        if let Err(status) = call(&world.customer, request).await {
+        if let Err(status) = request.make(&world.customer).await {
             panic!("control {name} was refused: {status:?}");
         }
         env.outbox_drained(DRAIN).await.unwrap();

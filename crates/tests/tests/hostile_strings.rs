@@ -15,12 +15,10 @@ use std::time::Duration;
 use scorekeeper_domain::limits::{MAX_MESSAGE_TEXT_BYTES, MAX_NAME_BYTES};
 use scorekeeper_proto::coaching::{self as pb, auto_qa_rule};
 use scorekeeper_proto::v1;
+use scorekeeper_tests::fixtures::*;
+use scorekeeper_tests::jobs::{reindex_request, run_job};
+use scorekeeper_tests::rejection::{Call, Expect, assert_rejected};
 use scorekeeper_tests::{Customer, TestEnv};
-
-use crate::bad_input::{Call, Expect, assert_rejected, create_scorecard};
-use crate::fixtures::*;
-use crate::job_api::{jobs, reindex_request, run_job};
-use crate::reindex_scope::clickhouse_client;
 
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -348,15 +346,14 @@ async fn hostile_text_is_stored_and_mirrored_byte_for_byte() {
     assert_bytes("GetScoreStats agent keys", &keys, &sorted(values.clone()));
 
     // Path: a reindex job, after ClickHouse lost the conversations.
-    clickhouse_client(&env)
+    env.clickhouse_client()
         .query("TRUNCATE TABLE conversations")
         .execute()
         .await
         .expect("emptying ClickHouse's conversations");
     assert_eq!(env.clickhouse_row_count("conversations").await, 0);
-    let mut jobs = jobs(&env, &customer.token);
     run_job(
-        &mut jobs,
+        &mut customer.jobs(),
         reindex_request(v1::ReindexConversationsPayload { customer_id: customer.id.0, ..Default::default() }),
         "reindex of hostile conversations",
     )

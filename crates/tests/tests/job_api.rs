@@ -2,134 +2,43 @@
 //! bad input with INVALID_ARGUMENT naming the field (creating nothing), hide
 //! other customers' jobs, stay compatible with old clients' bytes (no
 //! scorecard types; the folded process payload, field 59), cancel queued and
-//! running jobs, fail a job at once on a permanent ClickHouse error and
-//! retry it through an outage.
-//!
-//! Also home of the JobService helpers the reindex scope tests share.
+//! running jobs. (How jobs fare under ClickHouse errors and outages is in
+//! `job_faults`.)
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
-use scorekeeper_client::{Authed, BearerToken};
 use scorekeeper_jobs::JobFilter;
-use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
 use scorekeeper_proto::v1::job_payload::Payload;
-use scorekeeper_proto::v1::job_service_client::JobServiceClient;
 use scorekeeper_proto::v1::{
     CancelJobRequest, CreateJobRequest, GetJobRequest, Job, JobPayload, JobState, JobType, ListJobsRequest,
     ReindexConversationsPayload, ReindexTimeBase,
 };
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
+use scorekeeper_tests::fixtures::{T0, conversations, ts};
+use scorekeeper_tests::jobs::{
+    CONVERSATION_ACTIVITY, Jobs, cancel_job, create_job, created, get_job, is_terminal, reindex_request,
+    run_job, state, wait_for,
+};
+use scorekeeper_tests::mirror::{assert_clickhouse_holds, clickhouse_rows};
+use scorekeeper_tests::rejection::named_field;
+use scorekeeper_tests::world::{Truth, World};
 use scorekeeper_tests::{Customer, TestEnv};
 use tonic::{Code, Status};
 
-use crate::fixtures::{T0, conversations, ts};
-use crate::reindex_scope::{Truth, World, assert_clickhouse_holds, clickhouse_client, clickhouse_rows};
-
-pub(crate) const CONVERSATION_ACTIVITY: &str = "reindex_conversations";
-pub(crate) const PROCESS_ACTIVITY: &str = "reindex_process_scorecards";
-
-/// How long a job may take to reach the state a test waits for.
-const WITHIN: Duration = Duration::from_secs(30);
 /// A well-formed job id no job has.
 const UNKNOWN_JOB: &str = "5f0c3b9e-8a51-4c4e-9d7e-2f6a1b3c4d5e";
-
-pub(crate) type Jobs = JobServiceClient<Authed>;
-
-/// A JobService client calling with `token`.
-pub(crate) fn jobs(env: &TestEnv, token: &str) -> Jobs {
-    JobServiceClient::with_interceptor(env.channel(), BearerToken::new(token).expect("tokens are ASCII"))
-}
-
-async fn admin_token(env: &TestEnv, customer: &Customer) -> String {
-    env.store.create_token(customer.id, true, "admin").await.expect("creating an admin token")
-}
-
-pub(crate) fn scorecard_types(types: &[Kind]) -> Vec<i32> {
-    types.iter().map(|t| *t as i32).collect()
-}
-
-pub(crate) fn reindex_request(payload: ReindexConversationsPayload) -> CreateJobRequest {
-    CreateJobRequest {
-        r#type: JobType::ReindexConversations as i32,
-        payload: Some(JobPayload { payload: Some(Payload::ReindexConversations(payload)) }),
-    }
-}
 
 fn own_reindex(customer: &Customer) -> CreateJobRequest {
     reindex_request(ReindexConversationsPayload { customer_id: customer.id.0, ..Default::default() })
 }
 
-/// The job a JobService call answered with.
-fn answered(call: &str, result: Result<Option<Job>, Status>) -> Job {
-    let job = result.unwrap_or_else(|e| panic!("{call} failed: {e:?}"));
-    job.unwrap_or_else(|| panic!("{call} answered without the job"))
-}
-
-pub(crate) async fn create_job(jobs: &mut Jobs, request: CreateJobRequest) -> Result<Job, Status> {
-    let result = jobs.create_job(request).await.map(|r| r.into_inner().job);
-    result.map(|job| answered("CreateJob", Ok(job)))
-}
-
-async fn created(jobs: &mut Jobs, request: CreateJobRequest) -> Job {
-    answered("CreateJob", create_job(jobs, request).await.map(Some))
-}
-
-async fn get_job(jobs: &mut Jobs, id: &str) -> Job {
-    answered("GetJob", jobs.get_job(GetJobRequest { id: id.into() }).await.map(|r| r.into_inner().job))
-}
-
-async fn cancel_job(jobs: &mut Jobs, id: &str) -> Job {
-    answered(
-        "CancelJob",
-        jobs.cancel_job(CancelJobRequest { id: id.into() }).await.map(|r| r.into_inner().job),
-    )
-}
-
-fn state(job: &Job) -> JobState {
-    JobState::try_from(job.state)
-        .unwrap_or_else(|_| panic!("job {} has an unknown state {}", job.id, job.state))
-}
-
-fn is_terminal(job: &Job) -> bool {
-    matches!(state(job), JobState::Succeeded | JobState::Failed | JobState::Cancelled)
-}
-
-/// Polls GetJob until `done` holds; fails with the job as last seen if it
-/// ends or times out first.
-async fn wait_for(jobs: &mut Jobs, id: &str, what: &str, done: impl Fn(&Job) -> bool) -> Job {
-    let started = Instant::now();
-    loop {
-        let job = get_job(jobs, id).await;
-        if done(&job) {
-            return job;
-        }
-        assert!(!is_terminal(&job), "job {id} ended before it was {what}: {job:?}");
-        assert!(started.elapsed() < WITHIN, "job {id} is still not {what} after {WITHIN:?}: {job:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Creates a job and waits until it succeeded; fails with the job's error
-/// if it failed or was cancelled.
-pub(crate) async fn run_job(jobs: &mut Jobs, request: CreateJobRequest, case: &str) -> Job {
-    let job = create_job(jobs, request).await.unwrap_or_else(|e| panic!("{case}: CreateJob refused: {e:?}"));
-    let job = wait_for(jobs, &job.id, "finished", is_terminal).await;
-    assert_eq!(state(&job), JobState::Succeeded, "{case}: the job did not succeed: {:?}", job.error);
-    job
-}
-
 fn activities(job: &Job) -> Vec<&str> {
     job.progress.iter().map(|p| p.activity.as_str()).collect()
-}
-
-/// The field a status message names: messages are `field: reason`.
-fn named_field(status: &Status) -> &str {
-    status.message().split_once(": ").map_or("", |(field, _)| field)
 }
 
 /// The call failed with `code`; returns the status.
@@ -233,13 +142,13 @@ async fn create_job_refuses_bad_requests_and_creates_nothing() {
             field("conversation_ids[1]"),
         ),
     ];
-    let mut api = jobs(&env, &customer.token);
+    let mut api = customer.jobs();
     for (case, request, field) in cases {
         assert_invalid(case, create_job(&mut api, request).await, &field);
         assert_no_jobs(&env, case).await;
     }
     // An admin may name any customer, but not one that does not exist.
-    let mut admin = jobs(&env, &admin_token(&env, &customer).await);
+    let mut admin = env.admin(&customer).await.jobs();
     let unknown =
         reindex_request(ReindexConversationsPayload { customer_id: customer.id.0 + 1000, ..base() });
     assert_invalid(
@@ -261,7 +170,7 @@ async fn create_job_refuses_bad_requests_and_creates_nothing() {
 async fn get_list_and_cancel_refuse_bad_ids_and_tokens() {
     let env = TestEnv::start_with(env_without_worker()).await;
     let customer = env.customer("acme").await;
-    let mut api = jobs(&env, &customer.token);
+    let mut api = customer.jobs();
     for id in ["not-a-job-id", "", "12345"] {
         assert_invalid(&format!("GetJob {id:?}"), api.get_job(GetJobRequest { id: id.into() }).await, "id");
         assert_invalid(
@@ -321,8 +230,8 @@ fn ids<const N: usize>(jobs: [&Job; N]) -> BTreeSet<String> {
 async fn customers_see_only_their_own_jobs_and_admins_see_all() {
     let env = TestEnv::start_with(env_without_worker()).await;
     let (a, b) = (env.customer("acme").await, env.customer("globex").await);
-    let admin = admin_token(&env, &a).await;
-    let (mut as_a, mut as_b, mut as_admin) = (jobs(&env, &a.token), jobs(&env, &b.token), jobs(&env, &admin));
+    let admin = env.admin(&a).await;
+    let (mut as_a, mut as_b, mut as_admin) = (a.jobs(), b.jobs(), admin.jobs());
     let of_a = created(&mut as_a, own_reindex(&a)).await;
     let of_b = created(&mut as_b, own_reindex(&b)).await;
     let everyone = created(&mut as_admin, reindex_request(ReindexConversationsPayload::default())).await;
@@ -416,7 +325,7 @@ async fn an_old_client_without_scorecard_types_gets_the_conversation_reindex() {
     assert_eq!(request, without_types);
 
     let case = "old client";
-    let job = run_job(&mut jobs(&env, &a.customer.token), request, case).await;
+    let job = run_job(&mut a.customer.jobs(), request, case).await;
     assert_eq!(activities(&job), [CONVERSATION_ACTIVITY], "{case}: the conversation activity only");
     match job.payload.and_then(|p| p.payload) {
         Some(Payload::ReindexConversations(p)) => {
@@ -447,7 +356,7 @@ fn the_reserved_process_payload_field_59_is_skipped() {
 async fn a_queued_job_is_cancelled_at_once() {
     let env = TestEnv::start_with(env_without_worker()).await;
     let customer = env.customer("acme").await;
-    let mut api = jobs(&env, &customer.token);
+    let mut api = customer.jobs();
     let job = created(&mut api, own_reindex(&customer)).await;
     assert_eq!(state(&job), JobState::Queued);
     let cancelled = cancel_job(&mut api, &job.id).await;
@@ -471,7 +380,7 @@ async fn a_running_job_stops_at_a_batch_boundary_when_cancelled() {
     let env = TestEnv::start_with(Options { reindex, ..Options::default() }).await;
     let customer = env.customer("acme").await;
     let total = conversations(&customer, 200).await.len() as i64;
-    let mut api = jobs(&env, &customer.token);
+    let mut api = customer.jobs();
     let one_at_a_time = reindex_request(ReindexConversationsPayload {
         customer_id: customer.id.0,
         conversations_batch_size: 1,
@@ -502,50 +411,4 @@ async fn a_running_job_stops_at_a_batch_boundary_when_cancelled() {
     });
     let finished = run_job(&mut api, small, "a small job").await;
     assert_eq!(cancel_job(&mut api, &finished.id).await, finished, "cancelling a finished job changes it");
-}
-
-#[tokio::test]
-async fn a_permanent_clickhouse_error_fails_the_job_at_once() {
-    let (env, world) = World::start().await;
-    clickhouse_client(&env).query("DROP TABLE scores").execute().await.expect("dropping scores");
-    let customer = &world.a.customer;
-    let mut api = jobs(&env, &customer.token);
-    let job = created(&mut api, own_reindex(customer)).await;
-    let failed = wait_for(&mut api, &job.id, "finished", is_terminal).await;
-    assert_eq!(state(&failed), JobState::Failed, "inserting into a missing table: {failed:?}");
-    assert_eq!(failed.attempts, 1, "a permanent error must not be retried: {failed:?}");
-    let error = failed.error.as_ref().expect("a failed job shows its error");
-    assert_eq!((error.code.as_str(), error.retryable), ("clickhouse", false), "{error:?}");
-    assert!(error.message.contains("60"), "the message should carry ClickHouse's code 60: {error:?}");
-    assert!(failed.finished_at.is_some(), "{failed:?}");
-    assert!(failed.progress.iter().all(|p| !p.finished), "no activity finished: {:?}", failed.progress);
-}
-
-#[tokio::test]
-async fn a_clickhouse_outage_is_retried_until_it_ends() {
-    let (env, world) = World::start().await;
-    let a = &world.a;
-    let mut api = jobs(&env, &a.customer.token);
-    env.proxy.cut();
-    let request = reindex_request(ReindexConversationsPayload {
-        customer_id: a.customer.id.0,
-        reindex_scorecard_types: scorecard_types(&[Kind::Conversation, Kind::Process]),
-        ..Default::default()
-    });
-    let job = created(&mut api, request).await;
-    let retrying = wait_for(&mut api, &job.id, "retrying", |j| {
-        j.attempts >= 2
-            && matches!(state(j), JobState::Queued | JobState::Running)
-            && j.error.as_ref().is_some_and(|e| e.retryable)
-    })
-    .await;
-    assert_eq!(retrying.error.as_ref().map(|e| e.code.as_str()), Some("clickhouse"), "{retrying:?}");
-    env.proxy.restore();
-
-    let done = wait_for(&mut api, &job.id, "finished", is_terminal).await;
-    assert_eq!(state(&done), JobState::Succeeded, "once ClickHouse is back: {done:?}");
-    assert!(done.attempts > retrying.attempts, "{done:?}");
-    assert!(done.error.is_none(), "a succeeded job shows no error of its earlier attempts: {done:?}");
-    let truth = Truth::read(&env, &world).await;
-    assert_clickhouse_holds(&env, "after the outage", &truth.all_of(a)).await;
 }

@@ -1,6 +1,8 @@
 //! The job engine under faults: a stale worker is fenced, many workers never
-//! write a batch twice, and a ClickHouse or Postgres outage in the middle of
-//! a reindex is retried until the job succeeds from its checkpoint.
+//! write a batch twice, a ClickHouse or Postgres outage in the middle of a
+//! reindex is retried until the job succeeds from its checkpoint, and,
+//! seen through the JobService, a permanent ClickHouse error fails the job
+//! at once while an outage is retried until it ends.
 
 use std::time::{Duration, Instant};
 
@@ -8,12 +10,17 @@ use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_domain::{CustomerId, TemplateType};
 use scorekeeper_jobs::JobStore;
 use scorekeeper_jobs::job::{AttemptOutcome, Job, JobState, Lease, ProgressUpdate};
+use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
+use scorekeeper_proto::v1;
 use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
 use scorekeeper_sync::job_registry as registry;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, Options, bulk_import};
+use scorekeeper_tests::jobs::{created, is_terminal, reindex_request, scorecard_types, state, wait_for};
+use scorekeeper_tests::mirror::assert_clickhouse_holds;
+use scorekeeper_tests::world::{Truth, World};
 use tokio::sync::watch;
 
 /// Creates a reindex job for `customer` of both scorecard types.
@@ -283,4 +290,54 @@ async fn a_real_postgres_restart_mid_job_is_survived() {
     assert_eq!(rows_done(&done), data.rows, "the job resumed from its checkpoint");
     env.assert_scorecards_mirrored_from(&store).await;
     drop(cluster);
+}
+
+#[tokio::test]
+async fn a_permanent_clickhouse_error_fails_the_job_at_once() {
+    let (env, world) = World::start().await;
+    env.clickhouse_client().query("DROP TABLE scores").execute().await.expect("dropping scores");
+    let customer = &world.a.customer;
+    let mut api = customer.jobs();
+    let job = created(
+        &mut api,
+        reindex_request(v1::ReindexConversationsPayload { customer_id: customer.id.0, ..Default::default() }),
+    )
+    .await;
+    let failed = wait_for(&mut api, &job.id, "finished", is_terminal).await;
+    assert_eq!(state(&failed), v1::JobState::Failed, "inserting into a missing table: {failed:?}");
+    assert_eq!(failed.attempts, 1, "a permanent error must not be retried: {failed:?}");
+    let error = failed.error.as_ref().expect("a failed job shows its error");
+    assert_eq!((error.code.as_str(), error.retryable), ("clickhouse", false), "{error:?}");
+    assert!(error.message.contains("60"), "the message should carry ClickHouse's code 60: {error:?}");
+    assert!(failed.finished_at.is_some(), "{failed:?}");
+    assert!(failed.progress.iter().all(|p| !p.finished), "no activity finished: {:?}", failed.progress);
+}
+
+#[tokio::test]
+async fn a_clickhouse_outage_is_retried_until_it_ends() {
+    let (env, world) = World::start().await;
+    let a = &world.a;
+    let mut api = a.customer.jobs();
+    env.proxy.cut();
+    let request = reindex_request(v1::ReindexConversationsPayload {
+        customer_id: a.customer.id.0,
+        reindex_scorecard_types: scorecard_types(&[Kind::Conversation, Kind::Process]),
+        ..Default::default()
+    });
+    let job = created(&mut api, request).await;
+    let retrying = wait_for(&mut api, &job.id, "retrying", |j| {
+        j.attempts >= 2
+            && matches!(state(j), v1::JobState::Queued | v1::JobState::Running)
+            && j.error.as_ref().is_some_and(|e| e.retryable)
+    })
+    .await;
+    assert_eq!(retrying.error.as_ref().map(|e| e.code.as_str()), Some("clickhouse"), "{retrying:?}");
+    env.proxy.restore();
+
+    let done = wait_for(&mut api, &job.id, "finished", is_terminal).await;
+    assert_eq!(state(&done), v1::JobState::Succeeded, "once ClickHouse is back: {done:?}");
+    assert!(done.attempts > retrying.attempts, "{done:?}");
+    assert!(done.error.is_none(), "a succeeded job shows no error of its earlier attempts: {done:?}");
+    let truth = Truth::read(&env, &world).await;
+    assert_clickhouse_holds(&env, "after the outage", &truth.all_of(a)).await;
 }

@@ -5,7 +5,6 @@ mod audit;
 mod autoqa;
 mod bad_input;
 mod contract;
-mod fixtures;
 mod fuzz_validation;
 mod hostile_strings;
 mod job_api;

@@ -7,373 +7,28 @@
 //! Every test starts from a world that lives in Postgres only (written
 //! through the API with the outbox dispatcher off, then the outbox emptied),
 //! so whatever ClickHouse holds afterwards came from the job.
-//!
-//! Also home of what the job API tests share: [`World`], [`Truth`],
-//! [`Rows`] and [`assert_clickhouse_holds`].
 
 use std::collections::BTreeSet;
-use std::fmt::Debug;
 
 use chrono::{DateTime, Utc};
 use scorekeeper_analytics::WritePath;
-use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
-use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch};
+use scorekeeper_analytics::rows::ScorecardRow;
+use scorekeeper_domain::mirror::MirrorBatch;
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexScope, TimeBase, TimeWindow};
 use scorekeeper_domain::{ConversationId, CustomerId};
-use scorekeeper_proto::coaching::{self as pb, ScorecardTemplateType as Kind};
+use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
 use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::{self, Job, ReindexConversationsPayload, ReindexTimeBase};
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
+use scorekeeper_tests::fixtures::*;
+use scorekeeper_tests::jobs::{
+    CONVERSATION_ACTIVITY, PROCESS_ACTIVITY, create_job, reindex_request, run_job, scorecard_types,
+};
+use scorekeeper_tests::mirror::{Rows, assert_clickhouse_holds, clickhouse_rows};
+use scorekeeper_tests::world::{DAY, Side, Truth, World};
 use scorekeeper_tests::{Customer, TestEnv};
 use tonic::Code;
-
-use crate::fixtures::*;
-use crate::job_api::{
-    CONVERSATION_ACTIVITY, PROCESS_ACTIVITY, create_job, jobs, reindex_request, run_job, scorecard_types,
-};
-
-const DAY: i64 = 86_400;
-
-/// One customer's part of the world.
-pub(crate) struct Side {
-    pub(crate) customer: Customer,
-    conversation_template: pb::ScorecardTemplate,
-    process_template: pb::ScorecardTemplate,
-    /// Conversation `i` started at `T0 + i days`.
-    pub(crate) conversations: Vec<i64>,
-    /// The first conversation scorecard of each conversation (conversation
-    /// 0 has a second one).
-    pub(crate) cards: Vec<i64>,
-    /// Process scorecards, in the order of their links.
-    pub(crate) process: Vec<i64>,
-}
-
-/// Creates the scorecards concurrently (the server is the slow part);
-/// returns their ids in request order.
-async fn create_scorecards(customer: &Customer, requests: Vec<pb::CreateScorecardRequest>) -> Vec<i64> {
-    let tasks: Vec<_> = requests
-        .into_iter()
-        .map(|request| {
-            let mut api = customer.scorecards();
-            tokio::spawn(async move { api.create_scorecard(request).await })
-        })
-        .collect();
-    let mut ids = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        let created = task.await.expect("a create task").expect("creating a scorecard").into_inner();
-        ids.push(created.scorecard.expect("a scorecard").id);
-    }
-    ids
-}
-
-impl Side {
-    /// `count` conversations a day apart, a conversation scorecard on
-    /// each (two on the first), and a process scorecard per entry of
-    /// `links` (indexes into the conversations) created at `T0 + days`.
-    async fn build(env: &TestEnv, name: &str, count: usize, links: &[(&[usize], f64)]) -> Side {
-        let customer = env.customer(name).await;
-        let conversation_template = conversation_template(&customer).await;
-        let process_template = process_template(&customer).await;
-        let conversations: Vec<i64> = conversations(&customer, count).await.iter().map(|c| c.id).collect();
-        // As a bulk import would: conversation i starts on day i.
-        let client = env.store.pool().get().await.expect("a Postgres connection");
-        for (i, id) in conversations.iter().enumerate() {
-            let started = (T0 + i as i64 * DAY) as f64;
-            client
-                .execute(
-                    "UPDATE conversations SET started_at = to_timestamp($2), ended_at = to_timestamp($2 + 600)
-                     WHERE id = $1",
-                    &[id, &started],
-                )
-                .await
-                .expect("spreading the conversations over days");
-        }
-        let card = |i: usize| pb::CreateScorecardRequest {
-            template_id: conversation_template.id,
-            conversation_id: conversations[i],
-            scores: scores(&conversation_template, &[(i % 6) as f64, 7.0]),
-            ..Default::default()
-        };
-        // The second scorecard of conversation 0 comes last.
-        let mut cards =
-            create_scorecards(&customer, (0..conversations.len()).chain([0]).map(card).collect()).await;
-        cards.pop();
-        let process_cards = links
-            .iter()
-            .enumerate()
-            .map(|(k, (linked, _))| pb::CreateScorecardRequest {
-                template_id: process_template.id,
-                agent_id: format!("lead-{k}"),
-                linked_conversation_ids: linked.iter().map(|&i| conversations[i]).collect(),
-                scores: scores(&process_template, &[(k % 5) as f64]),
-                ..Default::default()
-            })
-            .collect();
-        let process = create_scorecards(&customer, process_cards).await;
-        // And process scorecards created over days.
-        for (id, (_, created_days)) in process.iter().zip(links) {
-            let created = T0 as f64 + created_days * DAY as f64;
-            client
-                .execute("UPDATE scorecards SET created_at = to_timestamp($2) WHERE id = $1", &[id, &created])
-                .await
-                .expect("back-dating a process scorecard");
-        }
-        Side { customer, conversation_template, process_template, conversations, cards, process }
-    }
-
-    async fn delete(&self, id: i64) {
-        self.customer
-            .scorecards()
-            .delete_scorecard(pb::DeleteScorecardRequest { id })
-            .await
-            .expect("deleting a scorecard");
-    }
-
-    async fn update(&self, id: i64, scores: Vec<pb::Score>) {
-        self.customer
-            .scorecards()
-            .update_scorecard(pb::UpdateScorecardRequest { id, scores, ..Default::default() })
-            .await
-            .expect("updating a scorecard");
-    }
-}
-
-/// Two customers' conversations and scorecards, in Postgres only:
-///
-/// * A: conversations a0..a5 (external ids c0..c5; a_i started on day i,
-///   that is at `T0 + i` days); a conversation scorecard on each, two on
-///   a0, the one on a3 deleted; process scorecards P0 (links a0, a1;
-///   created on day 0.5), P1 (a3; day 1), P2 (none; day 4), P3 (a4, a5;
-///   day 2.5; deleted).
-/// * B: conversations b0..b2 with a scorecard each, the one on b1 deleted;
-///   Q0 (links b0; created day 2).
-pub(crate) struct World {
-    pub(crate) a: Side,
-    pub(crate) b: Side,
-    /// Every scorecard and score as it was before the deletes.
-    before_deletes: MirrorBatch,
-}
-
-impl World {
-    /// A fresh environment (outbox dispatcher off, job worker on) holding
-    /// the world in Postgres and nothing in ClickHouse.
-    pub(crate) async fn start() -> (TestEnv, World) {
-        World::start_with(Options { dispatcher: false, ..Default::default() }).await
-    }
-
-    pub(crate) async fn start_with(options: Options) -> (TestEnv, World) {
-        let env = TestEnv::start_with(options).await;
-        let (a, b) = tokio::join!(
-            Side::build(&env, "acme", 6, &[(&[0, 1], 0.5), (&[3], 1.0), (&[], 4.0), (&[4, 5], 2.5)]),
-            Side::build(&env, "globex", 3, &[(&[0], 2.0)]),
-        );
-        let before_deletes = env.postgres_scorecards().await;
-        tokio::join!(a.delete(a.cards[3]), a.delete(a.process[3]), b.delete(b.cards[1]));
-        let client = env.store.pool().get().await.expect("a Postgres connection");
-        client.execute("DELETE FROM outbox", &[]).await.expect("emptying the outbox");
-        assert_eq!(clickhouse_rows(&env).await, Rows::default(), "the world must start in Postgres only");
-        (env, World { a, b, before_deletes })
-    }
-}
-
-/// Postgres now, as the mirror readers see it (deleted rows included).
-pub(crate) struct Truth {
-    conversations: Vec<ConversationRecord>,
-    scorecards: MirrorBatch,
-}
-
-impl Truth {
-    pub(crate) async fn read(env: &TestEnv, world: &World) -> Truth {
-        let mut conversations = Vec::new();
-        for side in [&world.a, &world.b] {
-            let everything = ReindexScope {
-                customer_id: Some(side.customer.id),
-                window: Some(TimeWindow {
-                    start: DateTime::UNIX_EPOCH,
-                    end: DateTime::from_timestamp(T0 + 3650 * DAY, 0).expect("a valid time"),
-                    base: TimeBase::ConversationStart,
-                }),
-                conversation_ids: Vec::new(),
-            };
-            conversations.extend(
-                env.store
-                    .conversations_in_scope(&everything, 0, 10_000)
-                    .await
-                    .expect("reading conversations"),
-            );
-        }
-        Truth { conversations, scorecards: env.postgres_scorecards().await }
-    }
-
-    /// The conversation scorecards of these conversations.
-    pub(crate) fn cards_of(&self, conversations: &[i64]) -> Vec<i64> {
-        self.scorecards
-            .scorecards
-            .iter()
-            .filter(|s| !s.template_type.is_process())
-            .filter(|s| s.conversation_id.is_some_and(|c| conversations.contains(&c.0)))
-            .map(|s| s.id.0)
-            .collect()
-    }
-
-    /// The rows of these conversations and scorecards, with every score of
-    /// the scorecards; deleted rows as tombstones.
-    pub(crate) fn rows(&self, conversations: &[i64], scorecards: &[i64]) -> Rows {
-        let mut rows = Rows {
-            conversations: pick(&self.conversations, |c| conversations.contains(&c.id.0)),
-            scorecards: pick(&self.scorecards.scorecards, |s| scorecards.contains(&s.id.0)),
-            scores: pick(&self.scorecards.scores, |s| scorecards.contains(&s.scorecard_id.0)),
-        };
-        assert_eq!(
-            rows.conversations.len(),
-            conversations.len(),
-            "the test asks for conversations Postgres does not hold"
-        );
-        assert_eq!(
-            rows.scorecards.len(),
-            scorecards.len(),
-            "the test asks for scorecards Postgres does not hold"
-        );
-        rows.sort();
-        rows
-    }
-
-    /// What a reindex of `conversations` (with their conversation
-    /// scorecards) and of the `process` scorecards must write.
-    pub(crate) fn scope(&self, conversations: &[i64], process: &[i64]) -> Rows {
-        let mut scorecards = self.cards_of(conversations);
-        scorecards.extend_from_slice(process);
-        self.rows(conversations, &scorecards)
-    }
-
-    /// Everything of `side`, both scorecard types.
-    pub(crate) fn all_of(&self, side: &Side) -> Rows {
-        self.scope(&side.conversations, &side.process)
-    }
-}
-
-/// The ClickHouse rows of the records `keep` accepts.
-fn pick<R, T: for<'r> From<&'r R>>(records: &[R], keep: impl Fn(&R) -> bool) -> Vec<T> {
-    records.iter().filter(|r| keep(r)).map(T::from).collect()
-}
-
-/// Mirror rows of the three tables, in (customer, id) order.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct Rows {
-    pub(crate) conversations: Vec<ConversationRow>,
-    pub(crate) scorecards: Vec<ScorecardRow>,
-    pub(crate) scores: Vec<ScoreRow>,
-}
-
-impl Rows {
-    fn sort(&mut self) {
-        self.conversations.sort_by_key(Key::key);
-        self.scorecards.sort_by_key(Key::key);
-        self.scores.sort_by_key(Key::key);
-    }
-
-    fn merge(mut self, other: Rows) -> Rows {
-        self.conversations.extend(other.conversations);
-        self.scorecards.extend(other.scorecards);
-        self.scores.extend(other.scores);
-        self.sort();
-        self
-    }
-
-    /// What the conversation activity (`process == false`) or the process
-    /// activity reports as rows_done for these rows.
-    pub(crate) fn activity_rows(&self, process: bool) -> i64 {
-        let conversations = if process { 0 } else { self.conversations.len() };
-        let scorecards = self.scorecards.iter().filter(|s| (s.is_process_scorecard == 1) == process).count();
-        let scores = self.scores.iter().filter(|s| (s.is_process_scorecard == 1) == process).count();
-        (conversations + scorecards + scores) as i64
-    }
-
-    fn scorecard_ids(&self) -> BTreeSet<i64> {
-        self.scorecards.iter().map(|s| s.id).collect()
-    }
-}
-
-/// The (customer_id, id) a row is keyed by in ClickHouse.
-trait Key {
-    fn key(&self) -> (i64, i64);
-}
-
-impl Key for ConversationRow {
-    fn key(&self) -> (i64, i64) {
-        (self.customer_id, self.id)
-    }
-}
-impl Key for ScorecardRow {
-    fn key(&self) -> (i64, i64) {
-        (self.customer_id, self.id)
-    }
-}
-impl Key for ScoreRow {
-    fn key(&self) -> (i64, i64) {
-        (self.customer_id, self.id)
-    }
-}
-
-/// A client of this test's ClickHouse database (direct, not through the
-/// proxy).
-pub(crate) fn clickhouse_client(env: &TestEnv) -> clickhouse::Client {
-    let config = env.clickhouse_config();
-    scorekeeper_analytics::server_client(config).with_database(&config.database)
-}
-
-/// Every row of `table` in ClickHouse as FINAL sees it, tombstones included.
-async fn clickhouse_table<T>(env: &TestEnv, table: &str) -> Vec<T>
-where
-    T: clickhouse::RowOwned + clickhouse::RowRead,
-{
-    clickhouse_client(env)
-        .query(&format!("SELECT ?fields FROM {table} FINAL ORDER BY customer_id, id"))
-        .fetch_all::<T>()
-        .await
-        .unwrap_or_else(|e| panic!("reading {table} from ClickHouse: {e}"))
-}
-
-pub(crate) async fn clickhouse_rows(env: &TestEnv) -> Rows {
-    Rows {
-        conversations: clickhouse_table(env, "conversations").await,
-        scorecards: clickhouse_table(env, "scorecards").await,
-        scores: clickhouse_table(env, "scores").await,
-    }
-}
-
-fn assert_table<T: Key + PartialEq + Debug>(case: &str, table: &str, actual: &[T], expected: &[T]) {
-    let keys = |rows: &[T]| rows.iter().map(Key::key).collect::<BTreeSet<_>>();
-    let (have, want) = (keys(actual), keys(expected));
-    let missing: Vec<_> = want.difference(&have).collect();
-    let outside: Vec<_> = have.difference(&want).collect();
-    assert!(
-        missing.is_empty() && outside.is_empty(),
-        "{case}: ClickHouse {table}: in scope but missing (customer, id) {missing:?}; \
-         present but out of scope {outside:?}"
-    );
-    let differing: Vec<String> = actual
-        .iter()
-        .zip(expected)
-        .filter(|(row, truth)| row != truth)
-        .map(|(row, truth)| format!("\n  ClickHouse {row:?}\n  Postgres   {truth:?}"))
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "{case}: {} ClickHouse {table} rows differ from Postgres:{}",
-        differing.len(),
-        differing.concat()
-    );
-}
-
-/// ClickHouse (FINAL, tombstones included) holds exactly `expected`.
-pub(crate) async fn assert_clickhouse_holds(env: &TestEnv, case: &str, expected: &Rows) {
-    let actual = clickhouse_rows(env).await;
-    assert_table(case, "conversations", &actual.conversations, &expected.conversations);
-    assert_table(case, "scorecards", &actual.scorecards, &expected.scorecards);
-    assert_table(case, "scores", &actual.scores, &expected.scores);
-}
 
 /// The job's activities in order, all finished, each with at least the
 /// rows of its scope done; exactly those unless `resent` (a lookback by
@@ -413,18 +68,18 @@ fn progress_of(types: &[i32], expected: &Rows) -> Vec<(&'static str, i64)> {
     progress
 }
 
-/// Runs a reindex of `payload` as `token`, then checks ClickHouse holds
+/// Runs a reindex of `payload` as `caller`, then checks ClickHouse holds
 /// exactly `expected` and the job's progress agrees with it.
 async fn check_scope(
     env: &TestEnv,
-    token: &str,
+    caller: &Customer,
     case: &str,
     payload: ReindexConversationsPayload,
     expected: &Rows,
 ) -> Job {
     let progress = progress_of(&payload.reindex_scorecard_types, expected);
     let by_update = payload.start_time.is_some() && payload.time_base == ReindexTimeBase::UpdatedAt as i32;
-    let job = run_job(&mut jobs(env, token), reindex_request(payload), case).await;
+    let job = run_job(&mut caller.jobs(), reindex_request(payload), case).await;
     assert_clickhouse_holds(env, case, expected).await;
     assert_progress(case, &job, &progress, by_update);
     job
@@ -437,7 +92,7 @@ async fn assert_conversation_scope(case: &str, types: &[Kind]) {
     let truth = Truth::read(&env, &world).await;
     let expected = truth.scope(&world.a.conversations, &[]);
     assert!(expected.scorecards.iter().all(|s| s.is_process_scorecard == 0));
-    check_scope(&env, &world.a.customer.token, case, payload(&world.a.customer, types), &expected).await;
+    check_scope(&env, &world.a.customer, case, payload(&world.a.customer, types), &expected).await;
     assert!(
         clickhouse_rows(&env).await.scorecards.iter().all(|s| s.is_process_scorecard == 0),
         "{case}: the conversation activity wrote a process scorecard"
@@ -460,8 +115,7 @@ async fn process_type_reindexes_process_scorecards_only() {
     let truth = Truth::read(&env, &world).await;
     let expected = truth.scope(&[], &world.a.process);
     let case = "[PROCESS]";
-    check_scope(&env, &world.a.customer.token, case, payload(&world.a.customer, &[Kind::Process]), &expected)
-        .await;
+    check_scope(&env, &world.a.customer, case, payload(&world.a.customer, &[Kind::Process]), &expected).await;
     let written = clickhouse_rows(&env).await;
     assert!(written.conversations.is_empty(), "{case}: no conversation may be written");
     assert!(
@@ -479,8 +133,7 @@ async fn both_types_run_conversation_then_process() {
     // Asked for in the other order: conversation still runs first.
     let case = "[PROCESS, CONVERSATION]";
     let types = [Kind::Process, Kind::Conversation];
-    let job =
-        check_scope(&env, &world.a.customer.token, case, payload(&world.a.customer, &types), &expected).await;
+    let job = check_scope(&env, &world.a.customer, case, payload(&world.a.customer, &types), &expected).await;
     assert!(job.progress.iter().all(|p| p.rows_done > 0 && p.batches_done > 0), "{case}: {:?}", job.progress);
 }
 
@@ -498,7 +151,7 @@ async fn explicit_conversations_bring_their_scorecards_and_linked_process_scorec
     let types = [Kind::Conversation, Kind::Process];
     check_scope(
         &env,
-        &a.customer.token,
+        &a.customer,
         case,
         ReindexConversationsPayload { conversation_ids: ids, ..payload(&a.customer, &types) },
         &expected,
@@ -518,7 +171,7 @@ async fn conversation_start_window_covers_conversations_started_and_process_scor
     let case = "window on the conversation start";
     check_scope(
         &env,
-        &a.customer.token,
+        &a.customer,
         case,
         ReindexConversationsPayload {
             start_time: ts(T0 + DAY),
@@ -656,7 +309,7 @@ async fn updated_at_window_covers_exactly_the_rows_changed_in_it() {
     );
 
     let case = "window on the last update";
-    check_scope(&env, &a.customer.token, case, lookback(&a.customer, since), &expected).await;
+    check_scope(&env, &a.customer, case, lookback(&a.customer, since), &expected).await;
 }
 
 /// `batch` restricted to one customer.
@@ -692,7 +345,7 @@ async fn updated_at_window_repairs_what_a_hand_fix_to_a_scorecard_changed() {
 
     let case = "lookback after a hand fix";
     let request = reindex_request(lookback(&a.customer, since));
-    run_job(&mut jobs(&env, &a.customer.token), request, case).await;
+    run_job(&mut a.customer.jobs(), request, case).await;
     assert_clickhouse_holds(&env, case, &Truth::read(&env, &world).await.all_of(a)).await;
 }
 
@@ -703,7 +356,7 @@ async fn all_customers_needs_an_admin_token() {
     let types = [Kind::Conversation, Kind::Process];
     for (case, customer_id) in [("all customers", 0), ("the other customer", b.customer.id.0)] {
         let refused = create_job(
-            &mut jobs(&env, &a.customer.token),
+            &mut a.customer.jobs(),
             reindex_request(ReindexConversationsPayload { customer_id, ..payload(&a.customer, &types) }),
         )
         .await;
@@ -716,7 +369,7 @@ async fn all_customers_needs_an_admin_token() {
     let truth = Truth::read(&env, &world).await;
     let expected = truth.all_of(a).merge(truth.all_of(b));
     let case = "admin, customer_id 0";
-    let admin = env.store.create_token(a.customer.id, true, "admin").await.expect("an admin token");
+    let admin = env.admin(&a.customer).await;
     let job = check_scope(
         &env,
         &admin,
@@ -747,7 +400,7 @@ async fn deleted_scorecards_go_out_as_tombstones() {
     let expected = truth.all_of(a);
     let case = "tombstones";
     let types = [Kind::Conversation, Kind::Process];
-    check_scope(&env, &a.customer.token, case, payload(&a.customer, &types), &expected).await;
+    check_scope(&env, &a.customer, case, payload(&a.customer, &types), &expected).await;
     let live = live_ids(env.clickhouse_scorecards().await);
     assert!(deleted.iter().all(|id| !live.contains(id)), "{case}: a deleted scorecard is live: {live:?}");
     let live_scores = env.clickhouse_scores().await;
@@ -768,7 +421,7 @@ async fn batch_sizes_split_the_work() {
     let case = "batch sizes 2 and 1";
     let job = check_scope(
         &env,
-        &a.customer.token,
+        &a.customer,
         case,
         ReindexConversationsPayload {
             conversations_batch_size: 2,

@@ -13,13 +13,13 @@ use scorekeeper_proto::v1;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
 use scorekeeper_proto::v1::conversation_service_client::ConversationServiceClient;
+use scorekeeper_tests::fixtures::*;
+use scorekeeper_tests::rejection::{Call, Expect, assert_rejected};
+use scorekeeper_tests::snapshot::Snapshot;
 use scorekeeper_tests::{Customer, TestEnv};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
-
-use crate::bad_input::{Call, Expect, Snapshot, assert_rejected, create_scorecard};
-use crate::fixtures::*;
 
 const DRAIN: Duration = Duration::from_secs(20);
 

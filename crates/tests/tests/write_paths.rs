@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_tests::TestEnv;
-
-use crate::fixtures::*;
+use scorekeeper_tests::fixtures::*;
 
 const DRAIN: Duration = Duration::from_secs(20);
 

@@ -213,7 +213,7 @@ fn broken_request(w: &World) -> impl Strategy<Value = Broken> + use<> {
 async fn one_broken_field_is_named_and_nothing_is_written() {
     let env = TestEnv::start_with(Options { worker: false, ..Options::default() }).await;
     let world = World::build(&env).await;
-    let jobs = world.jobs(&env);
+    let jobs = world.jobs();
     let (env, world) = (&env, &world);
     run_cases("one broken field, through the server", cases(150), broken_request(world), |broken| {
         let mut jobs = jobs.clone();

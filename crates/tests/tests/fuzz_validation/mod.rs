@@ -33,13 +33,13 @@ use scorekeeper_proto::v1;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings};
 use scorekeeper_tests::env::Options;
+use scorekeeper_tests::fixtures::*;
+use scorekeeper_tests::jobs::{Jobs, reindex_request};
+use scorekeeper_tests::rejection::{Call, Expect, assert_rejected, named_field};
+use scorekeeper_tests::snapshot::Snapshot;
 use scorekeeper_tests::{Customer, TestEnv};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
-
-use crate::bad_input::{Call, Expect, Snapshot, assert_rejected};
-use crate::fixtures::*;
-use crate::job_api::{Jobs, jobs, reindex_request};
 
 mod broken;
 mod generate;
@@ -48,7 +48,7 @@ mod schema;
 mod wild;
 
 use generate::*;
-use schema::{judge, named_field};
+use schema::judge;
 
 /// Cases of a property: its default, or `PROPTEST_CASES` when set.
 fn cases(default: u32) -> u32 {
@@ -131,7 +131,7 @@ impl World {
         let conv_template = conversation_template(&customer).await;
         let proc_template = process_template(&customer).await;
         let conversations = conversations(&customer, 3).await;
-        let scorecard = crate::bad_input::create_scorecard(
+        let scorecard = create_scorecard(
             &customer,
             pb::CreateScorecardRequest {
                 template_id: conv_template.id,
@@ -157,8 +157,8 @@ impl World {
         self.conv_template.criteria.iter().chain(&self.proc_template.criteria).map(|c| c.id).collect()
     }
 
-    fn jobs(&self, env: &TestEnv) -> Jobs {
-        jobs(env, &self.customer.token)
+    fn jobs(&self) -> Jobs {
+        self.customer.jobs()
     }
 }
 
@@ -235,23 +235,8 @@ impl AnyCall {
 
     /// Makes the call, keeping only the status.
     async fn make(self, customer: &Customer, jobs: &mut Jobs) -> Result<(), Status> {
-        let (s, c) = (customer.scorecards(), customer.conversations());
         match self {
-            AnyCall::Api(call) => match call {
-                Call::CreateTemplate(r) => s.clone().create_scorecard_template(r).await.map(drop),
-                Call::GetTemplate(r) => s.clone().get_scorecard_template(r).await.map(drop),
-                Call::ListTemplates(r) => s.clone().list_scorecard_templates(r).await.map(drop),
-                Call::CreateScorecard(r) => s.clone().create_scorecard(r).await.map(drop),
-                Call::GetScorecard(r) => s.clone().get_scorecard(r).await.map(drop),
-                Call::UpdateScorecard(r) => s.clone().update_scorecard(r).await.map(drop),
-                Call::DeleteScorecard(r) => s.clone().delete_scorecard(r).await.map(drop),
-                Call::ListScorecards(r) => s.clone().list_scorecards(r).await.map(drop),
-                Call::Upsert(r) => c.clone().upsert_conversations(r).await.map(drop),
-                Call::GetConversation(r) => c.clone().get_conversation(r).await.map(drop),
-                Call::BatchIndex(r) => c.clone().batch_index_conversations(r).await.map(drop),
-                Call::Autoscore(r) => customer.autoqa().autoscore_conversations(r).await.map(drop),
-                Call::Stats(r) => customer.analytics().get_score_stats(r).await.map(drop),
-            },
+            AnyCall::Api(call) => call.make(customer).await,
             AnyCall::CreateJob(r) => jobs.create_job(r).await.map(drop),
             AnyCall::GetJob(r) => jobs.get_job(r).await.map(drop),
             AnyCall::ListJobs(r) => jobs.list_jobs(r).await.map(drop),

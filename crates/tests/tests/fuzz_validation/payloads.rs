@@ -163,7 +163,7 @@ async fn job_payloads_decode_to_a_clean_answer() {
     valid.conversation_ids = vec![1, 2, 300];
     valid.reindex_scorecard_types.push(pb::ScorecardTemplateType::Process as i32);
     let encoded = reindex_request(valid).encode_to_vec();
-    let jobs = jobs(&env, &customer.token);
+    let jobs = customer.jobs();
     let (env, customer, handler) = (&env, &customer, &handler);
     let tally = &Tally::default();
 
@@ -332,7 +332,7 @@ fn as_the_api_accepts(spec: &ReindexSpec) -> bool {
 async fn a_list_jobs_token_postgres_cannot_hold_is_invalid_argument() {
     let env = TestEnv::start_with(Options { worker: false, ..Options::default() }).await;
     let customer = env.customer("tokens").await;
-    let mut jobs = jobs(&env, &customer.token);
+    let mut jobs = customer.jobs();
     for micros in [i64::MIN, -215_513_338_954_073_554, -62_135_596_800_000_001, 253_402_300_800_000_000] {
         let page_token = format!("{micros}:5f0c3b9e-8a51-4c4e-9d7e-2f6a1b3c4d5e");
         let status = jobs

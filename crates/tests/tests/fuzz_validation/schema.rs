@@ -62,11 +62,6 @@ pub(super) fn names_a_field(request_type: &str, path: &str) -> bool {
     true
 }
 
-/// The field an INVALID_ARGUMENT names: messages are `field: reason`.
-pub(super) fn named_field(status: &Status) -> &str {
-    status.message().split_once(": ").map_or("", |(field, _)| field)
-}
-
 /// The codes a call may answer with while both databases are up.
 pub(super) fn judge(request_type: &str, result: &Result<(), Status>) -> Result<(), String> {
     let Err(status) = result else { return Ok(()) };

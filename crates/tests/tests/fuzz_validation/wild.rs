@@ -189,7 +189,7 @@ fn reindex_payload(
 async fn wild_requests_of_every_rpc_answer_from_a_closed_set_of_codes() {
     let env = TestEnv::start_with(Options { worker: false, ..Options::default() }).await;
     let world = World::build(&env).await;
-    let (customer, jobs, tally) = (&world.customer, &world.jobs(&env), &Tally::default());
+    let (customer, jobs, tally) = (&world.customer, &world.jobs(), &Tally::default());
     run_cases("wild requests of every RPC", cases(600), wild_call(&world), |call| {
         let mut jobs = jobs.clone();
         async move {

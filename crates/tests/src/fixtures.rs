@@ -1,9 +1,11 @@
-//! Requests the tests build again and again.
+//! Requests and small worlds the tests build again and again through the
+//! API: templates, conversations, scorecards, timestamps from `T0`.
 
+use crate::env::Customer;
 use scorekeeper_proto::coaching::{self as pb, auto_qa_rule};
 use scorekeeper_proto::v1;
-use scorekeeper_tests::env::Customer;
 
+/// A protobuf timestamp `seconds` after the epoch.
 pub fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
@@ -110,4 +112,34 @@ pub async fn conversations(customer: &Customer, n: usize) -> Vec<v1::Conversatio
 
 pub fn scores(template: &pb::ScorecardTemplate, values: &[f64]) -> Vec<pb::Score> {
     template.criteria.iter().zip(values).map(|(c, v)| pb::Score { criterion_id: c.id, value: *v }).collect()
+}
+
+/// Creates a scorecard as `customer`; panics if the server refuses it.
+pub async fn create_scorecard(customer: &Customer, request: pb::CreateScorecardRequest) -> pb::Scorecard {
+    customer
+        .scorecards()
+        .create_scorecard(request)
+        .await
+        .expect("creating a scorecard")
+        .into_inner()
+        .scorecard
+        .expect("a scorecard")
+}
+
+/// Creates the scorecards concurrently (the server is the slow part);
+/// returns their ids in request order.
+pub async fn create_scorecards(customer: &Customer, requests: Vec<pb::CreateScorecardRequest>) -> Vec<i64> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let mut api = customer.scorecards();
+            tokio::spawn(async move { api.create_scorecard(request).await })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let created = task.await.expect("a create task").expect("creating a scorecard").into_inner();
+        ids.push(created.scorecard.expect("a scorecard").id);
+    }
+    ids
 }

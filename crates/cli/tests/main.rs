@@ -1,0 +1,8 @@
+//! The CLI's tests, one binary with a module per command: the real
+//! `scorekeeper` binary run as a user runs it, against real `serve`
+//! processes on each test's own databases.
+
+mod audit_cli;
+mod reindex_cli;
+mod serve;
+mod worker_kill;

@@ -1,0 +1,76 @@
+//! The local stack the tests run on: its settings (`DATABASE_URL`,
+//! `CLICKHOUSE_URL`, …, from `scripts/stack env`), names for a test's own
+//! databases on it, and a guard that drops them when the test ends.
+
+use anyhow::Context;
+use scorekeeper_analytics::ClickHouseConfig;
+
+/// A setting of the local stack; an error that says how to set it when it
+/// is missing (tests fail, never skip, without the servers).
+pub fn setting(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| {
+        format!("{name} is not set: start the local stack and run `eval \"$(scripts/stack env)\"` (scripts/test does)")
+    })
+}
+
+/// A fresh database name, `sk_test_<random>`, for both servers.
+pub fn fresh_database_name() -> String {
+    format!("sk_test_{:016x}", rand::random::<u64>())
+}
+
+/// ClickHouse settings of the stack for `database`: its URL, and the user
+/// and password of `CLICKHOUSE_USER`/`CLICKHOUSE_PASSWORD` (default:
+/// `default`, none).
+pub fn clickhouse_config(database: &str) -> anyhow::Result<ClickHouseConfig> {
+    Ok(ClickHouseConfig {
+        url: setting("CLICKHOUSE_URL")?,
+        database: database.to_owned(),
+        user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
+        password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
+    })
+}
+
+/// Drops a Postgres database (through the admin URL, `WITH (FORCE)` so
+/// open connections do not keep it) and a ClickHouse database when dropped,
+/// also when the test panics. Errors are ignored: the database may never
+/// have been made.
+pub struct DropDatabases {
+    /// The stack's `DATABASE_URL` (any database the user may connect to).
+    pub admin_url: String,
+    /// The Postgres database to drop.
+    pub postgres_db: String,
+    /// The server and the database (`clickhouse.database`) to drop there.
+    pub clickhouse: ClickHouseConfig,
+}
+
+impl Drop for DropDatabases {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let postgres_db = self.postgres_db.clone();
+        let clickhouse = self.clickhouse.clone();
+        // Drop runs outside async context guarantees: clean up on a thread
+        // with its own runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                if let Ok((admin, connection)) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {postgres_db} WITH (FORCE)"))
+                        .await;
+                }
+                let _ = clickhouse::Client::default()
+                    .with_url(&clickhouse.url)
+                    .with_user(&clickhouse.user)
+                    .with_password(&clickhouse.password)
+                    .query(&format!("DROP DATABASE IF EXISTS {}", clickhouse.database))
+                    .execute()
+                    .await;
+            });
+            Some(())
+        });
+        let _ = cleanup.join();
+    }
+}
