@@ -314,6 +314,9 @@ mod tests {
                 activity: COUNTING.name().into(),
                 position: 0,
                 rows_done: 0,
+                pages_done: 0,
+                checkpoints_done: 0,
+                #[allow(deprecated)]
                 batches_done: 0,
                 checkpoint,
                 finished: false,
