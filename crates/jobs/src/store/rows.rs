@@ -14,7 +14,8 @@ pub(super) const JOB_COLUMNS: &str = "id, customer_id, job_type, payload, state,
      run_after, lease_owner, cancel_requested, error, dedupe_key, created_at, started_at, finished_at";
 
 /// The columns [`activity_progress`] reads.
-pub(super) const ACTIVITY_COLUMNS: &str = "job_id, activity, position, rows_done, pages_done, batches_done, checkpoint, finished, active_ms, rows_estimated";
+pub(super) const ACTIVITY_COLUMNS: &str = "job_id, activity, position, rows_done, pages_done, batches_done, \
+     checkpoint, finished, active_ms, rows_estimated";
 
 /// A row of [`JOB_COLUMNS`], without its activities.
 pub(super) fn job(row: &Row) -> Result<Job> {
