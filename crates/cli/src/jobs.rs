@@ -49,7 +49,8 @@ pub struct ReindexArgs {
     /// Only these conversations (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     conversation_ids: Vec<i64>,
-    /// Rows per batch for both activities (default: the server's settings).
+    /// Page size of both activities: conversations, or process scorecards,
+    /// per page (default: the server's settings).
     #[arg(long)]
     batch_size: Option<i32>,
     /// Follow the job until it ends; exit non-zero unless it succeeds.
@@ -84,7 +85,7 @@ pub enum JobsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Cancel a job (a running one stops at its next batch).
+    /// Cancel a job (a running one stops at its next checkpoint).
     Cancel {
         id: String,
         #[command(flatten)]

@@ -85,6 +85,13 @@ async fn reindex_and_jobs_commands_against_a_serve_process() {
         activities[0]["batches_done"].as_i64().unwrap() >= 5,
         "--batch-size 100 reached the job (500 conversations): {job:#}"
     );
+    assert_eq!(activities[0]["pages_done"], 5, "--batch-size 100, 500 conversations: {job:#}");
+    assert!(
+        activities
+            .iter()
+            .all(|a| a["checkpoints_done"] == a["batches_done"] && a["pages_done"].as_i64() > Some(0)),
+        "the JSON says pages and checkpoints, and keeps batches_done: {job:#}"
+    );
     env.assert_scorecards_mirrored().await;
     assert_eq!(env.clickhouse_conversations().await.len() as i64, data.conversations);
     let id = job["id"].as_str().expect("a job id").to_owned();

@@ -378,11 +378,13 @@ async fn reindex(
                 let of =
                     if a.rows_estimated > 0 { format!(" of {}", a.rows_estimated) } else { String::new() };
                 println!(
-                    "  {:<28} {:>7}{of} rows, {} batch{}, {:.0} rows/s",
+                    "  {:<28} {:>7}{of} rows, {} page{}, {} checkpoint{}, {:.0} rows/s",
                     a.activity,
                     a.rows_done,
-                    a.batches_done,
-                    if a.batches_done == 1 { "" } else { "es" },
+                    a.pages_done,
+                    if a.pages_done == 1 { "" } else { "s" },
+                    a.checkpoints_done,
+                    if a.checkpoints_done == 1 { "" } else { "s" },
                     a.rows_per_second
                 );
                 printed.insert(a.activity.clone(), a.rows_done);

@@ -13,6 +13,15 @@ use crate::handler::{Activity, RunError, StopReason};
 use crate::job::{ActivityProgress, Job, JobError, Lease, ProgressUpdate};
 use crate::store::JobStore;
 
+/// The work one checkpoint covers: what was done since the previous one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Covered {
+    /// Pages, the unit of the handler's batch-size settings; 0 for a
+    /// checkpoint that only records a result (a summary).
+    pub pages: usize,
+    pub rows: usize,
+}
+
 pub struct JobContext {
     store: JobStore,
     job: Job,
@@ -121,23 +130,24 @@ impl JobContext {
         self.stop.reason()
     }
 
-    /// Records one batch of `activity` (ClickHouse has acknowledged it) and
-    /// the checkpoint to resume after it. Fenced: fails with
-    /// `Stopped(LeaseLost)` if another attempt holds the job, and with
-    /// `Stopped(Cancelled)` once a cancel was asked, so the handler stops at
-    /// the batch boundary.
-    pub async fn record_batch<C: Serialize>(
+    /// Commits a checkpoint of `activity`: the work it covers (done since
+    /// the previous checkpoint, and acknowledged by its destination) and
+    /// where to resume after it, in one write. Counts one checkpoint commit
+    /// and `covered.pages` pages. Fenced: fails with `Stopped(LeaseLost)`
+    /// if another attempt holds the job, and with `Stopped(Cancelled)` once
+    /// a cancel was asked, so the handler stops at the checkpoint.
+    pub async fn record_checkpoint<C: Serialize>(
         &self,
         activity: &Activity<C>,
-        rows: usize,
+        covered: Covered,
         checkpoint: &C,
         active: Duration,
     ) -> Result<(), RunError> {
         let checkpoint = serde_json::to_value(checkpoint).expect("a checkpoint serialises");
         self.record(&ProgressUpdate {
             activity: activity.name(),
-            rows: rows as i64,
-            batches: 1,
+            rows: covered.rows as i64,
+            pages: covered.pages as i64,
             checkpoint: Some(&checkpoint),
             finished: false,
             active,
@@ -146,7 +156,7 @@ impl JobContext {
     }
 
     /// Records how many rows `activity` expects to copy (for progress and
-    /// ETA). Fenced like [`JobContext::record_batch`].
+    /// ETA). Fenced like [`JobContext::record_checkpoint`].
     pub async fn record_estimate<C>(&self, activity: &Activity<C>, rows: i64) -> Result<(), RunError> {
         if let Some(reason) = self.stop_reason() {
             return Err(RunError::Stopped(reason));
@@ -164,7 +174,7 @@ impl JobContext {
         self.record(&ProgressUpdate {
             activity: activity.name(),
             rows: 0,
-            batches: 0,
+            pages: 0,
             checkpoint: None,
             finished: true,
             active,

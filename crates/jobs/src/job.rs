@@ -62,8 +62,14 @@ pub struct ActivityProgress {
     pub activity: String,
     pub position: i32,
     pub rows_done: i64,
-    /// Checkpoint commits (not pages) recorded for this activity.
-    pub batches_done: i64,
+    /// Pages read and written: the unit of the handler's batch-size
+    /// settings (what a page is, the handler says).
+    pub pages_done: i64,
+    /// Checkpoint commits: progress writes that carried a checkpoint, each
+    /// after the work before it was acknowledged. One may cover many pages.
+    /// (Stored in the column `batches_done`, the name the wire keeps for
+    /// older clients.)
+    pub checkpoints_done: i64,
     pub checkpoint: Option<serde_json::Value>,
     pub finished: bool,
     /// Time spent in this activity over all attempts.
@@ -139,12 +145,16 @@ pub enum Lease {
     Lost,
 }
 
-/// One batch of an activity's progress.
+/// One write of an activity's progress: amounts added to its counters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProgressUpdate<'a> {
     pub activity: &'a str,
     pub rows: i64,
-    pub batches: i64,
+    /// Pages the write covers (see [`ActivityProgress::pages_done`]).
+    pub pages: i64,
+    /// Where to resume. A write that carries one is a checkpoint commit
+    /// and counts in [`ActivityProgress::checkpoints_done`]; one without
+    /// (e.g. marking the activity finished) does not.
     pub checkpoint: Option<&'a serde_json::Value>,
     pub finished: bool,
     pub active: Duration,

@@ -51,9 +51,9 @@ impl Leases for JobStore {
 /// until it is lost, then stops the attempt (`LeaseLost`) and returns, so
 /// the caller drops the handler at once. A cancel seen on a heartbeat
 /// stops the attempt with `Cancelled` and the lease is kept (the handler
-/// ends at its next batch). Heartbeats that fail for a whole lease since
-/// the last renewal count as lost: past it another worker may have claimed
-/// the job, and running on would be unfenced reading.
+/// ends at its next checkpoint). Heartbeats that fail for a whole lease
+/// since the last renewal count as lost: past it another worker may have
+/// claimed the job, and running on would be unfenced reading.
 pub async fn keep_lease(leases: &impl Leases, id: Uuid, fence: i32, lease: Duration, stop: &StopSignal) {
     let mut last_renewed = Instant::now();
     loop {

@@ -10,7 +10,7 @@
 //! token checked by every progress, checkpoint and result write, so a worker
 //! that lost its lease cannot write; failures are retried with exponential
 //! backoff up to `max_attempts`, then the job is `failed` with the stored
-//! error; a cancel stops a running job at its next batch.
+//! error; a cancel stops a running job at its next checkpoint.
 //!
 //! The store's domain tables are not this crate's; it only shares the
 //! store's connection pool and error type.
@@ -24,7 +24,7 @@ pub mod scheduler;
 pub mod store;
 pub mod worker;
 
-pub use context::JobContext;
+pub use context::{Covered, JobContext};
 pub use handler::{Activity, JobHandler, Registry, RegistryError, RetryPolicy, RunError};
 pub use job::{ActivityProgress, AttemptOutcome, Claim, Job, JobError, JobFilter, JobState, Lease, NewJob};
 pub use store::{JobStore, migrate_postgres};

@@ -22,7 +22,7 @@ use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, S
 use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec};
 use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_jobs::handler::DEFAULT_RETRY_BACKOFF;
-use scorekeeper_jobs::{Activity, JobContext, JobHandler, NewJob, RetryPolicy, RunError};
+use scorekeeper_jobs::{Activity, Covered, JobContext, JobHandler, NewJob, RetryPolicy, RunError};
 use scorekeeper_store::Store;
 use scorekeeper_store::reindex::ScorecardTime;
 use serde::{Deserialize, Serialize};
@@ -196,12 +196,15 @@ impl ActivityRun<'_> {
         let analytics = &self.handler.analytics;
         let (mut bulk, mut since) = (analytics.bulk_write(WritePath::Reindex), Instant::now());
         let mut done: Option<Checkpoint> = None;
+        // Pages appended since the last checkpoint: what the next one covers.
+        let mut pages = 0;
         loop {
             let next = received.recv().await;
             let ended = next.is_none();
             if let Some(page) = next {
                 let page: Page = page?;
                 bulk.append(&page.batch).await.map_err(SyncError::from)?;
+                pages += 1;
                 done = Some(Checkpoint { phase: page.phase, after: page.last });
                 if bulk.rows() < self.handler.settings.write_rows && since.elapsed() < WRITE_SECONDS {
                     continue;
@@ -212,8 +215,9 @@ impl ActivityRun<'_> {
                 let report = finished.finish().await.map_err(SyncError::from)?;
                 let rows = report.conversations + report.scorecards + report.scores;
                 // Only now, after ClickHouse acknowledged the rows.
-                self.ctx.record_batch(&progress, rows, &checkpoint, since.elapsed()).await?;
-                tracing::debug!(rows, elapsed = ?since.elapsed(), "reindex rows written");
+                let covered = Covered { pages: std::mem::take(&mut pages), rows };
+                self.ctx.record_checkpoint(&progress, covered, &checkpoint, since.elapsed()).await?;
+                tracing::debug!(rows, pages = covered.pages, elapsed = ?since.elapsed(), "reindex checkpoint committed");
                 since = Instant::now();
             }
             if ended {

@@ -385,7 +385,8 @@ async fn the_audit_job_repairs_through_the_worker() {
     // Progress while it ran: a batch per table checked, then the summary.
     let audit_activity = &job.activities[0];
     assert_eq!(audit_activity.rows_done, 100 + 110 + 210, "{job:?}");
-    assert_eq!(audit_activity.batches_done, 3 + 1, "{job:?}");
+    assert_eq!(audit_activity.checkpoints_done, 3 + 1, "{job:?}");
+    assert_eq!(audit_activity.pages_done, 3, "a page per table checked; the summary covers none: {job:?}");
     let summary = |i: usize| -> audit::job::AuditSummary {
         serde_json::from_value(job.activities[i].checkpoint.clone().unwrap()).unwrap()
     };

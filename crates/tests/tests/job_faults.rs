@@ -77,7 +77,7 @@ async fn a_worker_that_lost_its_lease_cannot_write() {
     let progress = |rows| ProgressUpdate {
         activity: "reindex_conversations",
         rows,
-        batches: 1,
+        pages: 1,
         checkpoint: None,
         finished: false,
         active: Duration::from_millis(1),
@@ -129,7 +129,7 @@ async fn a_checkpoint_that_does_not_decode_fails_the_job_and_names_the_activity(
     let update = ProgressUpdate {
         activity: "reindex_conversations",
         rows: 0,
-        batches: 1,
+        pages: 1,
         checkpoint: Some(&unreadable),
         finished: false,
         active: Duration::ZERO,

@@ -11,6 +11,10 @@ mod job_api;
 mod job_faults;
 mod metrics_docs;
 mod migrations;
+mod progress;
+// Reads the wire's deprecated `batches_done` on purpose: it keeps its
+// meaning (checkpoint commits) for older clients.
+#[allow(deprecated)]
 mod reindex_scope;
 mod scheduler;
 mod tenancy;

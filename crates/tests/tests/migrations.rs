@@ -1,11 +1,12 @@
 //! The Postgres schema's two migration sets on a real server: the store's
 //! and the job engine's, each with its own history. A database migrated
 //! before the job engine had its own set (the job tables recorded as the
-//! store's V2–V4) migrates without error and without any change, and ends
-//! with the same schema as a fresh database.
+//! store's V2–V4) migrates without error, changed by nothing but the job
+//! set's later versions (V4: the pages column), and ends with the same
+//! schema as a fresh database.
 
 use refinery::{Migration, Runner};
-use scorekeeper_jobs::{JobStore, NewJob, migrate_postgres};
+use scorekeeper_jobs::{JobStore, migrate_postgres};
 use scorekeeper_store::Store;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
@@ -109,14 +110,15 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
     // The test's own database is migrated the way of today: the fresh case.
     let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
     assert_eq!(history(&env.store, "refinery_schema_history").await, [1, 5, 6, 7], "the store's own");
-    assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3]);
+    assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4]);
     let fresh = schema(&env.store).await;
     assert!(fresh.iter().any(|l| l.starts_with("column job_activities.rows_estimated")), "{fresh:#?}");
+    assert!(fresh.iter().any(|l| l.starts_with("column job_activities.pages_done")), "{fresh:#?}");
     assert!(fresh.iter().any(|l| l.starts_with("trigger CREATE TRIGGER jobs_notify")), "{fresh:#?}");
     assert!(fresh.iter().any(|l| l.starts_with("column schedules.last_tick")), "{fresh:#?}");
 
     // A database whose store history holds V1–V7, job tables included,
-    // with a job in it.
+    // with a job in it as the versions of that time wrote it (no pages).
     let (_dropped, url) = ExtraDatabase::create(&env, "legacy").await;
     let legacy = Store::connect(&url, 2).expect("a pool");
     let (mut client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connecting");
@@ -124,23 +126,46 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
     Runner::new(&history_before_the_move()).run_async(&mut client).await.expect("the old layout");
     let customer = legacy.ensure_customer("acme").await.expect("a customer");
     let jobs = JobStore::new(&legacy);
-    let new = NewJob {
-        customer_id: Some(customer),
-        job_type: 1,
-        payload: serde_json::json!({"kept": true}),
-        max_attempts: 3,
-        dedupe_key: Some("kept".into()),
-        activities: vec!["one".into(), "two".into()],
-    };
-    let (job, _) = jobs.create_job(&new).await.expect("a job in the old layout");
+    let created = client
+        .query_one(
+            "INSERT INTO jobs (customer_id, job_type, payload, max_attempts, dedupe_key)
+             VALUES ($1, 1, '{\"kept\": true}', 3, 'kept') RETURNING id",
+            &[&customer.0],
+        )
+        .await
+        .expect("a job in the old layout");
+    let id = created.get("id");
+    client
+        .execute(
+            "INSERT INTO job_activities (job_id, activity, position, rows_done, batches_done)
+             VALUES ($1, 'one', 0, 40, 2), ($1, 'two', 1, 0, 0)",
+            &[&id],
+        )
+        .await
+        .expect("its progress in the old layout");
     let before = schema(&legacy).await;
 
     migrate_postgres(&legacy).await.expect("the old layout migrates");
-    assert_eq!(schema(&legacy).await, before, "migrating the old layout changed the schema");
-    assert_eq!(before, fresh, "the old layout and a fresh database differ");
-    assert_eq!(jobs.get_job(job.id, None).await.unwrap(), Some(job.clone()), "the job changed");
+    let after = schema(&legacy).await;
+    // The job set's V1–V3 find everything in place; its V4 adds one column.
+    let added: Vec<&str> = after.iter().filter(|l| !before.contains(l)).map(String::as_str).collect();
+    assert_eq!(added, ["column job_activities.pages_done bigint NO 0"], "migrating the old layout");
+    assert!(before.iter().all(|l| after.contains(l)), "migrating the old layout changed the schema");
+    assert_eq!(after, fresh, "the old layout and a fresh database differ");
+    let kept = jobs.get_job(id, None).await.unwrap().expect("the job is kept");
+    assert_eq!(
+        (kept.customer_id, kept.job_type, &kept.payload, kept.max_attempts, kept.dedupe_key.as_deref()),
+        (Some(customer), 1, &serde_json::json!({"kept": true}), 3, Some("kept")),
+        "the job changed"
+    );
+    let progress: Vec<(&str, i64, i64, i64)> = kept
+        .activities
+        .iter()
+        .map(|a| (a.activity.as_str(), a.rows_done, a.checkpoints_done, a.pages_done))
+        .collect();
+    assert_eq!(progress, [("one", 40, 2, 0), ("two", 0, 0, 0)], "kept, with no pages counted before V4");
     assert_eq!(history(&legacy, "refinery_schema_history").await, [1, 2, 3, 4, 5, 6, 7], "left as it was");
-    assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3]);
+    assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4]);
 
     // And once more: nothing left to do.
     migrate_postgres(&legacy).await.expect("a second migrate");

@@ -135,6 +135,11 @@ async fn both_types_run_conversation_then_process() {
     let types = [Kind::Process, Kind::Conversation];
     let job = check_scope(&env, &world.a.customer, case, payload(&world.a.customer, &types), &expected).await;
     assert!(job.progress.iter().all(|p| p.rows_done > 0 && p.batches_done > 0), "{case}: {:?}", job.progress);
+    assert!(
+        job.progress.iter().all(|p| p.pages_done > 0 && p.checkpoints_done > 0),
+        "{case}: {:?}",
+        job.progress
+    );
 }
 
 #[tokio::test]
@@ -432,6 +437,13 @@ async fn batch_sizes_split_the_work() {
     )
     .await;
     let batches: Vec<i64> = job.progress.iter().map(|p| p.batches_done).collect();
+    let pages: Vec<i64> = job.progress.iter().map(|p| p.pages_done).collect();
+    let checkpoints: Vec<i64> = job.progress.iter().map(|p| p.checkpoints_done).collect();
+    assert_eq!(
+        (&pages, &checkpoints),
+        (&batches, &batches),
+        "{case}: a checkpoint per page with write_rows 1"
+    );
     let process = expected.scorecards.iter().filter(|s| s.is_process_scorecard == 1).count() as i64;
     assert_eq!(
         batches,

@@ -138,6 +138,11 @@ fn state_to_wire(state: stored::JobState) -> JobState {
     }
 }
 
+/// The job as the API answers it. `ActivityProgress.batches_done` is
+/// deprecated on the wire but still filled, with the meaning it always had
+/// (checkpoint commits), for clients built before `pages_done` and
+/// `checkpoints_done`.
+#[allow(deprecated)]
 fn job_to_wire(job: &stored::Job) -> Job {
     let time = |t: Option<DateTime<Utc>>| t.map(to_timestamp);
     Job {
@@ -153,7 +158,9 @@ fn job_to_wire(job: &stored::Job) -> Job {
             .map(|a| ActivityProgress {
                 activity: a.activity.clone(),
                 rows_done: a.rows_done,
-                batches_done: a.batches_done,
+                pages_done: a.pages_done,
+                checkpoints_done: a.checkpoints_done,
+                batches_done: a.checkpoints_done,
                 rows_per_second: a.rows_per_second(),
                 checkpoint: a.checkpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
                 finished: a.finished,

@@ -23,11 +23,18 @@ pub struct JobView {
     pub finished_at: Option<String>,
 }
 
+/// One activity's progress. Pages are the unit of the batch-size settings;
+/// a checkpoint commit may cover many of them (see `proto` `ActivityProgress`).
 #[derive(Debug, Serialize)]
 pub struct ActivityView {
     pub activity: String,
     pub rows_done: i64,
     pub rows_estimated: i64,
+    pub pages_done: i64,
+    pub checkpoints_done: i64,
+    /// Deprecated: checkpoint commits under their old name (the wire's
+    /// deprecated `batches_done`), kept in the JSON for scripts that read
+    /// it; read `checkpoints_done` or `pages_done`.
     pub batches_done: i64,
     pub rows_per_second: f64,
     pub finished: bool,
@@ -80,6 +87,11 @@ impl From<&Job> for JobView {
                     activity: a.activity.clone(),
                     rows_done: a.rows_done,
                     rows_estimated: a.rows_estimated,
+                    pages_done: a.pages_done,
+                    checkpoints_done: a.checkpoints_done,
+                    // Read as sent, so the JSON keeps its old meaning
+                    // whichever server version answered.
+                    #[allow(deprecated)]
                     batches_done: a.batches_done,
                     rows_per_second: a.rows_per_second,
                     finished: a.finished,
@@ -116,11 +128,12 @@ impl JobView {
         }
         for a in &self.activities {
             lines.push(format!(
-                "  {:28} {:>10} rows{}  {:>6} batches  {:>10.0} rows/s  {}",
+                "  {:28} {:>10} rows{}  {:>6} pages  {:>6} checkpoints  {:>10.0} rows/s  {}",
                 a.activity,
                 a.rows_done,
                 if a.rows_estimated > 0 { format!(" of {}", a.rows_estimated) } else { String::new() },
-                a.batches_done,
+                a.pages_done,
+                a.checkpoints_done,
                 a.rows_per_second,
                 if a.finished { "finished" } else { "" }
             ));

@@ -74,15 +74,18 @@ impl JobStore {
         rows::lease(row)
     }
 
-    /// Records a batch of progress (and the checkpoint to resume from) for
-    /// attempt `fence`, in one statement that checks the fence. `Lost`
-    /// when the attempt no longer holds the job: nothing was written.
+    /// Records progress (rows and pages, and the checkpoint to resume from)
+    /// for attempt `fence`, in one statement that checks the fence; a write
+    /// with a checkpoint counts one checkpoint commit (`batches_done`, the
+    /// column's old name). `Lost` when the attempt no longer holds the job:
+    /// nothing was written.
     pub async fn record_progress(&self, id: Uuid, fence: i32, update: &ProgressUpdate<'_>) -> Result<Lease> {
         let client = self.pool().get().await?;
         let row = client
             .query_opt(
                 "UPDATE job_activities a SET
-                     rows_done = a.rows_done + $4, batches_done = a.batches_done + $5,
+                     rows_done = a.rows_done + $4, pages_done = a.pages_done + $5,
+                     batches_done = a.batches_done + CASE WHEN $6::jsonb IS NULL THEN 0 ELSE 1 END,
                      checkpoint = coalesce($6, a.checkpoint), finished = a.finished OR $7,
                      active_ms = a.active_ms + $8, updated_at = now()
                  FROM jobs j
@@ -93,7 +96,7 @@ impl JobStore {
                     &fence,
                     &update.activity,
                     &update.rows,
-                    &update.batches,
+                    &update.pages,
                     &update.checkpoint,
                     &update.finished,
                     &millis(update.active),

@@ -164,8 +164,8 @@ impl JobStore {
     }
 
     /// Asks a job to stop: a queued job is cancelled at once, a running one
-    /// at its next batch (its worker sees the flag). Finished jobs are left
-    /// as they are. Returns the job as it is now.
+    /// at its next checkpoint (its worker sees the flag). Finished jobs are
+    /// left as they are. Returns the job as it is now.
     pub async fn request_cancel(&self, id: Uuid, customer: Option<CustomerId>) -> Result<Option<Job>> {
         let client = self.pool().get().await?;
         client

@@ -14,8 +14,8 @@ pub(super) const JOB_COLUMNS: &str = "id, customer_id, job_type, payload, state,
      run_after, lease_owner, cancel_requested, error, dedupe_key, created_at, started_at, finished_at";
 
 /// The columns [`activity_progress`] reads.
-pub(super) const ACTIVITY_COLUMNS: &str =
-    "job_id, activity, position, rows_done, batches_done, checkpoint, finished, active_ms, rows_estimated";
+pub(super) const ACTIVITY_COLUMNS: &str = "job_id, activity, position, rows_done, pages_done, batches_done, \
+     checkpoint, finished, active_ms, rows_estimated";
 
 /// A row of [`JOB_COLUMNS`], without its activities.
 pub(super) fn job(row: &Row) -> Result<Job> {
@@ -53,7 +53,9 @@ pub(super) fn activity_progress(row: &Row) -> Result<(Uuid, ActivityProgress)> {
             activity: row.try_get("activity")?,
             position: row.try_get("position")?,
             rows_done: row.try_get("rows_done")?,
-            batches_done: row.try_get("batches_done")?,
+            pages_done: row.try_get("pages_done")?,
+            // The column kept its old name: it counts checkpoint commits.
+            checkpoints_done: row.try_get("batches_done")?,
             checkpoint: row.try_get("checkpoint")?,
             finished: row.try_get("finished")?,
             active_ms: row.try_get("active_ms")?,

@@ -7,6 +7,11 @@
 //! table checked as progress (its rows) while they run, and their summary
 //! as the last checkpoint, which `GetJob` shows.
 //!
+//! Pages, for the progress counters: the audit has no batch-size setting,
+//! so a page is its natural unit of work, one table checked (of one
+//! customer); each is also a checkpoint. The summary checkpoints cover no
+//! page, and the repair, done in one go, is one page.
+//!
 //! `verify` waits for reindex jobs that other workers run: a process whose
 //! workers are all busy with audits would wait until [`VERIFY_WAIT`]; keep
 //! `WORKER_CONCURRENCY` at 2 or more (the default) where audits repair.
@@ -18,7 +23,7 @@ use scorekeeper_analytics::Analytics;
 use scorekeeper_domain::CustomerId;
 use scorekeeper_domain::audit::{AuditReport, AuditScope, AuditSpec, AuditTable, RepairReport, TableReport};
 use scorekeeper_jobs::handler::DEFAULT_RETRY_BACKOFF;
-use scorekeeper_jobs::{Activity, JobContext, JobHandler, NewJob, RetryPolicy, RunError};
+use scorekeeper_jobs::{Activity, Covered, JobContext, JobHandler, NewJob, RetryPolicy, RunError};
 use scorekeeper_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -109,7 +114,7 @@ impl Progress for ChannelProgress {
 }
 
 /// Runs the audit, recording each table checked as progress of `activity`
-/// (its rows, a batch per table) when `record` is set, so that a retry does
+/// (its rows; a page and a checkpoint per table) when `record` is set, so that a retry does
 /// not count the rows of a finished activity twice.
 async fn audit_recording(
     ctx: &JobContext,
@@ -130,7 +135,8 @@ async fn audit_recording(
             Some((table, rows)) = receiver.recv() => {
                 if record {
                     let checkpoint = AuditCheckpoint::table(table);
-                    ctx.record_batch(activity, rows as usize, &checkpoint, started.elapsed()).await?;
+                    let covered = Covered { pages: 1, rows: rows as usize };
+                    ctx.record_checkpoint(activity, covered, &checkpoint, started.elapsed()).await?;
                 }
             }
         }
@@ -138,7 +144,8 @@ async fn audit_recording(
     let (report, findings) = outcome?;
     while let Ok((table, rows)) = receiver.try_recv() {
         if record {
-            ctx.record_batch(activity, rows as usize, &AuditCheckpoint::table(table), Duration::ZERO).await?;
+            let covered = Covered { pages: 1, rows: rows as usize };
+            ctx.record_checkpoint(activity, covered, &AuditCheckpoint::table(table), Duration::ZERO).await?;
         }
     }
     Ok((report, findings))
@@ -164,7 +171,7 @@ impl JobHandler for AuditHandler {
                     audit_recording(ctx, store, analytics, &spec.scope, &AUDIT, record).await?;
                 if record {
                     let summary = AuditCheckpoint::Summary(AuditSummary::from(&report));
-                    ctx.record_batch(&AUDIT, 0, &summary, Duration::ZERO).await?;
+                    ctx.record_checkpoint(&AUDIT, Covered::default(), &summary, Duration::ZERO).await?;
                     ctx.finish_activity(&AUDIT, Duration::ZERO).await?;
                 }
                 if !spec.repair {
@@ -174,7 +181,8 @@ impl JobHandler for AuditHandler {
                 let dedupe = format!("audit:{}", ctx.job().id);
                 let report = repair(store, analytics, &findings, Some(&dedupe)).await?;
                 let rows = report.jobs.len() + report.tombstones as usize + report.versions_bumped as usize;
-                ctx.record_batch(&REPAIR, rows, &report, started.elapsed()).await?;
+                ctx.record_checkpoint(&REPAIR, Covered { pages: 1, rows }, &report, started.elapsed())
+                    .await?;
                 ctx.finish_activity(&REPAIR, Duration::ZERO).await?;
                 repaired = Some(report);
             }
@@ -186,7 +194,7 @@ impl JobHandler for AuditHandler {
             }
             let (after, _) = audit_recording(ctx, store, analytics, &spec.scope, &VERIFY, true).await?;
             let summary = AuditCheckpoint::Summary(AuditSummary::from(&after));
-            ctx.record_batch(&VERIFY, 0, &summary, started.elapsed()).await?;
+            ctx.record_checkpoint(&VERIFY, Covered::default(), &summary, started.elapsed()).await?;
             ctx.finish_activity(&VERIFY, Duration::ZERO).await
         })
     }
