@@ -21,7 +21,7 @@ use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
 use scorekeeper_sync::outbox::DispatcherConfig;
 use scorekeeper_sync::reindex::ReindexSettings;
-use scorekeeper_sync::reindex_schedule::ReindexScheduleSettings;
+use scorekeeper_sync::reindex::schedule::ReindexScheduleSettings;
 use tokio::sync::watch;
 
 use crate::settings::{ClickHouseArgs, PostgresArgs};

@@ -18,7 +18,7 @@ use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
 use scorekeeper_sync::outbox::{DispatcherConfig, OutboxDispatcher};
 use scorekeeper_sync::reindex::ReindexSettings;
-use scorekeeper_sync::reindex_schedule::ReindexScheduleSettings;
+use scorekeeper_sync::reindex::schedule::ReindexScheduleSettings;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;

@@ -10,7 +10,6 @@ pub mod error;
 pub mod metrics;
 pub mod outbox;
 pub mod reindex;
-pub mod reindex_schedule;
 pub mod retry;
 pub mod schedule_setting;
 

@@ -14,7 +14,7 @@ use scorekeeper_jobs::store::tick_dedupe_key;
 use scorekeeper_jobs::{Job, JobFilter, JobStore};
 use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
-use scorekeeper_sync::reindex_schedule::{
+use scorekeeper_sync::reindex::schedule::{
     ReindexScheduleSettings, SCHEDULE_NAME, Scheduler, SchedulerConfig,
 };
 use scorekeeper_tests::TestEnv;

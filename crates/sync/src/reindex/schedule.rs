@@ -83,7 +83,7 @@ impl ReindexScheduleSettings {
             conversations_batch_size: None,
             process_scorecards_batch_size: None,
         };
-        crate::reindex::new_job(&spec, None)
+        super::new_job(&spec, None)
     }
 
     /// The scheduler of the reindex schedule on `store`. Run it (in each
