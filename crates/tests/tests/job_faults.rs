@@ -264,10 +264,15 @@ async fn a_real_postgres_restart_mid_job_is_survived() {
     let jobs = JobStore::new(&store);
     let customer = store.ensure_customer("acme").await.unwrap();
     let data = bulk_import(&store, customer, 200).await;
-    let created = reindex_job(&jobs, customer, 5).await;
+    // Pages of 2 with a checkpoint after each: the first checkpoint comes
+    // early and a hundred pages follow it, so the restart lands mid-job
+    // (with the default REINDEX_WRITE_ROWS a small job commits only at its
+    // end, and a quick one could succeed before Postgres stopped).
+    let created = reindex_job(&jobs, customer, 2).await;
 
     let (stop, stop_rx) = watch::channel(false);
-    let registry = registry(store.clone(), env.analytics.clone(), ReindexSettings::default());
+    let settings = ReindexSettings { write_rows: 1, ..ReindexSettings::default() };
+    let registry = registry(store.clone(), env.analytics.clone(), settings);
     let mut config = scorekeeper_jobs::WorkerConfig::new("worker-restart");
     config.poll_interval = Duration::from_millis(100);
     config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
