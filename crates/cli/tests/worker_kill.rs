@@ -19,6 +19,11 @@ fn worker_process(env: &TestEnv) -> ServeProcess {
         .without_api()
         .without_dispatcher()
         .env("JOB_LEASE_SECONDS", "3")
+        // A checkpoint after every page: the first progress the test sees
+        // comes early, with most pages still to go, so the kill lands
+        // mid-job (the default commits every 1M rows or 5 s, and a quick
+        // run could finish before the kill).
+        .env("REINDEX_WRITE_ROWS", "1")
         .spawn()
         .expect("starting a worker process")
 }
