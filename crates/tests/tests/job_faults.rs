@@ -55,6 +55,14 @@ async fn wait_job(store: &JobStore, created: &Job, within: Duration, check: impl
     }
 }
 
+/// A checkpoint after every page, so the first progress a test waits for
+/// comes early and the fault it then injects lands mid-job (the default
+/// commits every 1M rows or 5 s: a quick job would show progress only at
+/// its end).
+fn checkpoint_per_page() -> Options {
+    Options { reindex: ReindexSettings { write_rows: 1, ..ReindexSettings::default() }, ..Options::default() }
+}
+
 fn succeeded(job: &Job) -> bool {
     assert_ne!(job.state, JobState::Failed, "the job failed: {:?}", job.error);
     job.state == JobState::Succeeded
@@ -212,7 +220,7 @@ async fn many_workers_and_jobs_write_each_batch_once() {
 
 #[tokio::test]
 async fn a_clickhouse_outage_mid_job_is_retried_from_the_checkpoint() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(checkpoint_per_page()).await;
     let customer = env.customer("acme").await;
     let data = bulk_import(&env.store, customer.id, 200).await;
     let created = reindex_job(&env.jobs, customer.id, 5).await;
@@ -232,7 +240,7 @@ async fn a_clickhouse_outage_mid_job_is_retried_from_the_checkpoint() {
 
 #[tokio::test]
 async fn a_postgres_outage_mid_job_is_survived() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(checkpoint_per_page()).await;
     let customer = env.customer("acme").await;
     let data = bulk_import(&env.store, customer.id, 200).await;
     let created = reindex_job(&env.jobs, customer.id, 5).await;
