@@ -133,12 +133,7 @@ impl World {
         let conversations = conversations(&customer, 3).await;
         let scorecard = create_scorecard(
             &customer,
-            pb::CreateScorecardRequest {
-                template_id: conv_template.id,
-                conversation_id: conversations[0].id,
-                scores: scores(&conv_template, &[4.0, 7.0]),
-                ..Default::default()
-            },
+            conversation_scorecard(&conv_template, conversations[0].id, &[4.0, 7.0]),
         )
         .await;
         env.outbox_drained(std::time::Duration::from_secs(20)).await.expect("the world reaches ClickHouse");
