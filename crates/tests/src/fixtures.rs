@@ -30,6 +30,20 @@ pub fn rule_criterion(name: &str, kind: auto_qa_rule::Kind, pattern: &str) -> pb
     }
 }
 
+/// A request for a valid conversation template named `name`: a manual
+/// criterion `empathy` (0 to 5) and a rule criterion `greeting` (the
+/// phrase "good morning" said by the agent).
+pub fn manual_and_rule_template(name: &str) -> pb::CreateScorecardTemplateRequest {
+    pb::CreateScorecardTemplateRequest {
+        name: name.into(),
+        template_type: pb::ScorecardTemplateType::Conversation as i32,
+        criteria: vec![
+            criterion("empathy", 1.0, 5.0),
+            rule_criterion("greeting", auto_qa_rule::Kind::Present, "good morning"),
+        ],
+    }
+}
+
 pub async fn template(
     customer: &Customer,
     kind: pb::ScorecardTemplateType,

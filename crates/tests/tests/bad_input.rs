@@ -136,14 +136,7 @@ fn score(criterion_id: i64, value: f64) -> pb::Score {
 
 /// A valid conversation template with a manual and a rule criterion.
 fn new_template() -> pb::CreateScorecardTemplateRequest {
-    pb::CreateScorecardTemplateRequest {
-        name: "new template".into(),
-        template_type: pb::ScorecardTemplateType::Conversation as i32,
-        criteria: vec![
-            criterion("empathy", 1.0, 5.0),
-            rule_criterion("greeting", auto_qa_rule::Kind::Present, "good morning"),
-        ],
-    }
+    manual_and_rule_template("new template")
 }
 
 /// [`new_template`] with its second criterion replaced.
