@@ -16,11 +16,7 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
     // given, on both servers; a random name keeps runs apart.
     let base = stack::fresh_database_name();
     let bench_databases = format!("{base}_bench_api");
-    let _cleanup = DropDatabases {
-        admin_url: admin_url.clone(),
-        postgres_db: bench_databases.clone(),
-        clickhouse: stack::clickhouse_config(&bench_databases).unwrap(),
-    };
+    let _cleanup = DropDatabases::same_name(&admin_url, &bench_databases).unwrap();
     let (stdout, figures) = run_bench(
         env!("CARGO_BIN_EXE_scorekeeper-bench"),
         &["api", "--duration", "2s", "--warmup", "1s", "--concurrency", "2"],

@@ -17,11 +17,7 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
     let admin_url = setting("DATABASE_URL").unwrap();
     let base = stack::fresh_database_name();
     let bench = format!("{base}_bench_reindex_s");
-    let _cleanup = DropDatabases {
-        admin_url: admin_url.clone(),
-        postgres_db: bench.clone(),
-        clickhouse: stack::clickhouse_config(&bench).unwrap(),
-    };
+    let _cleanup = DropDatabases::same_name(&admin_url, &bench).unwrap();
     let bench_url = with_database(&admin_url, &bench).unwrap();
     scorekeeper_testbed::database::create_if_missing(&bench_url).await.unwrap();
     let store = Store::connect(&bench_url, 2).unwrap();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use scorekeeper_proto::coaching::{CreateScorecardRequest, Score};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::bulk_import;
+use scorekeeper_tests::fixtures::create_scorecard;
 
 #[tokio::test]
 async fn a_lost_connection_while_completing_a_batch_does_not_hold_it_for_the_lease() {
@@ -30,19 +31,16 @@ async fn a_lost_connection_while_completing_a_batch_does_not_hold_it_for_the_lea
 
     // The dispatcher's next "DELETE FROM outbox" dies before Postgres sees it whole.
     env.postgres_proxy.tear_after("DELETE FROM outbox", 4, 1);
-    let created = customer
-        .scorecards()
-        .create_scorecard(CreateScorecardRequest {
+    let created = create_scorecard(
+        &customer,
+        CreateScorecardRequest {
             template_id: template.id.0,
             conversation_id: conversation,
             scores: template.criteria.iter().map(|c| Score { criterion_id: c.id.0, value: 3.0 }).collect(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .scorecard
-        .unwrap();
+        },
+    )
+    .await;
 
     let started = Instant::now();
     while env.postgres_proxy.tears_done() == 0 {

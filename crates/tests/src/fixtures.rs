@@ -30,6 +30,20 @@ pub fn rule_criterion(name: &str, kind: auto_qa_rule::Kind, pattern: &str) -> pb
     }
 }
 
+/// A request for a valid conversation template named `name`: a manual
+/// criterion `empathy` (0 to 5) and a rule criterion `greeting` (the
+/// phrase "good morning" said by the agent).
+pub fn manual_and_rule_template(name: &str) -> pb::CreateScorecardTemplateRequest {
+    pb::CreateScorecardTemplateRequest {
+        name: name.into(),
+        template_type: pb::ScorecardTemplateType::Conversation as i32,
+        criteria: vec![
+            criterion("empathy", 1.0, 5.0),
+            rule_criterion("greeting", auto_qa_rule::Kind::Present, "good morning"),
+        ],
+    }
+}
+
 pub async fn template(
     customer: &Customer,
     kind: pb::ScorecardTemplateType,
@@ -114,6 +128,39 @@ pub fn scores(template: &pb::ScorecardTemplate, values: &[f64]) -> Vec<pb::Score
     template.criteria.iter().zip(values).map(|(c, v)| pb::Score { criterion_id: c.id, value: *v }).collect()
 }
 
+/// A request for a scorecard of the conversation template `template` on
+/// `conversation_id`, scoring its criteria in order with `values`.
+pub fn conversation_scorecard(
+    template: &pb::ScorecardTemplate,
+    conversation_id: i64,
+    values: &[f64],
+) -> pb::CreateScorecardRequest {
+    pb::CreateScorecardRequest {
+        template_id: template.id,
+        conversation_id,
+        scores: scores(template, values),
+        ..Default::default()
+    }
+}
+
+/// A request for a scorecard of the process template `template` for
+/// `agent_id`, linked to `linked_conversation_ids`, scoring its criteria in
+/// order with `values`.
+pub fn process_scorecard(
+    template: &pb::ScorecardTemplate,
+    agent_id: impl Into<String>,
+    linked_conversation_ids: Vec<i64>,
+    values: &[f64],
+) -> pb::CreateScorecardRequest {
+    pb::CreateScorecardRequest {
+        template_id: template.id,
+        agent_id: agent_id.into(),
+        linked_conversation_ids,
+        scores: scores(template, values),
+        ..Default::default()
+    }
+}
+
 /// Creates a scorecard as `customer`; panics if the server refuses it.
 pub async fn create_scorecard(customer: &Customer, request: pb::CreateScorecardRequest) -> pb::Scorecard {
     customer
@@ -121,6 +168,18 @@ pub async fn create_scorecard(customer: &Customer, request: pb::CreateScorecardR
         .create_scorecard(request)
         .await
         .expect("creating a scorecard")
+        .into_inner()
+        .scorecard
+        .expect("a scorecard")
+}
+
+/// Updates a scorecard as `customer`; panics if the server refuses it.
+pub async fn update_scorecard(customer: &Customer, request: pb::UpdateScorecardRequest) -> pb::Scorecard {
+    customer
+        .scorecards()
+        .update_scorecard(request)
+        .await
+        .expect("updating a scorecard")
         .into_inner()
         .scorecard
         .expect("a scorecard")

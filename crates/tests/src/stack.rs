@@ -43,6 +43,18 @@ pub struct DropDatabases {
     pub clickhouse: ClickHouseConfig,
 }
 
+impl DropDatabases {
+    /// Drops the Postgres database and the ClickHouse database both called
+    /// `database` on the stack (a bench's own databases, beside the test's).
+    pub fn same_name(admin_url: &str, database: &str) -> anyhow::Result<DropDatabases> {
+        Ok(DropDatabases {
+            admin_url: admin_url.to_owned(),
+            postgres_db: database.to_owned(),
+            clickhouse: clickhouse_config(database)?,
+        })
+    }
+}
+
 impl Drop for DropDatabases {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();

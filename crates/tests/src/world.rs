@@ -9,7 +9,8 @@ use scorekeeper_proto::coaching as pb;
 
 use crate::env::Options;
 use crate::fixtures::{
-    T0, conversation_template, conversations, create_scorecards, process_template, scores,
+    T0, conversation_scorecard, conversation_template, conversations, create_scorecards, process_scorecard,
+    process_template,
 };
 use crate::mirror::{Rows, clickhouse_rows};
 use crate::{Customer, TestEnv};
@@ -53,11 +54,8 @@ impl Side {
                 .await
                 .expect("spreading the conversations over days");
         }
-        let card = |i: usize| pb::CreateScorecardRequest {
-            template_id: conversation_template.id,
-            conversation_id: conversations[i],
-            scores: scores(&conversation_template, &[(i % 6) as f64, 7.0]),
-            ..Default::default()
+        let card = |i: usize| {
+            conversation_scorecard(&conversation_template, conversations[i], &[(i % 6) as f64, 7.0])
         };
         // The second scorecard of conversation 0 comes last.
         let mut cards =
@@ -66,12 +64,13 @@ impl Side {
         let process_cards = links
             .iter()
             .enumerate()
-            .map(|(k, (linked, _))| pb::CreateScorecardRequest {
-                template_id: process_template.id,
-                agent_id: format!("lead-{k}"),
-                linked_conversation_ids: linked.iter().map(|&i| conversations[i]).collect(),
-                scores: scores(&process_template, &[(k % 5) as f64]),
-                ..Default::default()
+            .map(|(k, (linked, _))| {
+                process_scorecard(
+                    &process_template,
+                    format!("lead-{k}"),
+                    linked.iter().map(|&i| conversations[i]).collect(),
+                    &[(k % 5) as f64],
+                )
             })
             .collect();
         let process = create_scorecards(&customer, process_cards).await;

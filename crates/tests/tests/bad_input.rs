@@ -68,35 +68,17 @@ impl World {
         let conversations = conversations(&customer, 3).await;
         let scorecard = create_scorecard(
             &customer,
-            pb::CreateScorecardRequest {
-                template_id: conv_template.id,
-                conversation_id: conversations[0].id,
-                scores: scores(&conv_template, &[4.0, 7.0]),
-                ..Default::default()
-            },
+            conversation_scorecard(&conv_template, conversations[0].id, &[4.0, 7.0]),
         )
         .await;
         let process_scorecard = create_scorecard(
             &customer,
-            pb::CreateScorecardRequest {
-                template_id: proc_template.id,
-                agent_id: "agent-7".into(),
-                linked_conversation_ids: vec![conversations[1].id],
-                scores: scores(&proc_template, &[2.0]),
-                ..Default::default()
-            },
+            process_scorecard(&proc_template, "agent-7", vec![conversations[1].id], &[2.0]),
         )
         .await;
-        let deleted = create_scorecard(
-            &customer,
-            pb::CreateScorecardRequest {
-                template_id: conv_template.id,
-                conversation_id: conversations[2].id,
-                scores: scores(&conv_template, &[1.0]),
-                ..Default::default()
-            },
-        )
-        .await;
+        let deleted =
+            create_scorecard(&customer, conversation_scorecard(&conv_template, conversations[2].id, &[1.0]))
+                .await;
         customer
             .scorecards()
             .delete_scorecard(pb::DeleteScorecardRequest { id: deleted.id })
@@ -121,23 +103,17 @@ impl World {
 
     /// A valid conversation scorecard on `conversations[1]`.
     fn conv_scorecard(&self) -> pb::CreateScorecardRequest {
-        pb::CreateScorecardRequest {
-            template_id: self.conv_template.id,
-            conversation_id: self.conversations[1].id,
-            scores: scores(&self.conv_template, &[3.0, 5.0]),
-            ..Default::default()
-        }
+        conversation_scorecard(&self.conv_template, self.conversations[1].id, &[3.0, 5.0])
     }
 
     /// A valid process scorecard linked to two conversations.
     fn proc_scorecard(&self) -> pb::CreateScorecardRequest {
-        pb::CreateScorecardRequest {
-            template_id: self.proc_template.id,
-            agent_id: "agent-5".into(),
-            linked_conversation_ids: vec![self.conversations[0].id, self.conversations[2].id],
-            scores: scores(&self.proc_template, &[1.0]),
-            ..Default::default()
-        }
+        process_scorecard(
+            &self.proc_template,
+            "agent-5",
+            vec![self.conversations[0].id, self.conversations[2].id],
+            &[1.0],
+        )
     }
 
     /// A valid update of the conversation scorecard.
@@ -160,14 +136,7 @@ fn score(criterion_id: i64, value: f64) -> pb::Score {
 
 /// A valid conversation template with a manual and a rule criterion.
 fn new_template() -> pb::CreateScorecardTemplateRequest {
-    pb::CreateScorecardTemplateRequest {
-        name: "new template".into(),
-        template_type: pb::ScorecardTemplateType::Conversation as i32,
-        criteria: vec![
-            criterion("empathy", 1.0, 5.0),
-            rule_criterion("greeting", auto_qa_rule::Kind::Present, "good morning"),
-        ],
-    }
+    manual_and_rule_template("new template")
 }
 
 /// [`new_template`] with its second criterion replaced.

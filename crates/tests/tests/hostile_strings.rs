@@ -282,28 +282,10 @@ async fn hostile_text_is_stored_and_mirrored_byte_for_byte() {
     // then one agent changed by an update.
     let process = process_template(&customer).await;
     for value in &values {
-        create_scorecard(
-            &customer,
-            pb::CreateScorecardRequest {
-                template_id: process.id,
-                agent_id: value.clone(),
-                linked_conversation_ids: vec![ids[0]],
-                scores: scores(&process, &[2.0]),
-                ..Default::default()
-            },
-        )
-        .await;
+        create_scorecard(&customer, process_scorecard(&process, value.clone(), vec![ids[0]], &[2.0])).await;
     }
-    let renamed = create_scorecard(
-        &customer,
-        pb::CreateScorecardRequest {
-            template_id: process.id,
-            agent_id: "to be renamed".into(),
-            scores: scores(&process, &[1.0]),
-            ..Default::default()
-        },
-    )
-    .await;
+    let renamed =
+        create_scorecard(&customer, process_scorecard(&process, "to be renamed", vec![], &[1.0])).await;
     let updated = scorecards
         .clone()
         .update_scorecard(pb::UpdateScorecardRequest {
@@ -371,16 +353,7 @@ async fn a_nul_is_refused_in_every_text_field() {
     let process = process_template(&customer).await;
     // A conversation too, so that every table the snapshot reads holds rows.
     conversations(&customer, 1).await;
-    let scorecard = create_scorecard(
-        &customer,
-        pb::CreateScorecardRequest {
-            template_id: process.id,
-            agent_id: "agent".into(),
-            scores: scores(&process, &[1.0]),
-            ..Default::default()
-        },
-    )
-    .await;
+    let scorecard = create_scorecard(&customer, process_scorecard(&process, "agent", vec![], &[1.0])).await;
     env.outbox_drained(DRAIN).await.expect("the outbox drains");
     let nul = "before\0after".to_owned();
     let new_template = || pb::CreateScorecardTemplateRequest {
@@ -414,15 +387,7 @@ async fn a_nul_is_refused_in_every_text_field() {
         ("conversations[0].external_id", upsert(&|c| c.external_id = nul.clone())),
         ("conversations[0].agent_id", upsert(&|c| c.agent_id = nul.clone())),
         ("conversations[0].messages[0].text", upsert(&|c| c.messages[0].text = nul.clone())),
-        (
-            "agent_id",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                template_id: process.id,
-                agent_id: nul.clone(),
-                scores: scores(&process, &[1.0]),
-                ..Default::default()
-            }),
-        ),
+        ("agent_id", Call::CreateScorecard(process_scorecard(&process, nul.clone(), vec![], &[1.0]))),
         (
             "agent_id",
             Call::UpdateScorecard(pb::UpdateScorecardRequest {

@@ -227,25 +227,17 @@ impl Tenant {
             .expect("upserting conversations")
             .into_inner()
             .conversations;
-        let scorecard = create_scorecard(
-            &customer,
-            pb::CreateScorecardRequest {
-                template_id: conv_template.id,
-                conversation_id: conversations[0].id,
-                scores: scores(&conv_template, &[4.0]),
-                ..Default::default()
-            },
-        )
-        .await;
+        let scorecard =
+            create_scorecard(&customer, conversation_scorecard(&conv_template, conversations[0].id, &[4.0]))
+                .await;
         let process_scorecard = create_scorecard(
             &customer,
-            pb::CreateScorecardRequest {
-                template_id: proc_template.id,
-                agent_id: format!("{name}-process-agent"),
-                linked_conversation_ids: vec![conversations[1].id],
-                scores: scores(&proc_template, &[3.0]),
-                ..Default::default()
-            },
+            process_scorecard(
+                &proc_template,
+                format!("{name}-process-agent"),
+                vec![conversations[1].id],
+                &[3.0],
+            ),
         )
         .await;
         let mut secrets = vec![format!("{name}-process-agent")];
@@ -391,35 +383,24 @@ async fn customers_cannot_see_or_change_each_others_data() {
     let invalid = [
         (
             "B scores with A's template",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                template_id: a.conv_template.id,
-                conversation_id: b.conversations[0].id,
-                scores: scores(&a.conv_template, &[1.0]),
-                ..Default::default()
-            }),
+            Call::CreateScorecard(conversation_scorecard(&a.conv_template, b.conversations[0].id, &[1.0])),
             "template_id",
             "unknown template",
         ),
         (
             "B scores A's conversation",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                template_id: b.conv_template.id,
-                conversation_id: a.conversations[0].id,
-                scores: scores(&b.conv_template, &[1.0]),
-                ..Default::default()
-            }),
+            Call::CreateScorecard(conversation_scorecard(&b.conv_template, a.conversations[0].id, &[1.0])),
             "conversation_id",
             "unknown conversation",
         ),
         (
             "B links A's conversation to a new process scorecard",
-            Call::CreateScorecard(pb::CreateScorecardRequest {
-                template_id: b.proc_template.id,
-                agent_id: "bravo-agent-0".into(),
-                linked_conversation_ids: vec![b.conversations[0].id, a.conversations[1].id],
-                scores: scores(&b.proc_template, &[1.0]),
-                ..Default::default()
-            }),
+            Call::CreateScorecard(process_scorecard(
+                &b.proc_template,
+                "bravo-agent-0",
+                vec![b.conversations[0].id, a.conversations[1].id],
+                &[1.0],
+            )),
             "linked_conversation_ids[1]",
             "unknown conversation",
         ),

@@ -20,49 +20,29 @@ async fn create_update_delete_reach_clickhouse() {
 
     let mut ids = Vec::new();
     for c in &convs {
-        let created = api
-            .create_scorecard(pb::CreateScorecardRequest {
-                template_id: conv_template.id,
-                conversation_id: c.id,
-                scores: scores(&conv_template, &[4.0, 7.0]),
-                ..Default::default()
-            })
-            .await
-            .expect("create conversation scorecard")
-            .into_inner()
-            .scorecard
-            .unwrap();
+        let created =
+            create_scorecard(&customer, conversation_scorecard(&conv_template, c.id, &[4.0, 7.0])).await;
         assert_eq!(
             created.agent_id, c.agent_id,
             "a conversation scorecard's agent defaults to the conversation's"
         );
         ids.push(created.id);
     }
-    let process = api
-        .create_scorecard(pb::CreateScorecardRequest {
-            template_id: proc_template.id,
-            agent_id: "agent-9".into(),
-            linked_conversation_ids: vec![convs[0].id, convs[1].id],
-            scores: scores(&proc_template, &[3.0]),
-            ..Default::default()
-        })
-        .await
-        .expect("create process scorecard")
-        .into_inner()
-        .scorecard
-        .unwrap();
+    let process = create_scorecard(
+        &customer,
+        process_scorecard(&proc_template, "agent-9", vec![convs[0].id, convs[1].id], &[3.0]),
+    )
+    .await;
 
-    let updated = api
-        .update_scorecard(pb::UpdateScorecardRequest {
+    let updated = update_scorecard(
+        &customer,
+        pb::UpdateScorecardRequest {
             id: ids[0],
             scores: scores(&conv_template, &[1.0]), // drops the second criterion
             ..Default::default()
-        })
-        .await
-        .expect("update")
-        .into_inner()
-        .scorecard
-        .unwrap();
+        },
+    )
+    .await;
     assert_eq!(updated.scores.len(), 1);
     api.delete_scorecard(pb::DeleteScorecardRequest { id: ids[1] }).await.expect("delete");
 
@@ -93,23 +73,12 @@ async fn clickhouse_outage_loses_nothing() {
 
     env.proxy.cut();
     for (i, c) in convs.iter().enumerate() {
-        api.create_scorecard(pb::CreateScorecardRequest {
-            template_id: conv_template.id,
-            conversation_id: c.id,
-            scores: scores(&conv_template, &[(i % 6) as f64, 5.0]),
-            ..Default::default()
-        })
-        .await
-        .expect("creates succeed while ClickHouse is down");
-        api.create_scorecard(pb::CreateScorecardRequest {
-            template_id: proc_template.id,
-            agent_id: format!("agent-{i}"),
-            linked_conversation_ids: vec![c.id],
-            scores: scores(&proc_template, &[2.0]),
-            ..Default::default()
-        })
-        .await
-        .expect("process creates succeed while ClickHouse is down");
+        api.create_scorecard(conversation_scorecard(&conv_template, c.id, &[(i % 6) as f64, 5.0]))
+            .await
+            .expect("creates succeed while ClickHouse is down");
+        api.create_scorecard(process_scorecard(&proc_template, format!("agent-{i}"), vec![c.id], &[2.0]))
+            .await
+            .expect("process creates succeed while ClickHouse is down");
     }
     // Give the dispatcher time to try, and fail, a few times.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -134,32 +103,20 @@ async fn a_stale_version_arriving_late_loses_to_the_newer_one() {
     let template = conversation_template(&customer).await;
     let convs = conversations(&customer, 1).await;
     let mut api = customer.scorecards();
-    let created = api
-        .create_scorecard(pb::CreateScorecardRequest {
-            template_id: template.id,
-            conversation_id: convs[0].id,
-            scores: scores(&template, &[1.0, 1.0]),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .scorecard
-        .unwrap();
+    let created =
+        create_scorecard(&customer, conversation_scorecard(&template, convs[0].id, &[1.0, 1.0])).await;
     env.outbox_drained(DRAIN).await.unwrap();
     let stale = env.postgres_scorecards().await;
 
-    let updated = api
-        .update_scorecard(pb::UpdateScorecardRequest {
+    let updated = update_scorecard(
+        &customer,
+        pb::UpdateScorecardRequest {
             id: created.id,
             scores: scores(&template, &[5.0, 10.0]),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .scorecard
-        .unwrap();
+        },
+    )
+    .await;
     assert!(updated.version > created.version, "versions only grow");
     env.outbox_drained(DRAIN).await.unwrap();
 
@@ -189,24 +146,11 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
     let convs = conversations(&customer, 6).await;
     let mut api = customer.scorecards();
     for c in &convs {
-        api.create_scorecard(pb::CreateScorecardRequest {
-            template_id: conv_template.id,
-            conversation_id: c.id,
-            scores: scores(&conv_template, &[2.0, 3.0]),
-            ..Default::default()
-        })
+        api.create_scorecard(conversation_scorecard(&conv_template, c.id, &[2.0, 3.0])).await.unwrap();
+    }
+    api.create_scorecard(process_scorecard(&proc_template, "agent-x", vec![convs[0].id], &[1.0]))
         .await
         .unwrap();
-    }
-    api.create_scorecard(pb::CreateScorecardRequest {
-        template_id: proc_template.id,
-        agent_id: "agent-x".into(),
-        linked_conversation_ids: vec![convs[0].id],
-        scores: scores(&proc_template, &[1.0]),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
 
     // A window holding the first four conversations (a minute apart from T0).
     let report = customer
@@ -262,18 +206,8 @@ async fn a_stale_expected_version_is_aborted_and_changes_nothing() {
     let template = conversation_template(&customer).await;
     let convs = conversations(&customer, 1).await;
     let mut api = customer.scorecards();
-    let created = api
-        .create_scorecard(pb::CreateScorecardRequest {
-            template_id: template.id,
-            conversation_id: convs[0].id,
-            scores: scores(&template, &[4.0, 7.0]),
-            ..Default::default()
-        })
-        .await
-        .expect("create")
-        .into_inner()
-        .scorecard
-        .unwrap();
+    let created =
+        create_scorecard(&customer, conversation_scorecard(&template, convs[0].id, &[4.0, 7.0])).await;
     let update = |expected_version| pb::UpdateScorecardRequest {
         id: created.id,
         scores: scores(&template, &[1.0]),
@@ -296,13 +230,7 @@ async fn a_stale_expected_version_is_aborted_and_changes_nothing() {
         .unwrap();
     assert_eq!(unchanged, created, "a refused update writes nothing");
 
-    let updated = api
-        .update_scorecard(update(created.version))
-        .await
-        .expect("the current version")
-        .into_inner()
-        .scorecard
-        .unwrap();
+    let updated = update_scorecard(&customer, update(created.version)).await;
     assert!(updated.version > created.version);
     let again = api.update_scorecard(update(created.version)).await.expect_err("now stale");
     assert_eq!(again.code(), tonic::Code::Aborted);

@@ -16,19 +16,8 @@ fn broken(field: impl Into<String>, call: Call) -> Broken {
 
 fn broken_request(w: &World) -> impl Strategy<Value = Broken> + use<> {
     let (conv_scorecard, proc_scorecard, update) = (
-        pb::CreateScorecardRequest {
-            template_id: w.conv_template.id,
-            conversation_id: w.conversations[1].id,
-            scores: scores(&w.conv_template, &[3.0, 5.0]),
-            ..Default::default()
-        },
-        pb::CreateScorecardRequest {
-            template_id: w.proc_template.id,
-            agent_id: "agent-5".into(),
-            linked_conversation_ids: vec![w.conversations[0].id],
-            scores: scores(&w.proc_template, &[1.0]),
-            ..Default::default()
-        },
+        conversation_scorecard(&w.conv_template, w.conversations[1].id, &[3.0, 5.0]),
+        process_scorecard(&w.proc_template, "agent-5", vec![w.conversations[0].id], &[1.0]),
         pb::UpdateScorecardRequest {
             id: w.scorecard.id,
             scores: scores(&w.conv_template, &[2.0, 2.0]),

@@ -28,7 +28,7 @@ use prost::Message as _;
 use prost::bytes::{Buf, BufMut};
 use scorekeeper_domain::limits::{MAX_MESSAGE_TEXT_BYTES, MAX_NAME_BYTES, MAX_PATTERN_BYTES};
 use scorekeeper_domain::reindex::ReindexSpec;
-use scorekeeper_proto::coaching::{self as pb, auto_qa_rule};
+use scorekeeper_proto::coaching as pb;
 use scorekeeper_proto::v1;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings};
@@ -133,12 +133,7 @@ impl World {
         let conversations = conversations(&customer, 3).await;
         let scorecard = create_scorecard(
             &customer,
-            pb::CreateScorecardRequest {
-                template_id: conv_template.id,
-                conversation_id: conversations[0].id,
-                scores: scores(&conv_template, &[4.0, 7.0]),
-                ..Default::default()
-            },
+            conversation_scorecard(&conv_template, conversations[0].id, &[4.0, 7.0]),
         )
         .await;
         env.outbox_drained(std::time::Duration::from_secs(20)).await.expect("the world reaches ClickHouse");
@@ -164,14 +159,7 @@ impl World {
 
 /// A valid template: a manual criterion and a rule criterion.
 fn valid_template() -> pb::CreateScorecardTemplateRequest {
-    pb::CreateScorecardTemplateRequest {
-        name: "fuzz template".into(),
-        template_type: pb::ScorecardTemplateType::Conversation as i32,
-        criteria: vec![
-            criterion("empathy", 1.0, 5.0),
-            rule_criterion("greeting", auto_qa_rule::Kind::Present, "good morning"),
-        ],
-    }
+    manual_and_rule_template("fuzz template")
 }
 
 /// Two valid new conversations.
