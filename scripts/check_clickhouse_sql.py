@@ -16,6 +16,10 @@ Rules for the .sql files:
                        placeholder, replaced in order by the SQL literals listed in a line
                            -- check-params: 1, '2024-01-01 00:00:00', [1, 2]
                        (a file without `?` needs no such line).
+                       A query written once for several tables names them as
+                       `{table}`, `{time}`, ... (the Rust code fills them in); a line
+                           -- check-names: table=conversations time=started_at | table=scores time=...
+                       lists every filling, and each is checked.
   * Lines starting with `--` are stripped before a statement is sent.
   * Use unqualified table names: statements run with the throwaway database as default.
 Exit status: 0 if every file passed on both engines (or the sql directory does not
@@ -36,6 +40,8 @@ import urllib.request
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SQL_DIR = os.path.join(REPO_ROOT, "crates", "analytics", "sql")
 PARAMS_RE = re.compile(r"^\s*--\s*check-params\s*:(.*)$")
+NAMES_RE = re.compile(r"^\s*--\s*check-names\s*:(.*)$")
+NAME_SLOT_RE = re.compile(r"\{([a-z_]+)\}")
 ERROR_LIMIT = 800
 
 
@@ -163,9 +169,30 @@ class SqlFile:
 
         values = iter(params)
         body = re.sub(r"\?(fields)?", lambda m: "*" if m.group(1) else next(values), body)
-        for stmt in re.split(r";[ \t]*(?:--[^\n]*)?(?:\n|$)", body):
-            if stmt.strip():
-                self.statements.append(stmt.strip().rstrip(";").strip())
+        names_lines = [m.group(1) for m in map(NAMES_RE.match, lines) if m]
+        fillings = [{}]
+        if names_lines:
+            try:
+                fillings = [
+                    dict(pair.split("=", 1) for pair in variant.split())
+                    for variant in names_lines[0].split("|")
+                ]
+            except ValueError:
+                self.problems.append("check-names: write `name=value ...`, fillings apart by `|`")
+                return self
+        for filling in fillings:
+            # Without a check-names line braces are left alone (a schema's
+            # `{shard}` macros are the server's to fill).
+            slots = set(NAME_SLOT_RE.findall(body)) if names_lines else set()
+            if slots != set(filling):
+                self.problems.append(
+                    "names {%s} in the query, but check-names fills {%s}"
+                    % (", ".join(sorted(slots)), ", ".join(sorted(filling))))
+                return self
+            text = NAME_SLOT_RE.sub(lambda m: filling[m.group(1)], body) if names_lines else body
+            for stmt in re.split(r";[ \t]*(?:--[^\n]*)?(?:\n|$)", text):
+                if stmt.strip():
+                    self.statements.append(stmt.strip().rstrip(";").strip())
         if not self.statements:
             self.problems.append("no SQL statement in file")
         return self

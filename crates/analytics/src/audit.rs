@@ -16,11 +16,9 @@ use crate::Analytics;
 use crate::error::{AnalyticsError, Result};
 use crate::rows::{ConversationRow, ScoreRow, ScorecardRow};
 
-const BUCKETS: [&str; 3] = [
-    include_str!("../sql/queries/audit_buckets_conversations.sql"),
-    include_str!("../sql/queries/audit_buckets_scorecards.sql"),
-    include_str!("../sql/queries/audit_buckets_scores.sql"),
-];
+/// One text for the three tables: `{table}` and `{time}` are filled in by
+/// [`buckets_query`].
+const BUCKETS: &str = include_str!("../sql/queries/audit_buckets.sql");
 const ROWS: [&str; 3] = [
     include_str!("../sql/queries/audit_rows_conversations.sql"),
     include_str!("../sql/queries/audit_rows_scorecards.sql"),
@@ -38,6 +36,16 @@ fn index(table: AuditTable) -> usize {
         AuditTable::Scorecards => 1,
         AuditTable::Scores => 2,
     }
+}
+
+/// The bucket query of `table`: its name and its bucket time column.
+fn buckets_query(table: AuditTable) -> String {
+    let (name, time) = match table {
+        AuditTable::Conversations => ("conversations", "started_at"),
+        AuditTable::Scorecards => ("scorecards", "created_at"),
+        AuditTable::Scores => ("scores", "scorecard_created_at"),
+    };
+    query_text(BUCKETS).replace("{table}", name).replace("{time}", time)
 }
 
 /// The query text without its comment lines: the clickhouse crate would
@@ -129,7 +137,7 @@ impl Analytics {
         let ((time_base, time_step), (id_base, id_step)) = (cut_parameters(cut.time), cut_parameters(cut.id));
         let rows: Vec<BucketSumRow> = self
             .client()
-            .query(&query_text(BUCKETS[index(table)]))
+            .query(&buckets_query(table))
             .bind(time_base)
             .bind(time_step)
             .bind(id_base)
@@ -318,13 +326,16 @@ impl Found<Fetched<ConversationRow>, Fetched<ScorecardRow>, Fetched<ScoreRow>> {
 #[cfg(test)]
 mod tests {
     use clickhouse::Row;
+    use scorekeeper_domain::audit::AuditTable;
 
     use crate::select_list::select_names;
 
     #[test]
     fn each_query_selects_the_columns_of_its_row_in_order() {
-        for sql in super::BUCKETS {
-            assert_eq!(select_names(sql), super::BucketSumRow::COLUMN_NAMES, "{sql}");
+        for table in [AuditTable::Conversations, AuditTable::Scorecards, AuditTable::Scores] {
+            let sql = super::buckets_query(table);
+            assert_eq!(select_names(&sql), super::BucketSumRow::COLUMN_NAMES, "{sql}");
+            assert!(!sql.contains('{'), "every name filled in: {sql}");
         }
         for sql in super::ROWS {
             assert_eq!(select_names(sql), super::AuditRowRow::COLUMN_NAMES, "{sql}");

@@ -240,7 +240,7 @@ pub struct AuditRow {
 pub const HASH_PRIME: i64 = 2_147_483_647;
 
 /// The per-row hash both engines compute in SQL (`store::audit` and
-/// `sql/queries/audit_buckets_*.sql` spell out the same formula):
+/// `sql/queries/audit_buckets.sql` spell out the same formula):
 /// `x = (a·48271 + b) mod p`, `y = (a·69621 + b·39373 + 12345) mod p`,
 /// `h = x·y mod p`, with `a = id mod p`, `b = version mod p`. Summed over a
 /// bucket (below 2^31 per row, so 2^32 rows fit an Int64) it is independent
