@@ -187,6 +187,20 @@ pub async fn update_scorecard(customer: &Customer, request: pb::UpdateScorecardR
 
 /// Creates the scorecards concurrently (the server is the slow part);
 /// returns their ids in request order.
+/// The customer's conversation template and one conversation, with a
+/// conversation scorecard of `values` on it: the smallest world a test of
+/// one scorecard's writes needs.
+pub async fn one_conversation_scorecard(
+    customer: &Customer,
+    values: &[f64],
+) -> (pb::ScorecardTemplate, pb::Scorecard) {
+    let template = conversation_template(customer).await;
+    let conversation = conversations(customer, 1).await.remove(0);
+    let scorecard =
+        create_scorecard(customer, conversation_scorecard(&template, conversation.id, values)).await;
+    (template, scorecard)
+}
+
 pub async fn create_scorecards(customer: &Customer, requests: Vec<pb::CreateScorecardRequest>) -> Vec<i64> {
     let tasks: Vec<_> = requests
         .into_iter()

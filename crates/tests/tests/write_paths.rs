@@ -100,11 +100,8 @@ async fn clickhouse_outage_loses_nothing() {
 async fn a_stale_version_arriving_late_loses_to_the_newer_one() {
     let env = TestEnv::start().await;
     let customer = env.customer("acme").await;
-    let template = conversation_template(&customer).await;
-    let convs = conversations(&customer, 1).await;
+    let (template, created) = one_conversation_scorecard(&customer, &[1.0, 1.0]).await;
     let mut api = customer.scorecards();
-    let created =
-        create_scorecard(&customer, conversation_scorecard(&template, convs[0].id, &[1.0, 1.0])).await;
     env.outbox_drained(DRAIN).await.unwrap();
     let stale = env.postgres_scorecards().await;
 
@@ -203,11 +200,8 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
 async fn a_stale_expected_version_is_aborted_and_changes_nothing() {
     let env = TestEnv::start().await;
     let customer = env.customer("acme").await;
-    let template = conversation_template(&customer).await;
-    let convs = conversations(&customer, 1).await;
+    let (template, created) = one_conversation_scorecard(&customer, &[4.0, 7.0]).await;
     let mut api = customer.scorecards();
-    let created =
-        create_scorecard(&customer, conversation_scorecard(&template, convs[0].id, &[4.0, 7.0])).await;
     let update = |expected_version| pb::UpdateScorecardRequest {
         id: created.id,
         scores: scores(&template, &[1.0]),
