@@ -26,43 +26,31 @@ pub const AUDIT_LAST_RUN_TIMESTAMP_SECONDS: &str = "scorekeeper_audit_last_run_t
 /// Histogram: seconds an audit took.
 pub const AUDIT_SECONDS: &str = "scorekeeper_audit_seconds";
 
-/// Every metric this crate publishes (or names for the service, see the
-/// module's head).
-pub const ALL: &[&str] = &[
-    OUTBOX_DEPTH,
-    OUTBOX_OLDEST_AGE_SECONDS,
-    OUTBOX_DELIVERED_TOTAL,
-    OUTBOX_FAILURES_TOTAL,
-    AUDIT_DRIFTED_ROWS,
-    AUDIT_ROWS_CHECKED,
-    AUDIT_LAST_RUN_TIMESTAMP_SECONDS,
-    AUDIT_SECONDS,
+/// The counters, gauges and histograms this crate publishes (or names for
+/// the service, see the module's head): name, unit, help text.
+pub const COUNTERS: &[Described] = &[
+    (OUTBOX_DELIVERED_TOTAL, Unit::Count, "Outbox entries delivered to ClickHouse."),
+    (OUTBOX_FAILURES_TOTAL, Unit::Count, "Failed outbox delivery batches (each is retried)."),
 ];
-
-/// Gives the installed recorder the unit and help text of every metric in
-/// [`ALL`]. Call once, after installing the recorder; calling again only
-/// repeats the descriptions.
-pub fn describe() {
-    describe_gauge!(OUTBOX_DEPTH, Unit::Count, "Outbox entries waiting for ClickHouse.");
-    describe_gauge!(
+pub const GAUGES: &[Described] = &[
+    (OUTBOX_DEPTH, Unit::Count, "Outbox entries waiting for ClickHouse."),
+    (
         OUTBOX_OLDEST_AGE_SECONDS,
         Unit::Seconds,
-        "Age of the oldest waiting outbox entry: the worst visibility lag right now."
-    );
-    describe_counter!(OUTBOX_DELIVERED_TOTAL, Unit::Count, "Outbox entries delivered to ClickHouse.");
-    describe_counter!(
-        OUTBOX_FAILURES_TOTAL,
-        Unit::Count,
-        "Failed outbox delivery batches (each is retried)."
-    );
-    describe_gauge!(AUDIT_DRIFTED_ROWS, Unit::Count, "Drifted rows the last audit found, by table and kind.");
-    describe_gauge!(AUDIT_ROWS_CHECKED, Unit::Count, "Live Postgres rows the last audit checked, by table.");
-    describe_gauge!(
-        AUDIT_LAST_RUN_TIMESTAMP_SECONDS,
-        Unit::Seconds,
-        "Unix time this process last finished an audit."
-    );
-    describe_histogram!(AUDIT_SECONDS, Unit::Seconds, "Duration of an audit.");
+        "Age of the oldest waiting outbox entry: the worst visibility lag right now.",
+    ),
+    (AUDIT_DRIFTED_ROWS, Unit::Count, "Drifted rows the last audit found, by table and kind."),
+    (AUDIT_ROWS_CHECKED, Unit::Count, "Live Postgres rows the last audit checked, by table."),
+    (AUDIT_LAST_RUN_TIMESTAMP_SECONDS, Unit::Seconds, "Unix time this process last finished an audit."),
+];
+pub const HISTOGRAMS: &[Described] = &[(AUDIT_SECONDS, Unit::Seconds, "Duration of an audit.")];
+
+/// A metric's name, unit and help text.
+pub type Described = (&'static str, Unit, &'static str);
+
+/// Every metric this crate publishes, by name.
+pub fn all() -> impl Iterator<Item = &'static str> {
+    [COUNTERS, GAUGES, HISTOGRAMS].into_iter().flatten().map(|&(name, _, _)| name)
 }
 
 /// Describes every metric a `serve` process publishes: those of this crate,
@@ -70,13 +58,21 @@ pub fn describe() {
 /// the job engine (`scorekeeper_jobs::metrics`). Call once at start, after
 /// installing the recorder.
 pub fn describe_service() {
-    scorekeeper_analytics::metrics::describe();
-    scorekeeper_jobs::metrics::describe();
-    describe();
+    use scorekeeper_analytics::metrics as analytics;
+    use scorekeeper_jobs::metrics as jobs;
+    for &(name, unit, help) in [analytics::COUNTERS, jobs::COUNTERS, COUNTERS].concat().iter() {
+        describe_counter!(name, unit, help);
+    }
+    for &(name, unit, help) in [analytics::GAUGES, jobs::GAUGES, GAUGES].concat().iter() {
+        describe_gauge!(name, unit, help);
+    }
+    for &(name, unit, help) in [analytics::HISTOGRAMS, jobs::HISTOGRAMS, HISTOGRAMS].concat().iter() {
+        describe_histogram!(name, unit, help);
+    }
 }
 
 /// The names of every metric a `serve` process publishes, as
 /// [`describe_service`] describes them.
 pub fn service_metrics() -> impl Iterator<Item = &'static str> {
-    [scorekeeper_analytics::metrics::ALL, scorekeeper_jobs::metrics::ALL, ALL].into_iter().flatten().copied()
+    scorekeeper_analytics::metrics::all().chain(scorekeeper_jobs::metrics::all()).chain(all())
 }
