@@ -367,31 +367,20 @@ async fn inject_drift(databases: &BenchDatabases, n: i64) -> anyhow::Result<Name
                 copies.push(gone.clone());
             }
             "scorecards" => {
-                tx.execute(
+                // In this order: the scores (and links) name their scorecard.
+                for sql in [
                     "INSERT INTO bench_audit_drift
                      SELECT 'scores', id, 'only_in_clickhouse', NULL, NULL FROM scores
                      WHERE scorecard_id = ANY($1) AND deleted_at IS NULL",
-                    &[&gone],
-                )
-                .await?;
-                tx.execute(
                     "WITH d AS (DELETE FROM scores WHERE scorecard_id = ANY($1) RETURNING *)
                      INSERT INTO bench_audit_saved_scores SELECT * FROM d",
-                    &[&gone],
-                )
-                .await?;
-                tx.execute(
                     "WITH d AS (DELETE FROM process_scorecard_conversations WHERE scorecard_id = ANY($1) RETURNING *)
                      INSERT INTO bench_audit_saved_links SELECT * FROM d",
-                    &[&gone],
-                )
-                .await?;
-                tx.execute(
                     "WITH d AS (DELETE FROM scorecards WHERE id = ANY($1) RETURNING *)
                      INSERT INTO bench_audit_saved_scorecards SELECT * FROM d",
-                    &[&gone],
-                )
-                .await?;
+                ] {
+                    tx.execute(sql, &[&gone]).await?;
+                }
             }
             _ => {
                 tx.execute(
