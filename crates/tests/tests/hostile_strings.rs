@@ -151,26 +151,24 @@ async fn hostile_text_is_stored_and_mirrored_byte_for_byte() {
         }
         templates.push(created);
     }
-    let names =
-        column(&env, "SELECT name FROM scorecard_templates WHERE customer_id = $1 ORDER BY id", &customer)
-            .await;
-    assert_bytes("Postgres template names", &names, &values);
-    let criteria = column(
-        &env,
-        "SELECT c.name FROM criteria c JOIN scorecard_templates t ON t.id = c.template_id \
-         WHERE t.customer_id = $1 AND c.position = 0 ORDER BY t.id",
-        &customer,
-    )
-    .await;
-    assert_bytes("Postgres criterion names", &criteria, &values);
-    let phrases = column(
-        &env,
-        "SELECT c.autoqa_rule->>'pattern' FROM criteria c JOIN scorecard_templates t ON t.id = c.template_id \
-         WHERE t.customer_id = $1 AND c.autoqa_rule IS NOT NULL ORDER BY t.id",
-        &customer,
-    )
-    .await;
-    assert_bytes("Postgres AutoQA phrases", &phrases, &values);
+    for (what, sql) in [
+        (
+            "Postgres template names",
+            "SELECT name FROM scorecard_templates WHERE customer_id = $1 ORDER BY id",
+        ),
+        (
+            "Postgres criterion names",
+            "SELECT c.name FROM criteria c JOIN scorecard_templates t ON t.id = c.template_id \
+             WHERE t.customer_id = $1 AND c.position = 0 ORDER BY t.id",
+        ),
+        (
+            "Postgres AutoQA phrases",
+            "SELECT c.autoqa_rule->>'pattern' FROM criteria c JOIN scorecard_templates t ON t.id = c.template_id \
+             WHERE t.customer_id = $1 AND c.autoqa_rule IS NOT NULL ORDER BY t.id",
+        ),
+    ] {
+        assert_bytes(what, &column(&env, sql, &customer).await, &values);
+    }
 
     // Conversations: external id, agent id and a message each hold one
     // value; a second message is 16 KiB of 3-byte characters, at the limit.
@@ -216,17 +214,16 @@ async fn hostile_text_is_stored_and_mirrored_byte_for_byte() {
         assert_bytes("messages read back", &texts, &[value.clone(), long_text.clone()]);
     }
     let sql = |col: &str| format!("SELECT {col} FROM conversations WHERE customer_id = $1 ORDER BY id");
-    assert_bytes("Postgres external ids", &column(&env, &sql("external_id"), &customer).await, &values);
-    assert_bytes("Postgres agent ids", &column(&env, &sql("agent_id"), &customer).await, &values);
-    let texts = column(
-        &env,
-        "SELECT m.text FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+    let first_texts = "SELECT m.text FROM messages m JOIN conversations c ON c.id = m.conversation_id \
          WHERE c.customer_id = $1 AND m.seq = (SELECT min(seq) FROM messages WHERE conversation_id = c.id) \
-         ORDER BY c.id",
-        &customer,
-    )
-    .await;
-    assert_bytes("Postgres message texts", &texts, &values);
+         ORDER BY c.id";
+    for (what, sql) in [
+        ("Postgres external ids", sql("external_id")),
+        ("Postgres agent ids", sql("agent_id")),
+        ("Postgres message texts", first_texts.to_owned()),
+    ] {
+        assert_bytes(what, &column(&env, &sql, &customer).await, &values);
+    }
     let long = column(
         &env,
         "SELECT m.text FROM messages m JOIN conversations c ON c.id = m.conversation_id \
