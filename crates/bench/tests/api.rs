@@ -7,20 +7,18 @@
 use scorekeeper_store::Store;
 use scorekeeper_testbed::postgres_url::with_database;
 use scorekeeper_tests::process::run_bench;
-use scorekeeper_tests::stack::{self, DropDatabases, setting};
+use scorekeeper_tests::stack::{self, BenchDatabases, setting};
 
 #[tokio::test]
 async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visible() {
     let admin_url = setting("DATABASE_URL").unwrap();
-    // The bench works in `<database>_bench_api` beside the database it is
-    // given, on both servers; a random name keeps runs apart.
-    let base = stack::fresh_database_name();
-    let bench_databases = format!("{base}_bench_api");
-    let _cleanup = DropDatabases::same_name(&admin_url, &bench_databases).unwrap();
+    // A random name keeps runs apart.
+    let databases = BenchDatabases::fresh(&admin_url, "api").unwrap();
+    let (base, bench_databases) = (databases.base.as_str(), databases.bench.as_str());
     let (stdout, figures) = run_bench(
         env!("CARGO_BIN_EXE_scorekeeper-bench"),
         &["api", "--duration", "2s", "--warmup", "1s", "--concurrency", "2"],
-        &base,
+        base,
     )
     .await;
     assert!(stdout.contains("visibility lag") && stdout.contains("targets"), "the table:\n{stdout}");
@@ -56,7 +54,7 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
 
     // Independently of the bench's own account: ClickHouse holds exactly
     // the scorecards Postgres holds.
-    let store = Store::connect(&with_database(&admin_url, &bench_databases).unwrap(), 1).unwrap();
+    let store = Store::connect(&with_database(&admin_url, bench_databases).unwrap(), 1).unwrap();
     let in_postgres: i64 = store
         .pool()
         .get()
@@ -66,7 +64,7 @@ async fn bench_api_reports_its_figures_and_every_acknowledged_scorecard_is_visib
         .await
         .unwrap()
         .get(0);
-    let clickhouse = stack::clickhouse_config(&bench_databases).unwrap();
+    let clickhouse = stack::clickhouse_config(bench_databases).unwrap();
     let in_clickhouse: u64 = scorekeeper_analytics::server_client(&clickhouse)
         .with_database(&clickhouse.database)
         .query("SELECT count() FROM (SELECT id FROM scorecards FINAL WHERE is_deleted = 0)")

@@ -5,7 +5,7 @@ use scorekeeper_store::Store;
 use scorekeeper_testbed::postgres_url::with_database;
 use scorekeeper_tests::env::bulk_import;
 use scorekeeper_tests::process::run_bench;
-use scorekeeper_tests::stack::{self, DropDatabases, setting};
+use scorekeeper_tests::stack::{self, BenchDatabases, setting};
 
 /// The bench's datasets take a minute to generate even at scale `s`; this
 /// test puts a small bulk-imported world in the bench's database instead
@@ -15,10 +15,9 @@ use scorekeeper_tests::stack::{self, DropDatabases, setting};
 #[tokio::test]
 async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made() {
     let admin_url = setting("DATABASE_URL").unwrap();
-    let base = stack::fresh_database_name();
-    let bench = format!("{base}_bench_reindex_s");
-    let _cleanup = DropDatabases::same_name(&admin_url, &bench).unwrap();
-    let bench_url = with_database(&admin_url, &bench).unwrap();
+    let databases = BenchDatabases::fresh(&admin_url, "reindex_s").unwrap();
+    let (base, bench) = (databases.base.as_str(), databases.bench.as_str());
+    let bench_url = with_database(&admin_url, bench).unwrap();
     scorekeeper_testbed::database::create_if_missing(&bench_url).await.unwrap();
     let store = Store::connect(&bench_url, 2).unwrap();
     scorekeeper_jobs::migrate_postgres(&store).await.unwrap();
@@ -41,7 +40,7 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
         .unwrap();
 
     let (stdout, figures) =
-        run_bench(env!("CARGO_BIN_EXE_scorekeeper-bench"), &["audit", "--scale", "s", "--drift", "4"], &base)
+        run_bench(env!("CARGO_BIN_EXE_scorekeeper-bench"), &["audit", "--scale", "s", "--drift", "4"], base)
             .await;
     assert!(stdout.contains("in sync") && stdout.contains("drifted rows found"), "the table:\n{stdout}");
     let count = |path: &[&str]| {
@@ -81,7 +80,7 @@ async fn bench_audit_mirrors_finds_no_drift_and_names_exactly_the_drift_it_made(
         .unwrap()
         .get(0);
     assert_eq!(live, rows, "the rows the bench made and deleted are back as they were");
-    let config = stack::clickhouse_config(&bench).unwrap();
+    let config = stack::clickhouse_config(bench).unwrap();
     let analytics = scorekeeper_analytics::Analytics::new(config).unwrap();
     let scope = scorekeeper_domain::audit::AuditScope::default();
     let report = scorekeeper_sync::audit::audit(&store, &analytics, &scope).await.unwrap();

@@ -55,6 +55,25 @@ impl DropDatabases {
     }
 }
 
+/// The databases of one bench run: the fresh base name the bench is given
+/// (it works in `<base>_bench_<suffix>` beside it, on both servers), the
+/// bench's database name, and the guard that drops that database on both
+/// servers.
+pub struct BenchDatabases {
+    pub base: String,
+    pub bench: String,
+    pub cleanup: DropDatabases,
+}
+
+impl BenchDatabases {
+    pub fn fresh(admin_url: &str, suffix: &str) -> anyhow::Result<BenchDatabases> {
+        let base = fresh_database_name();
+        let bench = format!("{base}_bench_{suffix}");
+        let cleanup = DropDatabases::same_name(admin_url, &bench)?;
+        Ok(BenchDatabases { base, bench, cleanup })
+    }
+}
+
 impl Drop for DropDatabases {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
