@@ -43,6 +43,9 @@ enum Command {
     /// Create a JOB_TYPE_REINDEX_CONVERSATIONS job through the API (--wait to follow it).
     Reindex(jobs::ReindexArgs),
     /// Audit ClickHouse against Postgres through the API: drifted rows by table and day (--repair to fix them).
+    ///
+    /// The window (--since, --from/--to) applies to the rows' bucket time: a
+    /// conversation's start, a scorecard's creation.
     Audit(audit::AuditArgs),
     /// List, inspect or cancel jobs through the API.
     #[command(subcommand)]
