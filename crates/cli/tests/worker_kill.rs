@@ -3,15 +3,16 @@
 //! checkpoint (rows already recorded are not read again), and the job
 //! succeeds with ClickHouse equal to Postgres.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scorekeeper_domain::TemplateType;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
-use scorekeeper_jobs::{Job, JobState};
+use scorekeeper_jobs::JobState;
 use scorekeeper_sync::reindex::new_job;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::process::{ServeProcess, serve};
+use scorekeeper_tests::stored_jobs::{rows_done, wait_job};
 
 /// A worker-only `scorekeeper serve` on this test's databases.
 fn worker_process(env: &TestEnv) -> ServeProcess {
@@ -28,23 +29,6 @@ fn worker_process(env: &TestEnv) -> ServeProcess {
         .expect("starting a worker process")
 }
 
-fn rows_done(job: &Job) -> i64 {
-    job.activities.iter().map(|a| a.rows_done).sum()
-}
-
-async fn poll(env: &TestEnv, job: &Job, within: Duration, until: impl Fn(&Job) -> bool) -> Job {
-    let started = Instant::now();
-    loop {
-        let now = env.jobs.get_job(job.id, None).await.unwrap().unwrap();
-        if until(&now) {
-            return now;
-        }
-        assert_ne!(now.state, JobState::Failed, "the job failed: {:?}", now.error);
-        assert!(started.elapsed() < within, "timed out; job: {now:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_killed_worker_s_job_is_resumed_by_another() {
     let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
@@ -59,7 +43,7 @@ async fn a_killed_worker_s_job_is_resumed_by_another() {
     let (job, _) = env.jobs.create_job(&new_job(&spec, Some(customer.id))).await.unwrap();
 
     let mut first = worker_process(&env);
-    let running = poll(&env, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;
+    let running = wait_job(&env.jobs, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;
     assert_eq!(running.state, JobState::Running);
     first.kill().await.expect("kill -9 the first worker");
     let at_kill = env.jobs.get_job(job.id, None).await.unwrap().unwrap();
@@ -71,7 +55,7 @@ async fn a_killed_worker_s_job_is_resumed_by_another() {
     );
 
     let _second = worker_process(&env);
-    let done = poll(&env, &job, Duration::from_secs(90), |j| j.state == JobState::Succeeded).await;
+    let done = wait_job(&env.jobs, &job, Duration::from_secs(90), |j| j.state == JobState::Succeeded).await;
     assert_eq!(done.attempts, 2, "the second worker took the job over once");
     assert_eq!(rows_done(&done), data.rows, "resumed from the checkpoint: no recorded row was read again");
     assert!(done.activities.iter().all(|a| a.finished));

@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod rejection;
 pub mod snapshot;
 pub mod stack;
+pub mod stored_jobs;
 pub mod world;
 
 pub use env::{Customer, TestEnv};

@@ -4,7 +4,7 @@
 //! seen through the JobService, a permanent ClickHouse error fails the job
 //! at once while an outage is retried until it ends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_domain::{CustomerId, TemplateType};
@@ -20,6 +20,7 @@ use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, Options, bulk_import};
 use scorekeeper_tests::jobs::{created, is_terminal, reindex_request, scorecard_types, state, wait_for};
 use scorekeeper_tests::mirror::assert_clickhouse_holds;
+use scorekeeper_tests::stored_jobs::{rows_done, wait_job};
 use scorekeeper_tests::world::{Truth, World};
 use tokio::sync::watch;
 
@@ -36,23 +37,6 @@ async fn reindex_job(store: &JobStore, customer: CustomerId, batch_size: u32) ->
 
 async fn job(store: &JobStore, job: &Job) -> Job {
     store.get_job(job.id, None).await.expect("reading the job").expect("the job exists")
-}
-
-fn rows_done(job: &Job) -> i64 {
-    job.activities.iter().map(|a| a.rows_done).sum()
-}
-
-/// Waits until `check` holds for the job, or panics with the job's state.
-async fn wait_job(store: &JobStore, created: &Job, within: Duration, check: impl Fn(&Job) -> bool) -> Job {
-    let started = Instant::now();
-    loop {
-        let now = job(store, created).await;
-        if check(&now) {
-            return now;
-        }
-        assert!(started.elapsed() < within, "job did not get there in {within:?}: {now:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A checkpoint after every page, so the first progress a test waits for
