@@ -75,6 +75,17 @@ impl Default for Options {
     }
 }
 
+/// A job worker's settings for tests: a quick poll, short backoffs, and a
+/// lease of 3 s, so tests of lost workers and outages finish quickly.
+pub fn test_worker(worker_id: impl Into<String>) -> scorekeeper_jobs::WorkerConfig {
+    let mut config = scorekeeper_jobs::WorkerConfig::new(worker_id);
+    config.poll_interval = Duration::from_millis(100);
+    config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+    config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
+    config.lease = Duration::from_secs(3);
+    config
+}
+
 pub struct TestEnv {
     /// The store of this test's database, direct (never through a proxy).
     pub store: Store,
@@ -140,15 +151,7 @@ impl TestEnv {
             poll_interval: Duration::from_millis(100),
             ..DispatcherConfig::default()
         });
-        let worker = options.worker.then(|| {
-            let mut config = scorekeeper_jobs::WorkerConfig::new(format!("test-worker-{suffix:x}"));
-            config.poll_interval = Duration::from_millis(100);
-            config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-            config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
-            // Short, so tests of lost workers and outages finish quickly.
-            config.lease = Duration::from_secs(3);
-            config
-        });
+        let worker = options.worker.then(|| test_worker(format!("test-worker-{suffix:x}")));
         let parts = Parts {
             api: Some(listener),
             dispatcher,

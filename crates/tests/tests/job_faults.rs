@@ -12,12 +12,11 @@ use scorekeeper_jobs::JobStore;
 use scorekeeper_jobs::job::{AttemptOutcome, Job, JobState, Lease, ProgressUpdate};
 use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
 use scorekeeper_proto::v1;
-use scorekeeper_retry::Backoff;
 use scorekeeper_store::Store;
 use scorekeeper_sync::job_registry as registry;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
 use scorekeeper_tests::TestEnv;
-use scorekeeper_tests::env::{BulkData, Options, bulk_import};
+use scorekeeper_tests::env::{BulkData, Options, bulk_import, test_worker};
 use scorekeeper_tests::jobs::{created, is_terminal, reindex_request, scorecard_types, state, wait_for};
 use scorekeeper_tests::mirror::assert_clickhouse_holds;
 use scorekeeper_tests::stored_jobs::{rows_done, wait_job};
@@ -265,11 +264,7 @@ async fn a_real_postgres_restart_mid_job_is_survived() {
     let (stop, stop_rx) = watch::channel(false);
     let settings = ReindexSettings { write_rows: 1, ..ReindexSettings::default() };
     let registry = registry(store.clone(), env.analytics.clone(), settings);
-    let mut config = scorekeeper_jobs::WorkerConfig::new("worker-restart");
-    config.poll_interval = Duration::from_millis(100);
-    config.claim_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    config.retry_backoff = Some(Backoff::new(Duration::from_millis(200), Duration::from_secs(300)));
-    config.lease = Duration::from_secs(3);
+    let config = test_worker("worker-restart");
     tokio::spawn(scorekeeper_jobs::Worker::new(jobs.clone(), registry, config).run(stop_rx));
 
     wait_job(&jobs, &created, Duration::from_secs(30), |j| rows_done(j) > 0).await;
