@@ -12,7 +12,7 @@
 //! sees. Callers that want a scheduler say so with [`Serve::env`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -193,11 +193,6 @@ impl ServeProcess {
         self.child.id()
     }
 
-    /// Whether this process serves the gRPC API.
-    pub fn serves_api(&self) -> bool {
-        self.api
-    }
-
     /// Waits until `/health` answers 200: the process listens and reaches
     /// Postgres and ClickHouse. Fails at once if the process exits.
     pub async fn wait_healthy(&mut self, within: Duration) -> Result<()> {
@@ -281,10 +276,5 @@ impl ServeProcess {
             Ok(status) => status.map_err(ServeError::Signal),
             Err(_) => Err(ServeError::DidNotStop(within)),
         }
-    }
-
-    /// Where the process's log goes, when it is a file.
-    pub fn log_path(&self) -> Option<&Path> {
-        self.log.as_deref()
     }
 }
