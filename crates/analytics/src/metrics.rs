@@ -1,6 +1,6 @@
 //! The metrics of the ClickHouse insert path: their names, in one place, and
 //! their descriptions
-//! (`scorekeeper_sync::metrics::describe_service` gives them to the recorder). Every writer goes through [`crate::writer`], so these
+//! (`scorekeeper_service::telemetry::describe` gives them to the recorder). Every writer goes through [`crate::writer`], so these
 //! are labelled by the write `path` (`api`, `batch_index`, `autoqa`,
 //! `reindex`) and, per insert, the `table`.
 

@@ -9,6 +9,7 @@
 
 use scorekeeper_analytics::AnalyticsError;
 use scorekeeper_autoqa::AutoQaError;
+use scorekeeper_autoqa::budget::Stopped;
 use scorekeeper_domain::Invalid;
 use scorekeeper_store::StoreError;
 use scorekeeper_sync::SyncError;
@@ -26,6 +27,14 @@ pub enum ApiError {
     NotFound { what: &'static str, id: String },
     #[error("{0}")]
     Aborted(String),
+    /// A limit of the server's was reached (named in the text); retry later
+    /// or ask for less.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    #[error("{0}")]
+    Cancelled(String),
     #[error("Postgres")]
     Store(#[source] StoreError),
     #[error("ClickHouse")]
@@ -64,6 +73,16 @@ impl From<AutoQaError> for ApiError {
         match error {
             AutoQaError::Store(e) => e.into(),
             AutoQaError::Invalid(e) => e.into(),
+            AutoQaError::Busy(e) => ApiError::ResourceExhausted(e.to_string()),
+            AutoQaError::Stopped(e @ Stopped::ClientDeadline) => {
+                ApiError::DeadlineExceeded(format!("{e}; nothing was written"))
+            }
+            AutoQaError::Stopped(e @ Stopped::Ceiling(_)) => {
+                ApiError::ResourceExhausted(format!("{e}; nothing was written"))
+            }
+            AutoQaError::Stopped(e @ Stopped::Cancelled) => {
+                ApiError::Cancelled(format!("{e}; nothing was written"))
+            }
         }
     }
 }
@@ -76,6 +95,9 @@ impl From<ApiError> for Status {
             ApiError::Invalid(_) => Status::invalid_argument(error.to_string()),
             ApiError::NotFound { .. } => Status::not_found(error.to_string()),
             ApiError::Aborted(_) => Status::aborted(error.to_string()),
+            ApiError::ResourceExhausted(_) => Status::resource_exhausted(error.to_string()),
+            ApiError::DeadlineExceeded(_) => Status::deadline_exceeded(error.to_string()),
+            ApiError::Cancelled(_) => Status::cancelled(error.to_string()),
             ApiError::Store(e) => backend_status("Postgres", e.is_transient(), &error),
             ApiError::Analytics(e) => backend_status("ClickHouse", e.is_transient(), &error),
         }

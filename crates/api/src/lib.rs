@@ -4,6 +4,7 @@
 
 mod auth;
 mod convert;
+mod deadline;
 pub mod error;
 mod server;
 mod services;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use scorekeeper_analytics::Analytics;
+use scorekeeper_autoqa::AutoQa;
 use scorekeeper_jobs::{JobStore, Registry};
 use scorekeeper_proto::coaching::scorecard_service_server::ScorecardServiceServer;
 use scorekeeper_proto::v1::analytics_service_server::AnalyticsServiceServer;
@@ -29,13 +30,16 @@ pub struct ApiState {
     pub(crate) job_store: JobStore,
     /// Wakes the outbox dispatchers after a write that queued entries.
     pub(crate) outbox: OutboxAnnouncer,
+    /// AutoQA's scoring pool, rule cache and call slots.
+    pub(crate) autoqa: AutoQa,
 }
 
 impl ApiState {
     /// Must be called on a Tokio runtime (the outbox announcer's task starts
     /// on it).
-    pub fn new(store: Store, analytics: Analytics, jobs: Registry) -> ApiState {
+    pub fn new(store: Store, analytics: Analytics, jobs: Registry, autoqa: AutoQa) -> ApiState {
         ApiState {
+            autoqa,
             auth: Arc::new(Authenticator::new(store.clone())),
             outbox: store.outbox_announcer(),
             job_store: JobStore::new(&store),

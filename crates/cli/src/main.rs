@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gRPC API, the outbox dispatcher and the HTTP port (/metrics, /health).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Apply the Postgres migrations and the ClickHouse schema.
     Migrate {
         #[command(flatten)]
@@ -83,7 +83,7 @@ enum TokenCommand {
 async fn main() -> anyhow::Result<()> {
     scorekeeper_settings::init_logging();
     match Cli::parse().command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Migrate { postgres, clickhouse } => {
             scorekeeper_jobs::migrate_postgres(&postgres.store()?).await?;
             clickhouse.analytics()?.migrate().await?;

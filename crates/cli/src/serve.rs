@@ -16,7 +16,7 @@ use clap::Args;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scorekeeper_analytics::Analytics;
 use scorekeeper_jobs::WorkerConfig;
-use scorekeeper_service::{Parts, Service};
+use scorekeeper_service::{AutoQaSettings, Parts, Service};
 use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
 use scorekeeper_sync::outbox::DispatcherConfig;
@@ -103,6 +103,25 @@ pub struct ServeArgs {
     /// Outbox poll interval in milliseconds (notifications usually wake it sooner).
     #[arg(long, env = "OUTBOX_POLL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     outbox_poll_ms: u64,
+    /// Threads that score AutoQA calls (default: half the cores, at least 1).
+    #[arg(long, env = "AUTOQA_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    autoqa_threads: Option<u32>,
+    /// AutoscoreConversations calls this process runs at once; more are refused.
+    #[arg(long, env = "AUTOQA_MAX_CALLS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    autoqa_max_calls: u32,
+    /// AutoscoreConversations calls one customer runs at once; more are refused.
+    #[arg(long, env = "AUTOQA_MAX_CALLS_PER_CUSTOMER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    autoqa_max_calls_per_customer: u32,
+    /// Seconds one AutoscoreConversations call may score before it is stopped
+    /// (RESOURCE_EXHAUSTED, nothing written).
+    #[arg(long, env = "AUTOQA_CALL_TIMEOUT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    autoqa_call_timeout_seconds: u64,
+    /// Bytes of compiled AutoQA templates kept in memory.
+    #[arg(long, env = "AUTOQA_RULE_CACHE_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    autoqa_rule_cache_bytes: u64,
+    /// Bytes of transcript text one AutoQA call holds at once.
+    #[arg(long, env = "AUTOQA_TRANSCRIPT_CHUNK_BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    autoqa_transcript_chunk_bytes: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -120,7 +139,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
-    scorekeeper_sync::metrics::describe_service();
+    scorekeeper_service::telemetry::describe();
     let store = args.postgres.store()?;
     let analytics = args.clickhouse.analytics()?;
     if !args.no_migrate {
@@ -178,6 +197,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         reindex_schedule: schedule,
         audit_schedule,
+        autoqa: AutoQaSettings {
+            threads: args
+                .autoqa_threads
+                .map_or_else(scorekeeper_service::default_autoqa_threads, |n| n as usize),
+            max_calls: args.autoqa_max_calls as usize,
+            max_calls_per_customer: args.autoqa_max_calls_per_customer as usize,
+            call_timeout: Duration::from_secs(args.autoqa_call_timeout_seconds),
+            rule_cache_bytes: args.autoqa_rule_cache_bytes,
+            transcript_chunk_bytes: args.autoqa_transcript_chunk_bytes,
+        },
     };
     let mut service = Service::start(&store, &analytics, parts);
     tracing::info!(addr = %args.http_addr, "serving /metrics and /health");

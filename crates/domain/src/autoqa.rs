@@ -3,6 +3,8 @@
 //! A rule is stored as JSON in `criteria.autoqa_rule`; the serde shape below is
 //! that stored format, so changing it needs a migration.
 
+use regex_automata::meta::{self, BuildError};
+
 use crate::transcript::{Message, Speaker};
 
 /// Whether the pattern must occur or must not.
@@ -39,12 +41,20 @@ pub struct Rule {
 }
 
 /// Upper bound on the compiled size of a rule's regex, in bytes (passed to
-/// [`regex::RegexBuilder::size_limit`]). Patterns whose compiled program would
+/// the engine's NFA size limit). Patterns whose compiled program would
 /// be larger are refused with [`RuleError::PatternTooComplex`], so a hostile
 /// or careless pattern costs a fast error, never slow matching or large
 /// memory. Unicode classes are big: `\w{3,20}` fits, `\w{3,30}` does not
 /// (`[a-z]` or `(?-u:\w)` are far smaller).
 pub const MAX_COMPILED_REGEX_BYTES: usize = 1 << 20;
+
+/// Capacity of each lazy DFA cache of a compiled rule, in bytes. The
+/// engine keeps one cache per thread that searches with the rule at once
+/// (forward and reverse), so scoring memory grows with rules × scoring
+/// threads × this; `regex`'s default is 2 MiB. Smaller caches make a rule
+/// whose DFA needs more states fall back to the slower NFA engine sooner,
+/// which the AutoQA cost model measures with this same setting.
+pub const LAZY_DFA_CACHE_BYTES: usize = 256 * 1024;
 
 /// Why a [`Rule`] cannot be compiled.
 ///
@@ -64,7 +74,7 @@ pub enum RuleError {
     /// The pattern is not valid Rust `regex` syntax (for example unbalanced
     /// parentheses or look-around, which `regex` does not support).
     #[error("AutoQA pattern is not a valid regular expression")]
-    InvalidRegex(#[source] regex::Error),
+    InvalidRegex(#[source] Box<BuildError>),
     /// The pattern is valid but compiles to more than `size_limit_bytes`
     /// ([`MAX_COMPILED_REGEX_BYTES`]), e.g. `(a{1000}){1000}` or large
     /// repetitions of Unicode classes.
@@ -72,7 +82,7 @@ pub enum RuleError {
     PatternTooComplex {
         size_limit_bytes: usize,
         #[source]
-        source: regex::Error,
+        source: Box<BuildError>,
     },
 }
 
@@ -110,14 +120,24 @@ impl Rule {
             PatternType::Regex if self.pattern.is_empty() => return Err(RuleError::EmptyPattern),
             PatternType::Regex => self.pattern.clone(),
         };
-        let regex = regex::RegexBuilder::new(&source).size_limit(MAX_COMPILED_REGEX_BYTES).build().map_err(
-            |error| match error {
-                regex::Error::CompiledTooBig(_) => {
-                    RuleError::PatternTooComplex { size_limit_bytes: MAX_COMPILED_REGEX_BYTES, source: error }
-                }
-                error => RuleError::InvalidRegex(error),
-            },
-        )?;
+        // Configured as `regex::RegexBuilder` configures the same engine
+        // (leftmost-first, UTF-8 text), with our size limits.
+        let config = meta::Config::new()
+            .match_kind(regex_automata::MatchKind::LeftmostFirst)
+            .utf8_empty(true)
+            .nfa_size_limit(Some(MAX_COMPILED_REGEX_BYTES))
+            .hybrid_cache_capacity(LAZY_DFA_CACHE_BYTES);
+        let regex = meta::Regex::builder()
+            .configure(config)
+            .syntax(regex_automata::util::syntax::Config::new().utf8(true))
+            .build(&source)
+            .map_err(|error| match error.size_limit() {
+                Some(_) => RuleError::PatternTooComplex {
+                    size_limit_bytes: MAX_COMPILED_REGEX_BYTES,
+                    source: Box::new(error),
+                },
+                None => RuleError::InvalidRegex(Box::new(error)),
+            })?;
         Ok(CompiledRule { rule: self.clone(), regex })
     }
 
@@ -157,13 +177,27 @@ fn is_word_char(c: char) -> bool {
 #[derive(Clone, Debug)]
 pub struct CompiledRule {
     rule: Rule,
-    regex: regex::Regex,
+    regex: meta::Regex,
 }
 
 impl CompiledRule {
     /// The rule this was compiled from.
     pub fn rule(&self) -> &Rule {
         &self.rule
+    }
+
+    /// Heap bytes the compiled pattern holds, not counting the lazy DFA
+    /// caches of the threads searching with it (at most
+    /// [`LAZY_DFA_CACHE_BYTES`] each, per direction).
+    pub fn heap_bytes(&self) -> usize {
+        self.regex.memory_usage() + self.rule.pattern.len()
+    }
+
+    /// Non-overlapping matches of the pattern in `text`, every one of them:
+    /// a search that reads the whole text whatever it finds, which is what
+    /// the AutoQA cost model times.
+    pub fn count_matches(&self, text: &str) -> usize {
+        self.regex.find_iter(text).count()
     }
 
     /// Whether `messages` satisfy the rule.
@@ -185,6 +219,18 @@ impl CompiledRule {
     /// Pure and deterministic: no clock, no randomness, no I/O; time is
     /// linear in the total text length.
     pub fn passes(&self, messages: &[Message]) -> bool {
+        self.passes_unless_stopped(messages, || false).expect("never stopped")
+    }
+
+    /// [`CompiledRule::passes`], asking `stop` before each message is
+    /// searched; `None` as soon as it says yes. One message's search is the
+    /// unit of work that cannot be interrupted, so a caller with a deadline
+    /// waits at most one message's cost past it.
+    pub fn passes_unless_stopped(
+        &self,
+        messages: &[Message],
+        mut stop: impl FnMut() -> bool,
+    ) -> Option<bool> {
         let rule = &self.rule;
         let first_n = match rule.within_first_messages {
             0 => messages.len(),
@@ -196,11 +242,13 @@ impl CompiledRule {
             .take(first_n)
             .filter(|m| rule.within_first_seconds == 0 || m.offset_ms < before_ms)
             .filter(|m| rule.speaker.is_none_or(|speaker| m.speaker == speaker))
-            .any(|m| self.regex.is_match(&m.text));
-        match rule.kind {
+            .map(|m| if stop() { None } else { Some(self.regex.is_match(&m.text)) })
+            .find(|found| *found != Some(false))
+            .unwrap_or(Some(false))?;
+        Some(match rule.kind {
             RuleKind::Present => found,
             RuleKind::Absent => !found,
-        }
+        })
     }
 }
 
@@ -226,15 +274,22 @@ pub fn score_transcript(
     criteria: &[RuleCriterion<'_>],
     messages: &[Message],
 ) -> Vec<(crate::CriterionId, f64)> {
+    score_transcript_unless_stopped(criteria, messages, || false).expect("never stopped")
+}
+
+/// [`score_transcript`], asking `stop` before each message searched
+/// ([`CompiledRule::passes_unless_stopped`]); `None` once it says yes.
+pub fn score_transcript_unless_stopped(
+    criteria: &[RuleCriterion<'_>],
+    messages: &[Message],
+    mut stop: impl FnMut() -> bool,
+) -> Option<Vec<(crate::CriterionId, f64)>> {
     criteria
         .iter()
         .map(|criterion| {
-            let value = if criterion.rule.passes(messages) {
-                criterion.scale.max_value
-            } else {
-                criterion.scale.min_value
-            };
-            (criterion.criterion_id, value)
+            let passes = criterion.rule.passes_unless_stopped(messages, &mut stop)?;
+            let value = if passes { criterion.scale.max_value } else { criterion.scale.min_value };
+            Some((criterion.criterion_id, value))
         })
         .collect()
 }
@@ -369,6 +424,28 @@ mod tests {
     fn matches_never_span_two_messages() {
         let r = phrase("thank you").compile().unwrap();
         assert!(!r.passes(&[agent(0, "thank"), agent(1, "you")]));
+    }
+
+    #[test]
+    fn a_stopped_evaluation_searches_no_further() {
+        let r = phrase("thank you").compile().unwrap();
+        let messages = [agent(0, "hello"), agent(1, "thank you"), agent(2, "bye")];
+        let mut asked = 0;
+        assert_eq!(
+            r.passes_unless_stopped(&messages, || {
+                asked += 1;
+                false
+            }),
+            Some(true)
+        );
+        assert_eq!(asked, 2, "the search ends at the first match");
+        let mut asked = 0;
+        let stop_at_second = || {
+            asked += 1;
+            asked == 2
+        };
+        assert_eq!(r.passes_unless_stopped(&messages, stop_at_second), None);
+        assert_eq!(r.passes_unless_stopped(&[], || true), Some(false), "nothing to search: not stopped");
     }
 
     #[test]
@@ -512,8 +589,9 @@ mod tests {
             let err = regex_rule(pattern).compile().unwrap_err();
             assert!(matches!(err, RuleError::InvalidRegex(_)), "{pattern}: {err:?}");
             let source = err.source().expect("regex error kept as source");
-            let regex_error = source.downcast_ref::<regex::Error>().expect("source is a regex::Error");
-            assert!(matches!(regex_error, regex::Error::Syntax(_)));
+            let build_error =
+                source.downcast_ref::<Box<BuildError>>().expect("source is the engine's BuildError");
+            assert!(build_error.syntax_error().is_some());
             assert_eq!(err.to_string(), "AutoQA pattern is not a valid regular expression");
         }
         // The same text is fine as a phrase: it is matched literally.
@@ -527,11 +605,11 @@ mod tests {
             match &err {
                 RuleError::PatternTooComplex { size_limit_bytes, source } => {
                     assert_eq!(*size_limit_bytes, MAX_COMPILED_REGEX_BYTES);
-                    assert!(matches!(source, regex::Error::CompiledTooBig(_)));
+                    assert_eq!(source.size_limit(), Some(MAX_COMPILED_REGEX_BYTES));
                 }
                 other => panic!("{pattern}: expected PatternTooComplex, got {other:?}"),
             }
-            assert!(err.source().unwrap().is::<regex::Error>());
+            assert!(err.source().unwrap().is::<Box<BuildError>>());
         }
         // Ordinary patterns, including modest Unicode classes, fit.
         for pattern in [r"\w+", r"\w{3,20}", r"(?i)[a-z]{1,200}", r"\d{1,100}"] {

@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use crate::autoqa::CompiledRule;
+use crate::autoqa::{CompiledRule, Rule};
 use crate::ids::{ConversationId, TemplateId};
 use crate::scorecard::{Criterion, Invalid, Score, Template, check_scores};
 use crate::scoring::TemplateType;
@@ -190,39 +190,43 @@ impl ScorecardChange {
 }
 
 /// A template AutoQA can score with, and its criteria that carry a rule,
-/// each rule compiled once.
+/// each rule prepared once (compiled, or compiled and admitted by a cost
+/// model: `R` is what the caller's `prepare` makes of a rule).
 #[derive(Debug)]
-pub struct AutoQaTemplate<'t> {
+pub struct AutoQaTemplate<'t, R = CompiledRule> {
     pub template: &'t Template,
     /// In template order.
-    pub rules: Vec<(&'t Criterion, CompiledRule)>,
+    pub rules: Vec<(&'t Criterion, R)>,
 }
 
 /// The template AutoQA scores with, or why `template` (what the store found
 /// for `template_id`) cannot be autoscored. Order of the checks: the
-/// template is known; it is a conversation template; every rule compiles;
-/// at least one criterion has a rule.
-pub fn autoqa_template(
+/// template is known; it is a conversation template; every rule is
+/// prepared by `prepare` (e.g. [`Rule::compile`]), whose error is the
+/// reason given for `criteria[i].autoqa_rule`; at least one criterion has
+/// a rule.
+pub fn autoqa_template<R, E: std::error::Error>(
     template: Option<&Template>,
     template_id: TemplateId,
-) -> Result<AutoQaTemplate<'_>, Invalid> {
+    mut prepare: impl FnMut(&Rule) -> Result<R, E>,
+) -> Result<AutoQaTemplate<'_, R>, Invalid> {
     let template = known_template(template, template_id, "template_id")?;
     if template.template_type.is_process() {
         return Err(Invalid::new("template_id", "AutoQA scores conversations; this is a process template"));
     }
-    let mut compiled = Vec::new();
+    let mut prepared = Vec::new();
     for (index, criterion) in template.criteria.iter().enumerate() {
         if let Some(rule) = &criterion.rule {
-            let rule = rule
-                .compile()
-                .map_err(|e| Invalid::new(format!("criteria[{index}].autoqa_rule"), e.to_string()))?;
-            compiled.push((criterion, rule));
+            let rule = prepare(rule).map_err(|e| {
+                Invalid::new(format!("criteria[{index}].autoqa_rule"), crate::report::error_chain(&e))
+            })?;
+            prepared.push((criterion, rule));
         }
     }
-    if compiled.is_empty() {
+    if prepared.is_empty() {
         return Err(Invalid::new("template_id", "the template has no criterion with an AutoQA rule"));
     }
-    Ok(AutoQaTemplate { template, rules: compiled })
+    Ok(AutoQaTemplate { template, rules: prepared })
 }
 
 /// Every conversation asked to be autoscored is among those the store

@@ -1,6 +1,6 @@
 //! The metrics of the job engine (workers and schedulers): their names, in
 //! one place, and their descriptions
-//! (`scorekeeper_sync::metrics::describe_service` gives them to the recorder).
+//! (`scorekeeper_service::telemetry::describe` gives them to the recorder).
 
 use metrics::Unit;
 

@@ -12,7 +12,11 @@
 use std::error::Error as StdError;
 use std::future::Future;
 
+pub mod telemetry;
+
 use scorekeeper_analytics::Analytics;
+use scorekeeper_autoqa::AutoQa;
+pub use scorekeeper_autoqa::{AutoQaSettings, default_threads as default_autoqa_threads};
 use scorekeeper_jobs::{JobStore, Worker, WorkerConfig};
 use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
@@ -54,6 +58,8 @@ pub struct Parts {
     pub reindex: ReindexSettings,
     pub reindex_schedule: Option<ReindexScheduleSettings>,
     pub audit_schedule: Option<AuditScheduleSettings>,
+    /// How AutoQA scoring shares this process (used where the API runs).
+    pub autoqa: AutoQaSettings,
 }
 
 /// The parts running, until [`Service::stop`] (or a drop, which aborts
@@ -102,7 +108,8 @@ impl Service {
             });
         }
         if let Some(listener) = parts.api {
-            let state = scorekeeper_api::ApiState::new(store.clone(), analytics.clone(), registry);
+            let autoqa = AutoQa::new(store.clone(), parts.autoqa);
+            let state = scorekeeper_api::ApiState::new(store.clone(), analytics.clone(), registry, autoqa);
             let mut stop = service.stop_signal();
             service.parts.spawn(async move {
                 scorekeeper_api::serve(state, listener, async move {
@@ -184,6 +191,7 @@ mod tests {
             reindex: ReindexSettings::default(),
             reindex_schedule: None,
             audit_schedule: None,
+            autoqa: AutoQaSettings::default(),
         };
         Service::start(&store, &Analytics::new(config).unwrap(), parts)
     }

@@ -158,6 +158,34 @@ impl Store {
         rows.iter().map(conversation).collect()
     }
 
+    /// Bytes of message text of each of the customer's conversations among
+    /// `ids` that has messages, so a caller can read transcripts in chunks
+    /// of bounded size. Reads no text (`octet_length` of a stored value
+    /// needs only its header).
+    pub async fn transcript_bytes(
+        &self,
+        customer_id: CustomerId,
+        ids: &[ConversationId],
+    ) -> Result<HashMap<ConversationId, u64>> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let client = self.pool().get().await?;
+        let rows = client
+            .query(
+                "SELECT m.conversation_id, sum(octet_length(m.text))::bigint AS bytes
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                 WHERE c.customer_id = $1 AND c.id = ANY($2)
+                 GROUP BY m.conversation_id",
+                &[&customer_id.0, &ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let bytes: i64 = row.try_get("bytes")?;
+                Ok((ConversationId(row.try_get("conversation_id")?), u64::try_from(bytes).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     /// Transcripts of the customer's conversations among `ids`, in message order.
     pub async fn transcripts(
         &self,

@@ -1,13 +1,13 @@
 //! The metrics of the outbox and the drift audit: their names, in one place,
-//! and their descriptions; and [`describe_service`], which describes
-//! everything a `serve` process publishes.
+//! and their descriptions (`scorekeeper_service::telemetry::describe` gives
+//! them to the recorder).
 //!
 //! The outbox's depth and oldest age are read from Postgres by whoever runs
 //! the service (`Store::outbox_stats`, every few seconds); they are named
 //! here, beside the dispatcher's counters, because they describe the same
 //! queue.
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::Unit;
 
 /// Gauge: outbox entries waiting for ClickHouse.
 pub const OUTBOX_DEPTH: &str = "scorekeeper_outbox_depth";
@@ -51,28 +51,4 @@ pub type Described = (&'static str, Unit, &'static str);
 /// Every metric this crate publishes, by name.
 pub fn all() -> impl Iterator<Item = &'static str> {
     [COUNTERS, GAUGES, HISTOGRAMS].into_iter().flatten().map(|&(name, _, _)| name)
-}
-
-/// Describes every metric a `serve` process publishes: those of this crate,
-/// of the ClickHouse insert path (`scorekeeper_analytics::metrics`) and of
-/// the job engine (`scorekeeper_jobs::metrics`). Call once at start, after
-/// installing the recorder.
-pub fn describe_service() {
-    use scorekeeper_analytics::metrics as analytics;
-    use scorekeeper_jobs::metrics as jobs;
-    for &(name, unit, help) in [analytics::COUNTERS, jobs::COUNTERS, COUNTERS].concat().iter() {
-        describe_counter!(name, unit, help);
-    }
-    for &(name, unit, help) in [analytics::GAUGES, jobs::GAUGES, GAUGES].concat().iter() {
-        describe_gauge!(name, unit, help);
-    }
-    for &(name, unit, help) in [analytics::HISTOGRAMS, jobs::HISTOGRAMS, HISTOGRAMS].concat().iter() {
-        describe_histogram!(name, unit, help);
-    }
-}
-
-/// The names of every metric a `serve` process publishes, as
-/// [`describe_service`] describes them.
-pub fn service_metrics() -> impl Iterator<Item = &'static str> {
-    scorekeeper_analytics::metrics::all().chain(scorekeeper_jobs::metrics::all()).chain(all())
 }

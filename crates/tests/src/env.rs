@@ -67,11 +67,13 @@ pub struct Options {
     pub worker: bool,
     /// The worker's reindex settings.
     pub reindex: scorekeeper_sync::reindex::ReindexSettings,
+    /// How AutoQA shares the server.
+    pub autoqa: scorekeeper_service::AutoQaSettings,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dispatcher: true, worker: true, reindex: Default::default() }
+        Options { dispatcher: true, worker: true, reindex: Default::default(), autoqa: Default::default() }
     }
 }
 
@@ -159,6 +161,7 @@ impl TestEnv {
             reindex: options.reindex,
             reindex_schedule: None,
             audit_schedule: None,
+            autoqa: options.autoqa,
         };
         let service = Service::start(&server_store, &server_analytics, parts);
         let channel = Channel::from_shared(grpc_url.clone())?.connect_lazy();

@@ -11,9 +11,11 @@
 //! no test file imports another's: request builders ([`fixtures`]), the
 //! JobService driven to a state ([`jobs`]), the reindex tests' two-customer
 //! [`world`] and what Postgres says ClickHouse must hold ([`mirror`]), a
-//! fingerprint of everything stored ([`snapshot`]) and refused requests
-//! ([`rejection`]).
+//! fingerprint of everything stored ([`snapshot`]), refused requests
+//! ([`rejection`]) and AutoQA work as costly as the limits admit
+//! ([`costly_autoqa`]).
 
+pub mod costly_autoqa;
 pub mod env;
 pub mod fixtures;
 pub mod jobs;

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use scorekeeper_proto::coaching::{self as pb, auto_qa_rule::Kind};
 use scorekeeper_proto::v1::{self, Speaker};
+use scorekeeper_service::AutoQaSettings;
 use scorekeeper_tests::TestEnv;
-use scorekeeper_tests::env::Customer;
+use scorekeeper_tests::env::{Customer, Options};
 use scorekeeper_tests::fixtures::*;
 
 async fn autoscore(customer: &Customer, template_id: i64, ids: &[i64]) -> Vec<v1::AutoscoreResult> {
@@ -24,7 +25,9 @@ async fn autoscore(customer: &Customer, template_id: i64, ids: &[i64]) -> Vec<v1
 
 #[tokio::test]
 async fn autoqa_scores_deterministically_once_per_conversation() {
-    let env = TestEnv::start().await;
+    // Three calls of one customer at once (the default allows two).
+    let autoqa = AutoQaSettings { max_calls_per_customer: 3, ..AutoQaSettings::default() };
+    let env = TestEnv::start_with(Options { autoqa, ..Options::default() }).await;
     let customer = env.customer("acme").await;
     let template = template(
         &customer,

@@ -3,6 +3,7 @@
 mod architecture_map;
 mod audit;
 mod autoqa;
+mod autoqa_limits;
 mod bad_input;
 mod contract;
 mod fuzz_validation;

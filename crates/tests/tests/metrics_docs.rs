@@ -1,7 +1,7 @@
 //! The metrics a `serve` process publishes match the table in
 //! `docs/operations.md`, both ways; the crates' name lists are complete (no
 //! metric call in any crate names its metric by a string literal or by a
-//! constant missing from the lists); and `describe_service` describes every
+//! constant missing from the lists); and `telemetry::describe` describes every
 //! listed metric with a unit and help text.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +19,7 @@ fn workspace() -> PathBuf {
 /// twice is a failure.
 fn listed() -> BTreeSet<&'static str> {
     let mut names = BTreeSet::new();
-    for name in scorekeeper_sync::metrics::service_metrics() {
+    for name in scorekeeper_service::telemetry::metric_names() {
         assert!(names.insert(name), "{name} is listed twice");
     }
     names
@@ -122,7 +122,7 @@ fn metric_calls_name_their_metric_by_a_listed_constant() {
             for (name, value) in &constants {
                 assert!(
                     listed.contains(value.as_str()),
-                    "{}: {name} = {value:?} is missing from the lists `service_metrics` joins",
+                    "{}: {name} = {value:?} is missing from the lists `metric_names` joins",
                     metrics_rs.display()
                 );
             }
@@ -205,7 +205,7 @@ impl Recorder for Descriptions {
 #[test]
 fn describe_service_describes_every_listed_metric() {
     let recorder = Descriptions::default();
-    metrics::with_local_recorder(&recorder, scorekeeper_sync::metrics::describe_service);
+    metrics::with_local_recorder(&recorder, scorekeeper_service::telemetry::describe);
     let described = recorder.0.into_inner().unwrap();
     let names: BTreeSet<&str> = described.keys().map(String::as_str).collect();
     assert_eq!(names, listed(), "described (left) and listed (right) metrics differ");

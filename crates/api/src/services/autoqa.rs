@@ -7,6 +7,7 @@ use scorekeeper_proto::v1::auto_qa_service_server::AutoQaService;
 use scorekeeper_proto::v1::*;
 use tonic::{Request, Response, Status};
 
+use crate::deadline::client_deadline;
 use crate::error::{ApiResult, respond};
 use crate::server::ApiState;
 use crate::validate::{self, Checked};
@@ -37,7 +38,8 @@ async fn autoscore_conversations(
 ) -> ApiResult<AutoscoreConversationsResponse> {
     let principal = state.auth.principal(&request).await?;
     let (template_id, ids) = autoscore_request(request.get_ref())?;
-    let results = scorekeeper_autoqa::autoscore(&state.store, principal.customer_id, template_id, &ids).await;
+    let deadline = client_deadline(request.metadata());
+    let results = state.autoqa.autoscore(principal.customer_id, template_id, &ids, deadline).await;
     // Some scorecards may have committed before a failure.
     state.outbox.written();
     Ok(AutoscoreConversationsResponse {

@@ -83,6 +83,9 @@ async fn create_scorecard_template(
 ) -> ApiResult<CreateScorecardTemplateResponse> {
     let principal = state.auth.principal(&request).await?;
     let new = convert::new_template(request.get_ref())?;
+    // Rules are admitted by AutoQA's cost model before they are stored.
+    let rules = new.criteria.iter().enumerate().filter_map(|(i, c)| Some((i, c.rule.clone()?))).collect();
+    state.autoqa.admit_rules(rules).await?;
     let template = state.store.create_template(principal.customer_id, &new).await?;
     Ok(CreateScorecardTemplateResponse { template: Some(convert::template_to_wire(&template)) })
 }

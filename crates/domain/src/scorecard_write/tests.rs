@@ -482,13 +482,13 @@ fn autoqa_scores_with_the_rules_of_a_conversation_template() {
         template(CONVERSATION_TEMPLATE, TemplateType::Conversation, criteria)
     };
     let rated = with_rules(vec![None, Some(rule(PatternType::Phrase, "hello")), None]);
-    let chosen = autoqa_template(Some(&rated), CONVERSATION_TEMPLATE).unwrap();
+    let chosen = autoqa_template(Some(&rated), CONVERSATION_TEMPLATE, Rule::compile).unwrap();
     assert_eq!(chosen.template, &rated);
     let scored: Vec<CriterionId> = chosen.rules.iter().map(|(c, _)| c.id).collect();
     assert_eq!(scored, [CriterionId(71)], "only criteria with a rule are scored");
 
     let broken = rule(PatternType::Regex, "(");
-    let broken_reason = broken.compile().unwrap_err().to_string();
+    let broken_reason = crate::report::error_chain(&broken.compile().unwrap_err());
     let process = template(
         PROCESS_TEMPLATE,
         TemplateType::Process,
@@ -514,7 +514,7 @@ fn autoqa_scores_with_the_rules_of_a_conversation_template() {
     ];
     for (name, template, expected) in cases {
         assert_eq!(
-            autoqa_template(template.as_ref(), CONVERSATION_TEMPLATE).unwrap_err(),
+            autoqa_template(template.as_ref(), CONVERSATION_TEMPLATE, Rule::compile).unwrap_err(),
             expected,
             "{name}"
         );
