@@ -13,14 +13,15 @@ use quick_cache::Weighter;
 use scorekeeper_domain::autoqa::{CompiledRule, RuleCriterion};
 use scorekeeper_domain::scorecard::Template;
 use scorekeeper_domain::scorecard_write::autoqa_template;
-use scorekeeper_domain::{CustomerId, Invalid};
+use scorekeeper_domain::scoring::CriterionScale;
+use scorekeeper_domain::{CriterionId, CustomerId, Invalid, TemplateId};
 
 use crate::admission;
 
 /// A template's rule criteria, compiled and admitted, in template order.
 #[derive(Debug)]
 pub struct CompiledTemplate {
-    rules: Vec<(scorekeeper_domain::CriterionId, scorekeeper_domain::scoring::CriterionScale, CompiledRule)>,
+    rules: Vec<(CriterionId, CriterionScale, CompiledRule)>,
     heap_bytes: usize,
 }
 
@@ -30,10 +31,7 @@ impl CompiledTemplate {
     /// model: a stored rule from before the model existed is refused here,
     /// naming its criterion, rather than run. Blocking: call it on the
     /// scoring pool.
-    pub fn compile(
-        template: Option<&Template>,
-        template_id: scorekeeper_domain::TemplateId,
-    ) -> Result<Self, Invalid> {
+    pub fn compile(template: Option<&Template>, template_id: TemplateId) -> Result<Self, Invalid> {
         let checked = autoqa_template(template, template_id, admission::admit)?;
         let rules: Vec<_> = checked
             .rules
@@ -62,7 +60,7 @@ impl CompiledTemplate {
     }
 }
 
-type Key = (CustomerId, scorekeeper_domain::TemplateId);
+type Key = (CustomerId, TemplateId);
 
 #[derive(Clone, Debug)]
 struct ByBytes;
@@ -100,21 +98,25 @@ impl TemplateCache {
         }
     }
 
-    pub fn get(
+    /// The template's compiled rules, from the cache or from `compile`
+    /// (then kept). Calls that miss the same template at once compile it
+    /// once: the others wait for the first (and compile themselves only if
+    /// it failed), so a burst of calls holds one copy, not one per call.
+    pub async fn get_or_compile<E>(
         &self,
         customer_id: CustomerId,
-        template_id: scorekeeper_domain::TemplateId,
-    ) -> Option<Arc<CompiledTemplate>> {
-        self.templates.get(&(customer_id, template_id))
-    }
-
-    pub fn insert(
-        &self,
-        customer_id: CustomerId,
-        template_id: scorekeeper_domain::TemplateId,
-        template: Arc<CompiledTemplate>,
-    ) {
-        self.templates.insert((customer_id, template_id), template);
+        template_id: TemplateId,
+        compile: impl Future<Output = Result<CompiledTemplate, E>>,
+    ) -> Result<Arc<CompiledTemplate>, E> {
+        match self.templates.get_value_or_guard_async(&(customer_id, template_id)).await {
+            Ok(compiled) => Ok(compiled),
+            Err(guard) => {
+                let compiled = Arc::new(compile.await?);
+                // Err only if the entry was removed meanwhile: still ours to use.
+                let _ = guard.insert(compiled.clone());
+                Ok(compiled)
+            }
+        }
     }
 
     /// Bytes the cache holds now.

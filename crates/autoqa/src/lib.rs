@@ -211,13 +211,10 @@ impl AutoQa {
         template_id: TemplateId,
         stored: Option<&Template>,
     ) -> Result<Arc<CompiledTemplate>> {
-        if let Some(compiled) = self.templates.get(customer_id, template_id) {
-            return Ok(compiled);
-        }
         let stored = stored.cloned();
-        let compiled = self.pool.run(move || CompiledTemplate::compile(stored.as_ref(), template_id)).await?;
-        let compiled = Arc::new(compiled);
-        self.templates.insert(customer_id, template_id, compiled.clone());
+        let pool = &self.pool;
+        let compile = pool.run(move || CompiledTemplate::compile(stored.as_ref(), template_id));
+        let compiled = self.templates.get_or_compile(customer_id, template_id, compile).await?;
         ::metrics::gauge!(crate::metrics::AUTOQA_RULE_CACHE_BYTES).set(self.templates.bytes() as f64);
         Ok(compiled)
     }

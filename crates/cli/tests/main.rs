@@ -3,6 +3,7 @@
 //! processes on each test's own databases.
 
 mod audit_cli;
+mod hostile_autoqa;
 mod reindex_cli;
 mod serve;
 mod worker_kill;
