@@ -10,4 +10,4 @@ mod server;
 mod services;
 mod validate;
 
-pub use server::{ApiState, local_addr, serve};
+pub use server::{ApiState, TenantLimits, local_addr, serve};

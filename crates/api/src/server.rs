@@ -32,14 +32,41 @@ pub struct ApiState {
     pub(crate) outbox: OutboxAnnouncer,
     /// AutoQA's scoring pool, rule cache and call slots.
     pub(crate) autoqa: AutoQa,
+    pub(crate) limits: TenantLimits,
+}
+
+/// What one customer may start, beyond AutoQA's own limits. Defaults in
+/// [`TenantLimits::default`]; `serve` takes each from a setting.
+#[derive(Clone, Copy, Debug)]
+pub struct TenantLimits {
+    /// Jobs a customer may have queued; CreateJob beyond it answers
+    /// RESOURCE_EXHAUSTED (`JOBS_MAX_QUEUED_PER_CUSTOMER`). Admin tokens
+    /// are not limited.
+    pub max_queued_jobs_per_customer: usize,
+    /// Audit calls a customer may start per minute, across every API
+    /// process (`AUDITS_PER_MINUTE_PER_CUSTOMER`).
+    pub audits_per_minute_per_customer: u32,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits { max_queued_jobs_per_customer: 20, audits_per_minute_per_customer: 6 }
+    }
 }
 
 impl ApiState {
     /// Must be called on a Tokio runtime (the outbox announcer's task starts
     /// on it).
-    pub fn new(store: Store, analytics: Analytics, jobs: Registry, autoqa: AutoQa) -> ApiState {
+    pub fn new(
+        store: Store,
+        analytics: Analytics,
+        jobs: Registry,
+        autoqa: AutoQa,
+        limits: TenantLimits,
+    ) -> ApiState {
         ApiState {
             autoqa,
+            limits,
             auth: Arc::new(Authenticator::new(store.clone())),
             outbox: store.outbox_announcer(),
             job_store: JobStore::new(&store),

@@ -16,7 +16,7 @@ use clap::Args;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scorekeeper_analytics::Analytics;
 use scorekeeper_jobs::WorkerConfig;
-use scorekeeper_service::{AutoQaSettings, Parts, Service};
+use scorekeeper_service::{AutoQaSettings, Parts, Service, TenantLimits};
 use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
 use scorekeeper_sync::outbox::DispatcherConfig;
@@ -119,6 +119,17 @@ pub struct ServeArgs {
     /// Bytes of compiled AutoQA templates kept in memory.
     #[arg(long, env = "AUTOQA_RULE_CACHE_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     autoqa_rule_cache_bytes: u64,
+    /// Jobs of one customer running at once across every worker (jobs of
+    /// all customers count as one more customer).
+    #[arg(long, env = "JOBS_MAX_RUNNING_PER_CUSTOMER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs_max_running_per_customer: u32,
+    /// Jobs one customer may have queued; CreateJob beyond it answers
+    /// RESOURCE_EXHAUSTED (admin tokens are not limited).
+    #[arg(long, env = "JOBS_MAX_QUEUED_PER_CUSTOMER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    jobs_max_queued_per_customer: u32,
+    /// Audit calls one customer may start per minute, across every API process.
+    #[arg(long, env = "AUDITS_PER_MINUTE_PER_CUSTOMER", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    audits_per_minute_per_customer: u32,
     /// Bytes of transcript text one AutoQA call holds at once.
     #[arg(long, env = "AUTOQA_TRANSCRIPT_CHUNK_BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     autoqa_transcript_chunk_bytes: u64,
@@ -165,6 +176,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let mut config = WorkerConfig::new(worker_id());
         config.concurrency = args.worker_concurrency as usize;
         config.lease = Duration::from_secs(args.job_lease_seconds);
+        config.max_running_per_customer = args.jobs_max_running_per_customer as usize;
         config
     });
     match &schedule {
@@ -206,6 +218,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             call_timeout: Duration::from_secs(args.autoqa_call_timeout_seconds),
             rule_cache_bytes: args.autoqa_rule_cache_bytes,
             transcript_chunk_bytes: args.autoqa_transcript_chunk_bytes,
+        },
+        limits: TenantLimits {
+            max_queued_jobs_per_customer: args.jobs_max_queued_per_customer as usize,
+            audits_per_minute_per_customer: args.audits_per_minute_per_customer,
         },
     };
     let mut service = Service::start(&store, &analytics, parts);

@@ -14,6 +14,7 @@ use scorekeeper_domain::CustomerId;
 use scorekeeper_retry::Backoff;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize as _, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::context::JobContext;
 use crate::job::{JobError, NewJob};
@@ -130,8 +131,20 @@ impl NewJob {
             payload: serde_json::to_value(payload).expect("a job payload serialises"),
             max_attempts: H::RETRY_POLICY.max_attempts,
             dedupe_key: None,
+            active_key: None,
             activities: H::activities(payload).into_iter().map(str::to_owned).collect(),
         }
+    }
+
+    /// This job, unless one of the same type, customer and payload is
+    /// already queued or running: then creating it returns that one. For
+    /// work that a second copy would only repeat, such as the repair of a
+    /// scope an earlier repair is still reindexing.
+    pub fn one_active_per_payload(mut self) -> NewJob {
+        let identity = serde_json::json!([self.job_type, self.customer_id.map(|c| c.0), &self.payload]);
+        let digest = Sha256::digest(identity.to_string().as_bytes());
+        self.active_key = Some(format!("payload:{}", hex::encode(digest)));
+        self
     }
 }
 

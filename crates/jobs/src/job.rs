@@ -118,6 +118,10 @@ pub struct NewJob {
     /// One job per key, ever: a second create with the same key returns the
     /// existing job.
     pub dedupe_key: Option<String>,
+    /// At most one queued or running job per key: a create while one is
+    /// returns it; once it ends, the key is free again
+    /// ([`NewJob::one_active_per_payload`]).
+    pub active_key: Option<String>,
     pub activities: Vec<String>,
 }
 

@@ -34,6 +34,9 @@ pub struct WorkerConfig {
     /// ([`RetryPolicy`](crate::handler::RetryPolicy)) when set; the tests
     /// use a short one.
     pub retry_backoff: Option<Backoff>,
+    /// Jobs of one customer running at once across every worker
+    /// (`JOBS_MAX_RUNNING_PER_CUSTOMER`); see `JobStore::claim_job`.
+    pub max_running_per_customer: usize,
 }
 
 impl WorkerConfig {
@@ -45,6 +48,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             claim_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             retry_backoff: None,
+            max_running_per_customer: 2,
         }
     }
 }
@@ -78,7 +82,16 @@ impl Worker {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            match this.store.claim_job(&this.config.worker_id, this.config.lease, &job_types).await {
+            match this
+                .store
+                .claim_job(
+                    &this.config.worker_id,
+                    this.config.lease,
+                    &job_types,
+                    this.config.max_running_per_customer,
+                )
+                .await
+            {
                 Ok(Some(claim)) => {
                     failures = 0;
                     let worker = this.clone();

@@ -15,6 +15,7 @@ use std::future::Future;
 pub mod telemetry;
 
 use scorekeeper_analytics::Analytics;
+pub use scorekeeper_api::TenantLimits;
 use scorekeeper_autoqa::AutoQa;
 pub use scorekeeper_autoqa::{AutoQaSettings, default_threads as default_autoqa_threads};
 use scorekeeper_jobs::{JobStore, Worker, WorkerConfig};
@@ -60,6 +61,8 @@ pub struct Parts {
     pub audit_schedule: Option<AuditScheduleSettings>,
     /// How AutoQA scoring shares this process (used where the API runs).
     pub autoqa: AutoQaSettings,
+    /// What one customer may start through the API.
+    pub limits: TenantLimits,
 }
 
 /// The parts running, until [`Service::stop`] (or a drop, which aborts
@@ -109,7 +112,13 @@ impl Service {
         }
         if let Some(listener) = parts.api {
             let autoqa = AutoQa::new(store.clone(), parts.autoqa);
-            let state = scorekeeper_api::ApiState::new(store.clone(), analytics.clone(), registry, autoqa);
+            let state = scorekeeper_api::ApiState::new(
+                store.clone(),
+                analytics.clone(),
+                registry,
+                autoqa,
+                parts.limits,
+            );
             let mut stop = service.stop_signal();
             service.parts.spawn(async move {
                 scorekeeper_api::serve(state, listener, async move {
@@ -192,6 +201,7 @@ mod tests {
             reindex_schedule: None,
             audit_schedule: None,
             autoqa: AutoQaSettings::default(),
+            limits: TenantLimits::default(),
         };
         Service::start(&store, &Analytics::new(config).unwrap(), parts)
     }

@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod error;
 pub mod mirror;
 pub mod outbox;
+mod quotas;
 pub mod reindex;
 pub mod scorecards;
 pub mod templates;

@@ -69,11 +69,19 @@ pub struct Options {
     pub reindex: scorekeeper_sync::reindex::ReindexSettings,
     /// How AutoQA shares the server.
     pub autoqa: scorekeeper_service::AutoQaSettings,
+    /// What one customer may start through the API.
+    pub limits: scorekeeper_service::TenantLimits,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dispatcher: true, worker: true, reindex: Default::default(), autoqa: Default::default() }
+        Options {
+            dispatcher: true,
+            worker: true,
+            reindex: Default::default(),
+            autoqa: Default::default(),
+            limits: Default::default(),
+        }
     }
 }
 
@@ -162,6 +170,7 @@ impl TestEnv {
             reindex_schedule: None,
             audit_schedule: None,
             autoqa: options.autoqa,
+            limits: options.limits,
         };
         let service = Service::start(&server_store, &server_analytics, parts);
         let channel = Channel::from_shared(grpc_url.clone())?.connect_lazy();

@@ -63,7 +63,7 @@ async fn a_worker_that_lost_its_lease_cannot_write() {
     let customer = env.customer("acme").await;
     let created = reindex_job(&env.jobs, customer.id, 10).await;
     let lease = Duration::from_millis(500);
-    let a = env.jobs.claim_job("worker-a", lease, &[JOB_TYPE]).await.unwrap().expect("a claims the job");
+    let a = env.jobs.claim_job("worker-a", lease, &[JOB_TYPE], 2).await.unwrap().expect("a claims the job");
     assert_eq!(a.fence, 1);
     let progress = |rows| ProgressUpdate {
         activity: "reindex_conversations",
@@ -81,7 +81,7 @@ async fn a_worker_that_lost_its_lease_cannot_write() {
     tokio::time::sleep(lease + Duration::from_millis(200)).await;
     let b = env
         .jobs
-        .claim_job("worker-b", Duration::from_secs(30), &[JOB_TYPE])
+        .claim_job("worker-b", Duration::from_secs(30), &[JOB_TYPE], 2)
         .await
         .unwrap()
         .expect("b takes over");
@@ -115,7 +115,7 @@ async fn a_checkpoint_that_does_not_decode_fails_the_job_and_names_the_activity(
     // An earlier attempt (another version, a bug) left a checkpoint this
     // version cannot read, then gave the job back to the queue.
     let first =
-        env.jobs.claim_job("old-worker", Duration::from_secs(30), &[JOB_TYPE]).await.unwrap().unwrap();
+        env.jobs.claim_job("old-worker", Duration::from_secs(30), &[JOB_TYPE], 2).await.unwrap().unwrap();
     let unreadable = serde_json::json!({ "phase": "sideways", "after": "the middle" });
     let update = ProgressUpdate {
         activity: "reindex_conversations",

@@ -6,6 +6,7 @@ mod autoqa;
 mod autoqa_limits;
 mod bad_input;
 mod contract;
+mod fair_sharing;
 mod fuzz_validation;
 mod hostile_strings;
 mod job_api;

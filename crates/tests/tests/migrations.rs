@@ -109,8 +109,8 @@ impl Drop for ExtraDatabase {
 async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unchanged() {
     // The test's own database is migrated the way of today: the fresh case.
     let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
-    assert_eq!(history(&env.store, "refinery_schema_history").await, [1, 5, 6, 7], "the store's own");
-    assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4]);
+    assert_eq!(history(&env.store, "refinery_schema_history").await, [1, 5, 6, 7, 9], "the store's own");
+    assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5]);
     let fresh = schema(&env.store).await;
     assert!(fresh.iter().any(|l| l.starts_with("column job_activities.rows_estimated")), "{fresh:#?}");
     assert!(fresh.iter().any(|l| l.starts_with("column job_activities.pages_done")), "{fresh:#?}");
@@ -147,9 +147,26 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
 
     migrate_postgres(&legacy).await.expect("the old layout migrates");
     let after = schema(&legacy).await;
-    // The job set's V1–V3 find everything in place; its V4 adds one column.
+    // The job set's V1–V3 find everything in place; what is added is what
+    // the migrations after the hand-over add (each new one adds its lines).
     let added: Vec<&str> = after.iter().filter(|l| !before.contains(l)).map(String::as_str).collect();
-    assert_eq!(added, ["column job_activities.pages_done bigint NO 0"], "migrating the old layout");
+    let after_the_hand_over = [
+        "column audit_calls.called_at timestamp with time zone NO now()", // store V9
+        "column audit_calls.customer_id bigint NO ",                      // store V9
+        "column job_activities.pages_done bigint NO 0",                   // jobs V4
+        "column job_turns.customer_key bigint NO ",                       // jobs V5
+        "column job_turns.last_claimed_at timestamp with time zone NO ",  // jobs V5
+        "column jobs.active_key text YES ",                               // jobs V5
+        "constraint audit_calls audit_calls_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers(id)",
+        "constraint job_turns job_turns_pkey PRIMARY KEY (customer_key)",
+        "index CREATE INDEX audit_calls_by_customer ON public.audit_calls USING btree (customer_id, called_at)",
+        "index CREATE INDEX jobs_active_by_customer ON public.jobs USING btree (customer_id, state) \
+         WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]))",
+        "index CREATE UNIQUE INDEX job_turns_pkey ON public.job_turns USING btree (customer_key)",
+        "index CREATE UNIQUE INDEX jobs_active_key ON public.jobs USING btree (active_key) \
+         WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]))",
+    ];
+    assert_eq!(added, after_the_hand_over, "migrating the old layout");
     assert!(before.iter().all(|l| after.contains(l)), "migrating the old layout changed the schema");
     assert_eq!(after, fresh, "the old layout and a fresh database differ");
     let kept = jobs.get_job(id, None).await.unwrap().expect("the job is kept");
@@ -164,8 +181,12 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
         .map(|a| (a.activity.as_str(), a.rows_done, a.checkpoints_done, a.pages_done))
         .collect();
     assert_eq!(progress, [("one", 40, 2, 0), ("two", 0, 0, 0)], "kept, with no pages counted before V4");
-    assert_eq!(history(&legacy, "refinery_schema_history").await, [1, 2, 3, 4, 5, 6, 7], "left as it was");
-    assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4]);
+    assert_eq!(
+        history(&legacy, "refinery_schema_history").await,
+        [1, 2, 3, 4, 5, 6, 7, 9],
+        "kept, and V9 on"
+    );
+    assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5]);
 
     // And once more: nothing left to do.
     migrate_postgres(&legacy).await.expect("a second migrate");

@@ -78,6 +78,15 @@ async fn audit(state: &ApiState, request: Request<AuditRequest>) -> ApiResult<Au
     let principal = state.auth.principal(&request).await?;
     let r = request.get_ref();
     let scope = audit_scope(principal, r)?;
+    // An audit scans a customer's whole mirror: counted per customer,
+    // whatever scope it names.
+    let per_minute = state.limits.audits_per_minute_per_customer;
+    if !state.store.admit_audit(principal.customer_id, per_minute).await? {
+        return Err(ApiError::ResourceExhausted(format!(
+            "this customer already ran {per_minute} audits in the last minute \
+             (AUDITS_PER_MINUTE_PER_CUSTOMER); retry later"
+        )));
+    }
     if let Some(customer) = scope.customer_id
         && customer != principal.customer_id
         && !state.store.customer_exists(customer).await?

@@ -305,7 +305,17 @@ async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> Api
     // The one builder of reindex jobs, as the schedule's and the audit's
     // repair: type, activities and attempts from the job type.
     let new = scorekeeper_sync::reindex::new_job(&spec, spec.scope.customer_id);
-    let (job, _) = state.job_store.create_job(&new).await?;
+    let (job, _) = if principal.is_admin {
+        state.job_store.create_job(&new).await?
+    } else {
+        let limit = state.limits.max_queued_jobs_per_customer;
+        state.job_store.create_job_within(&new, limit).await?.ok_or_else(|| {
+            ApiError::ResourceExhausted(format!(
+                "this customer already has {limit} queued jobs (JOBS_MAX_QUEUED_PER_CUSTOMER); \
+                 wait for them to start or cancel some"
+            ))
+        })?
+    };
     Ok(CreateJobResponse { job: Some(job_to_wire(&job)) })
 }
 

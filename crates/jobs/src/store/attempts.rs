@@ -21,8 +21,25 @@ impl JobStore {
     /// running with an expired lease (its worker died). Raises `attempts`,
     /// which becomes this attempt's fencing token. Jobs whose lease expired
     /// with no attempts left are failed first.
-    pub async fn claim_job(&self, worker: &str, lease: Duration, job_types: &[i16]) -> Result<Option<Claim>> {
-        let client = self.pool().get().await?;
+    ///
+    /// Fair between customers: of the runnable jobs, one of the customer
+    /// with the fewest running jobs is claimed; among those, of the customer
+    /// whose last claim is oldest (`job_turns`), then the oldest job. None
+    /// of a customer that already runs `max_running_per_customer` is
+    /// claimed (jobs of all customers count as one more customer). So the
+    /// workers take turns between customers: a customer with one job waits
+    /// for at most one job of each other customer, not for another's
+    /// hundred queued ones. Claims are serialised by a transaction-scoped
+    /// advisory lock, which keeps the limit exact across workers; a claim
+    /// takes milliseconds.
+    pub async fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+        job_types: &[i16],
+        max_running_per_customer: usize,
+    ) -> Result<Option<Claim>> {
+        let mut client = self.pool().get().await?;
         // Jobs whose worker died and that cannot run again: a cancel asked
         // for, or no attempts left.
         client
@@ -37,24 +54,45 @@ impl JobStore {
                 &[],
             )
             .await?;
-        let row = client
+        let max_running = i64::try_from(max_running_per_customer).unwrap_or(i64::MAX);
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('scorekeeper_jobs_claim', 0))", &[])
+            .await?;
+        // `running`: each customer's jobs that hold a live lease now (a job
+        // whose lease expired is runnable again, not running).
+        let row = tx
             .query_opt(
                 &format!(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
-                         lease_expires_at = now() + make_interval(secs => $2),
-                         started_at = coalesce(started_at, now()), updated_at = now()
-                     WHERE id = (
-                         SELECT id FROM jobs
-                         WHERE job_type = ANY($3) AND attempts < max_attempts AND NOT cancel_requested
-                           AND ((state = 'queued' AND run_after <= now())
-                                OR (state = 'running' AND lease_expires_at < now()))
-                         ORDER BY run_after, created_at LIMIT 1
-                         FOR UPDATE SKIP LOCKED)
-                     RETURNING {JOB_COLUMNS}"
+                    "WITH running AS (
+                         SELECT customer_id, count(*) AS jobs FROM jobs
+                         WHERE state = 'running' AND lease_expires_at >= now()
+                         GROUP BY customer_id),
+                     claimed AS (
+                         UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1,
+                             lease_expires_at = now() + make_interval(secs => $2),
+                             started_at = coalesce(started_at, now()), updated_at = now()
+                         WHERE id = (
+                             SELECT j.id FROM jobs j
+                             LEFT JOIN running r ON r.customer_id IS NOT DISTINCT FROM j.customer_id
+                             LEFT JOIN job_turns t ON t.customer_key = coalesce(j.customer_id, 0)
+                             WHERE j.job_type = ANY($3) AND j.attempts < j.max_attempts AND NOT j.cancel_requested
+                               AND ((j.state = 'queued' AND j.run_after <= now())
+                                    OR (j.state = 'running' AND j.lease_expires_at < now()))
+                               AND coalesce(r.jobs, 0) < $4
+                             ORDER BY coalesce(r.jobs, 0), t.last_claimed_at NULLS FIRST, j.run_after, j.created_at
+                             LIMIT 1
+                             FOR UPDATE OF j SKIP LOCKED)
+                         RETURNING *),
+                     turn AS (
+                         INSERT INTO job_turns (customer_key, last_claimed_at)
+                         SELECT coalesce(customer_id, 0), clock_timestamp() FROM claimed
+                         ON CONFLICT (customer_key) DO UPDATE SET last_claimed_at = excluded.last_claimed_at)
+                     SELECT {JOB_COLUMNS} FROM claimed"
                 ),
-                &[&worker, &lease.as_secs_f64(), &job_types],
+                &[&worker, &lease.as_secs_f64(), &job_types, &max_running],
             )
             .await?;
+        tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
         let claimed = self.with_activities(rows::job(&row)?).await?;
         Ok(Some(Claim { fence: claimed.attempts, job: claimed }))

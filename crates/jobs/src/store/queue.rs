@@ -14,18 +14,26 @@ use super::rows::{self, ACTIVITY_COLUMNS, JOB_COLUMNS};
 use crate::job::{ActivityProgress, Job, JobFilter, JobState, NewJob};
 
 /// Inserts a job and its activity rows in `tx`, returning it with its
-/// (fresh) progress; `None` when its `dedupe_key` is already taken, in
-/// which case nothing was written. For callers that must create a job
-/// atomically with other writes (the scheduler's tick).
+/// (fresh) progress; `None` when its `dedupe_key` is already taken, or its
+/// `active_key` by a queued or running job, in which case nothing was
+/// written. For callers that must create a job atomically with other
+/// writes (the scheduler's tick).
 pub(super) async fn insert_job(tx: &Transaction<'_>, new: &NewJob) -> Result<Option<Job>> {
     let inserted = tx
         .query_opt(
             &format!(
-                "INSERT INTO jobs (customer_id, job_type, payload, max_attempts, dedupe_key)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedupe_key) DO NOTHING
+                "INSERT INTO jobs (customer_id, job_type, payload, max_attempts, dedupe_key, active_key)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING
                  RETURNING {JOB_COLUMNS}"
             ),
-            &[&new.customer_id.map(|c| c.0), &new.job_type, &new.payload, &new.max_attempts, &new.dedupe_key],
+            &[
+                &new.customer_id.map(|c| c.0),
+                &new.job_type,
+                &new.payload,
+                &new.max_attempts,
+                &new.dedupe_key,
+                &new.active_key,
+            ],
         )
         .await?;
     let Some(row) = inserted else { return Ok(None) };
@@ -47,27 +55,71 @@ pub(super) async fn insert_job(tx: &Transaction<'_>, new: &NewJob) -> Result<Opt
 
 impl JobStore {
     /// Creates a job with its activity rows. With a `dedupe_key` that
-    /// already exists, creates nothing and returns the existing job and
-    /// `false`.
+    /// already exists, or an `active_key` a queued or running job holds,
+    /// creates nothing and returns that job and `false`.
     pub async fn create_job(&self, new: &NewJob) -> Result<(Job, bool)> {
-        let mut client = self.pool().get().await?;
-        let tx = client.transaction().await?;
-        let Some(created) = insert_job(&tx, new).await? else {
-            drop(tx);
-            let key = new.dedupe_key.as_deref().unwrap_or_default();
-            let existing = self.job_by_dedupe_key(key).await?;
-            return existing
-                .map(|j| (j, false))
-                .ok_or_else(|| StoreError::Corrupt(format!("job {key} vanished")));
-        };
-        tx.commit().await?;
-        Ok((created, true))
+        let created = self.create(new, None).await?;
+        Ok(created.expect("no queue limit was asked for"))
     }
 
-    async fn job_by_dedupe_key(&self, key: &str) -> Result<Option<Job>> {
+    /// [`JobStore::create_job`], unless the job's customer (or, for a job
+    /// of all customers, the operators) already has `max_queued` jobs
+    /// waiting to run: then `None`, and nothing is written. Exact under
+    /// concurrent creates: each customer's are serialised by an advisory
+    /// lock held until the insert commits.
+    pub async fn create_job_within(&self, new: &NewJob, max_queued: usize) -> Result<Option<(Job, bool)>> {
+        self.create(new, Some(max_queued)).await
+    }
+
+    async fn create(&self, new: &NewJob, max_queued: Option<usize>) -> Result<Option<(Job, bool)>> {
+        // A key's holder may end between the refused insert and the read of
+        // it; then the key is free and the insert is tried again.
+        for _ in 0..3 {
+            let mut client = self.pool().get().await?;
+            let tx = client.transaction().await?;
+            if let Some(limit) = max_queued {
+                let customer = new.customer_id.map(|c| c.0);
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('scorekeeper_jobs_queue:' || coalesce($1::bigint::text, 'all'), 0))",
+                    &[&customer],
+                )
+                .await?;
+                let queued: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM jobs WHERE customer_id IS NOT DISTINCT FROM $1 AND state = 'queued'",
+                        &[&customer],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if queued >= i64::try_from(limit).unwrap_or(i64::MAX) {
+                    return Ok(None);
+                }
+            }
+            if let Some(created) = insert_job(&tx, new).await? {
+                tx.commit().await?;
+                return Ok(Some((created, true)));
+            }
+            drop(tx);
+            if let Some(existing) = self.job_holding_a_key(new).await? {
+                return Ok(Some((existing, false)));
+            }
+        }
+        Err(StoreError::Corrupt("a job's dedupe or active key was taken but no job holds it".into()))
+    }
+
+    /// The job that holds `new`'s `dedupe_key`, or its `active_key` while
+    /// queued or running.
+    async fn job_holding_a_key(&self, new: &NewJob) -> Result<Option<Job>> {
         let client = self.pool().get().await?;
         let row = client
-            .query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE dedupe_key = $1"), &[&key])
+            .query_opt(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs
+                     WHERE dedupe_key = $1 OR (active_key = $2 AND state IN ('queued', 'running'))
+                     LIMIT 1"
+                ),
+                &[&new.dedupe_key, &new.active_key],
+            )
             .await?;
         let Some(row) = row else { return Ok(None) };
         self.with_activities(rows::job(&row)?).await.map(Some)

@@ -215,7 +215,10 @@ pub async fn repair(
         }
     }
     let jobs = JobStore::new(store);
-    for (n, mut job) in plan.jobs().into_iter().enumerate() {
+    for (n, job) in plan.jobs().into_iter().enumerate() {
+        // A scope already being repaired by a queued or running job is not
+        // queued twice: a repeated audit with repair gets that job back.
+        let mut job = job.one_active_per_payload();
         job.dedupe_key = dedupe.map(|key| format!("{key}:{n}"));
         let (created, _) = jobs.create_job(&job).await?;
         report.jobs.push(created.id.to_string());

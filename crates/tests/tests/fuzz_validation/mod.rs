@@ -31,6 +31,7 @@ use scorekeeper_domain::reindex::ReindexSpec;
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_proto::v1;
 use scorekeeper_proto::v1::job_payload::Payload;
+use scorekeeper_service::TenantLimits;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings};
 use scorekeeper_tests::env::Options;
 use scorekeeper_tests::fixtures::*;

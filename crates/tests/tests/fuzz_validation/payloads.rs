@@ -155,7 +155,10 @@ fn job_request_bytes(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
 
 #[tokio::test]
 async fn job_payloads_decode_to_a_clean_answer() {
-    let env = TestEnv::start_with(Options { worker: false, ..Options::default() }).await;
+    // Every accepted payload queues a job, with no worker to run them: the
+    // queue limit would otherwise answer for the payloads it is to judge.
+    let limits = TenantLimits { max_queued_jobs_per_customer: 100_000, ..TenantLimits::default() };
+    let env = TestEnv::start_with(Options { worker: false, limits, ..Options::default() }).await;
     let customer = env.customer("payloads").await;
     let handler =
         scorekeeper_sync::job_registry(env.store.clone(), env.analytics.clone(), ReindexSettings::default());
