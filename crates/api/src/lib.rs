@@ -5,6 +5,7 @@
 mod auth;
 mod convert;
 pub mod error;
+pub mod health;
 mod server;
 mod services;
 mod validate;

@@ -190,6 +190,12 @@ impl TestEnv {
             .expect("checked when the test started")
     }
 
+    /// The Postgres URL of this test's database through `postgres_proxy`,
+    /// for processes the test starts and takes Postgres away from.
+    pub fn proxied_database_url(&self) -> String {
+        with_addr(&self.database_url(), self.postgres_proxy.addr()).expect("checked when the test started")
+    }
+
     /// This test's ClickHouse settings (the real server, not the proxy).
     pub fn clickhouse_config(&self) -> &ClickHouseConfig {
         &self.databases.clickhouse
