@@ -154,10 +154,18 @@ pub async fn check(world: &World, ledger: &Ledger) -> anyhow::Result<Verdict> {
             verdict.acked_lost_in_clickhouse += 1;
         }
     }
-    let expected_scorecards: Vec<ScorecardRow> =
-        truth.scorecards.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
-    let expected_scores: Vec<ScoreRow> =
-        truth.scores.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
+    let expected_scorecards: Vec<ScorecardRow> = truth
+        .scorecards
+        .iter()
+        .filter(|s| !s.is_deleted)
+        .map(|r| r.try_into().expect("a time ClickHouse holds"))
+        .collect();
+    let expected_scores: Vec<ScoreRow> = truth
+        .scores
+        .iter()
+        .filter(|s| !s.is_deleted)
+        .map(|r| r.try_into().expect("a time ClickHouse holds"))
+        .collect();
     verdict.rows_differing +=
         differing("scorecard", &expected_scorecards, &clickhouse_scorecards, |r| r.id, &mut verdict.examples);
     verdict.rows_differing +=

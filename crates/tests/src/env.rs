@@ -283,10 +283,18 @@ impl TestEnv {
     /// through `store` (a private cluster, say).
     pub async fn assert_scorecards_mirrored_from(&self, store: &Store) {
         let truth = all_scorecards(store).await;
-        let mut expected_scorecards: Vec<ScorecardRow> =
-            truth.scorecards.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
-        let mut expected_scores: Vec<ScoreRow> =
-            truth.scores.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
+        let mut expected_scorecards: Vec<ScorecardRow> = truth
+            .scorecards
+            .iter()
+            .filter(|s| !s.is_deleted)
+            .map(|r| r.try_into().expect("a time ClickHouse holds"))
+            .collect();
+        let mut expected_scores: Vec<ScoreRow> = truth
+            .scores
+            .iter()
+            .filter(|s| !s.is_deleted)
+            .map(|r| r.try_into().expect("a time ClickHouse holds"))
+            .collect();
         expected_scorecards.sort_by_key(|r| (r.customer_id, r.id));
         expected_scores.sort_by_key(|r| (r.customer_id, r.id));
         assert_eq!(

@@ -223,6 +223,10 @@ impl Truth {
 }
 
 /// The ClickHouse rows of the records `keep` accepts.
-fn pick<R, T: for<'r> From<&'r R>>(records: &[R], keep: impl Fn(&R) -> bool) -> Vec<T> {
-    records.iter().filter(|r| keep(r)).map(T::from).collect()
+fn pick<R, T, E>(records: &[R], keep: impl Fn(&R) -> bool) -> Vec<T>
+where
+    T: for<'r> TryFrom<&'r R, Error = E>,
+    E: std::fmt::Debug,
+{
+    records.iter().filter(|r| keep(r)).map(|r| T::try_from(r).expect("a time ClickHouse holds")).collect()
 }

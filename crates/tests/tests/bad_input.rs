@@ -20,6 +20,13 @@ const UNKNOWN: i64 = 999_999_999;
 const BEFORE_YEAR_1: i64 = -300_000_000_000;
 /// 10000-01-01T00:00:00Z.
 const AFTER_YEAR_9999: i64 = 253_402_300_800;
+/// 1900-01-01T00:00:00Z and 2200-01-01T00:00:00Z: valid `Timestamp`s
+/// outside what ClickHouse's `DateTime` (the mirror) holds.
+const YEAR_1900: i64 = -2_208_988_800;
+const YEAR_2200: i64 = 7_258_118_400;
+/// The seconds just outside the mirror's range, each side.
+const BEFORE_1970: i64 = -1;
+const AFTER_2106_02_07_06_28_15: i64 = 4_294_967_296;
 
 struct Case {
     name: String,
@@ -588,6 +595,26 @@ fn cases(w: &World) -> Vec<Case> {
             "upsert: ended_at after year 9999",
             "conversations[1].ended_at",
             upsert_with(|c| c.ended_at = ts(AFTER_YEAR_9999)),
+        ),
+        invalid(
+            "upsert: started_at in 1900, before what the mirror holds",
+            "conversations[1].started_at",
+            upsert_with(|c| c.started_at = ts(YEAR_1900)),
+        ),
+        invalid(
+            "upsert: started_at one second before 1970",
+            "conversations[1].started_at",
+            upsert_with(|c| c.started_at = ts(BEFORE_1970)),
+        ),
+        invalid(
+            "upsert: ended_at in 2200, after what the mirror holds",
+            "conversations[1].ended_at",
+            upsert_with(|c| c.ended_at = ts(YEAR_2200)),
+        ),
+        invalid(
+            "upsert: ended_at one second after the mirror's last",
+            "conversations[1].ended_at",
+            upsert_with(|c| c.ended_at = ts(AFTER_2106_02_07_06_28_15)),
         ),
         invalid(
             "upsert: ended_at before started_at",
