@@ -197,12 +197,28 @@ fn in_mirror_range(column: &str) -> String {
     format!("({column} >= $1 AND {column} < $2)")
 }
 
-/// The mirrored times of a table beside its bucket time, as SQL columns.
-fn other_mirrored_times(table: AuditTable) -> &'static [&'static str] {
+/// Any of `columns` lies outside `MIRROR_SECONDS` (`$1`, `$2` as above),
+/// written as ranges an index on the column can serve.
+fn outside_mirror_range(columns: &[&str]) -> String {
+    let each: Vec<String> = columns.iter().map(|c| format!("{c} < $1 OR {c} >= $2")).collect();
+    format!("({})", each.join(" OR "))
+}
+
+/// The live rows' filter of [`Store::audit_out_of_range`]: a mirrored time
+/// of the row outside the range. Scores go by id: the ids of the few
+/// scorecards out of range joined to their scores, and the scores whose
+/// own time is (by `scores_updated`), so that `scores` is never scanned
+/// whole (3.05 s → 0.30 s on 4M scores, docs/operations.md).
+fn out_of_range_filter(table: AuditTable) -> String {
     match table {
-        AuditTable::Conversations => &["ended_at", "updated_at"],
-        AuditTable::Scorecards => &["updated_at"],
-        AuditTable::Scores => &["s.updated_at"],
+        AuditTable::Conversations => outside_mirror_range(&["started_at", "ended_at", "updated_at"]),
+        AuditTable::Scorecards => outside_mirror_range(&["created_at", "updated_at"]),
+        AuditTable::Scores => format!(
+            "s.id IN (SELECT o.id FROM scorecards oc JOIN scores o ON o.scorecard_id = oc.id WHERE {}
+                      UNION ALL SELECT id FROM scores WHERE {})",
+            outside_mirror_range(&["oc.created_at"]),
+            outside_mirror_range(&["updated_at"])
+        ),
     }
 }
 
@@ -220,11 +236,6 @@ impl Store {
         end: Option<DateTime<Utc>>,
     ) -> Result<Vec<OutOfRangeRow>> {
         let t = table_sql(table);
-        let bucket_inside = in_mirror_range(t.time);
-        let all_inside = std::iter::once(bucket_inside.clone())
-            .chain(other_mirrored_times(table).iter().map(|c| in_mirror_range(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
         let one_customer = t.one_customer.replace("$1", "$3");
         let sql = format!(
             "SELECT {customer} AS customer_id, {id} AS id, {version} AS version, {time} AS bucket_time,
@@ -232,7 +243,7 @@ impl Store {
              FROM {from}
              WHERE ($3::bigint IS NULL OR ({one_customer}))
                AND ($4::timestamptz IS NULL OR {time} >= $4) AND ($5::timestamptz IS NULL OR {time} < $5)
-               AND {live} AND NOT ({all_inside})
+               AND {live} AND {outside}
              ORDER BY 1, 2",
             customer = t.customer,
             id = t.id,
@@ -240,6 +251,8 @@ impl Store {
             from = t.from,
             time = t.time,
             live = t.live,
+            bucket_inside = in_mirror_range(t.time),
+            outside = out_of_range_filter(table),
         );
         let (low, high) = (utc_at_second(*MIRROR_SECONDS.start()), utc_at_second(*MIRROR_SECONDS.end() + 1));
         let client = self.pool().get().await?;

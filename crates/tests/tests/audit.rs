@@ -416,28 +416,62 @@ async fn rows_outside_clickhouse_range_are_reported_and_left_for_an_operator() {
     let future = ids(&env, &insert("future", "2200-01-01 00:00Z", "2200-01-01 00:05Z")).await[0];
     let long = ids(&env, &insert("long", "2106-01-01 00:00Z", "2200-01-01 00:00Z")).await[0];
     let outside = BTreeSet::from([old, future, long]);
+    // A scorecard created (by hand) in 1900 on an ordinary conversation,
+    // with one score: its bucket time is out of range, so both are.
+    let card = ids(
+        &env,
+        &format!(
+            "INSERT INTO scorecards (customer_id, template_id, template_type, conversation_id, agent_id, source, total_score, created_at)
+             SELECT customer_id, {}, 1, id, agent_id, 1, 50, timestamptz '1900-06-01 00:00Z'
+             FROM conversations WHERE customer_id = {} ORDER BY id LIMIT 1 RETURNING id",
+            data.conversation_template.0, customer.0
+        ),
+    )
+    .await[0];
+    let score = ids(
+        &env,
+        &format!(
+            "INSERT INTO scores (customer_id, scorecard_id, criterion_id, value)
+             SELECT {}, {card}, min(id), 1 FROM criteria WHERE template_id = {} RETURNING id",
+            customer.0, data.conversation_template.0
+        ),
+    )
+    .await[0];
 
     let token = env.store.create_token(customer, false, "t").await.unwrap();
     let mut analytics = env.customer_with_token(customer, token).analytics();
     let out_of_range_rows = |report: &pb::AuditReport| -> BTreeSet<i64> {
-        report.rows.iter().filter(|r| r.kind == pb::DriftKind::OutOfRange as i32).map(|r| r.id).collect()
+        let conversations = pb::AuditTable::Conversations as i32;
+        report
+            .rows
+            .iter()
+            .filter(|r| r.kind == pb::DriftKind::OutOfRange as i32 && r.table == conversations)
+            .map(|r| r.id)
+            .collect()
+    };
+    let table = |report: &pb::AuditReport, table: pb::AuditTable| {
+        report.tables.iter().find(|t| t.table == table as i32).cloned().unwrap()
     };
     let response =
         analytics.audit(AuditRequest { repair: true, ..Default::default() }).await.unwrap().into_inner();
     let report = response.report.unwrap();
-    assert_eq!(report.drifted_rows, 3, "{report:#?}");
+    assert_eq!(report.drifted_rows, 3 + 2, "{report:#?}");
     assert_eq!(out_of_range_rows(&report), outside, "{report:#?}");
-    let conversations =
-        report.tables.iter().find(|t| t.table == pb::AuditTable::Conversations as i32).unwrap();
+    let conversations = table(&report, pb::AuditTable::Conversations);
     assert_eq!(conversations.drift.unwrap().out_of_range, 3);
     assert_eq!(conversations.rows_checked, data.conversations + 3, "every live row is checked");
+    for (t, id) in [(pb::AuditTable::Scorecards, card), (pb::AuditTable::Scores, score)] {
+        assert_eq!(table(&report, t).drift.unwrap().out_of_range, 1, "{t:?}");
+        let named = report.rows.iter().find(|r| r.table == t as i32 && r.id == id).expect("named");
+        assert_eq!(named.kind, pb::DriftKind::OutOfRange as i32);
+    }
     let repair = response.repair.expect("a repair was asked for and something drifted");
     assert!(repair.job_ids.is_empty(), "nothing to reindex: {repair:?}");
 
     // Reported again: the repair left them.
     let report = analytics.audit(AuditRequest::default()).await.unwrap().into_inner().report.unwrap();
     assert_eq!(out_of_range_rows(&report), outside);
-    assert_eq!(report.drifted_rows, 3);
+    assert_eq!(report.drifted_rows, 3 + 2);
     assert!(!env.clickhouse_conversations().await.iter().any(|c| outside.contains(&c.id)));
 
     // The operator corrects one row's times; the next repair mirrors it.
@@ -457,6 +491,6 @@ async fn rows_outside_clickhouse_range_are_reported_and_left_for_an_operator() {
     audit::wait_for_jobs(&env.store, &repair.job_ids, Duration::from_secs(60)).await.unwrap();
     let report = analytics.audit(AuditRequest::default()).await.unwrap().into_inner().report.unwrap();
     assert_eq!(out_of_range_rows(&report), BTreeSet::from([future, long]));
-    assert_eq!(report.drifted_rows, 2);
+    assert_eq!(report.drifted_rows, 2 + 2);
     assert!(env.clickhouse_conversations().await.iter().any(|c| c.id == old));
 }
