@@ -931,3 +931,60 @@ async fn bad_input_is_rejected_by_field_and_writes_nothing() {
     }
     env.assert_scorecards_mirrored().await;
 }
+
+/// `UpsertConversationsRequest` as a client with the wrong idea of the
+/// contract encodes it: `Conversation.external_id` (field 3, a string) as
+/// arbitrary bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawUpsert {
+    #[prost(message, repeated, tag = "1")]
+    conversations: Vec<RawConversation>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawConversation {
+    #[prost(bytes = "vec", tag = "3")]
+    external_id: Vec<u8>,
+}
+
+/// The same request with `conversations` (field 1, messages) as a varint.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(uint64, tag = "1")]
+    conversations: u64,
+}
+
+/// Sends `message` as an `UpsertConversations` request, bytes as encoded.
+async fn raw_upsert<M: prost::Message + Send + Sync + 'static>(
+    env: &TestEnv,
+    token: &str,
+    message: M,
+) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(env.channel());
+    grpc.ready().await.expect("the server is up");
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/scorekeeper.v1.ConversationService/UpsertConversations",
+    );
+    let codec = scorekeeper_proto::codec::ProtoCodec::<M, v1::UpsertConversationsResponse>::default();
+    grpc.unary(request, path, codec).await.expect_err("an undecodable request is refused")
+}
+
+/// A request body that does not decode (invalid UTF-8 in a string, a
+/// wrong wire type) is INVALID_ARGUMENT naming what did not decode, not
+/// INTERNAL, and writes nothing.
+#[tokio::test]
+async fn undecodable_requests_are_invalid_argument() {
+    let env = TestEnv::start().await;
+    let customer = env.customer("acme").await;
+    let not_utf8 = RawUpsert { conversations: vec![RawConversation { external_id: vec![0xff, 0xfe, b'a'] }] };
+    let status = raw_upsert(&env, &customer.token, not_utf8).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("Conversation.external_id"), "names the field: {status:?}");
+    assert!(status.message().contains("UTF-8"), "{status:?}");
+    let status = raw_upsert(&env, &customer.token, WrongWireType { conversations: 7 }).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("wire type"), "{status:?}");
+    assert_eq!(env.postgres_count("conversations").await, 0, "nothing written");
+}
