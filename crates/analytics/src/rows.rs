@@ -100,6 +100,15 @@ fn row_seconds(
     mirror_seconds(time).ok_or(OutOfMirrorRange { table, id, field, time })
 }
 
+/// The ClickHouse rows of `records`, as a writer would insert them; the
+/// first record with a time outside the range fails it.
+pub fn encode_all<'r, R: 'r, T>(records: impl IntoIterator<Item = &'r R>) -> Result<Vec<T>, OutOfMirrorRange>
+where
+    T: TryFrom<&'r R, Error = OutOfMirrorRange>,
+{
+    records.into_iter().map(T::try_from).collect()
+}
+
 /// A bound of a query on a `DateTime` column (a window's start or end, the
 /// time now), as seconds within its range. Clamping a bound is exact: the
 /// mirror holds no row outside the range (rows refuse to encode there).

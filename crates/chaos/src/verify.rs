@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use scorekeeper_analytics::rows::{ScoreRow, ScorecardRow};
+use scorekeeper_analytics::rows::{self, ScoreRow, ScorecardRow};
 use scorekeeper_domain::audit::AuditScope;
 use scorekeeper_domain::mirror::MirrorBatch;
 use serde::Serialize;
@@ -154,18 +154,10 @@ pub async fn check(world: &World, ledger: &Ledger) -> anyhow::Result<Verdict> {
             verdict.acked_lost_in_clickhouse += 1;
         }
     }
-    let expected_scorecards: Vec<ScorecardRow> = truth
-        .scorecards
-        .iter()
-        .filter(|s| !s.is_deleted)
-        .map(|r| r.try_into().expect("a time ClickHouse holds"))
-        .collect();
-    let expected_scores: Vec<ScoreRow> = truth
-        .scores
-        .iter()
-        .filter(|s| !s.is_deleted)
-        .map(|r| r.try_into().expect("a time ClickHouse holds"))
-        .collect();
+    let expected_scorecards: Vec<ScorecardRow> =
+        rows::encode_all(truth.scorecards.iter().filter(|s| !s.is_deleted)).expect("a time ClickHouse holds");
+    let expected_scores: Vec<ScoreRow> =
+        rows::encode_all(truth.scores.iter().filter(|s| !s.is_deleted)).expect("a time ClickHouse holds");
     verdict.rows_differing +=
         differing("scorecard", &expected_scorecards, &clickhouse_scorecards, |r| r.id, &mut verdict.examples);
     verdict.rows_differing +=

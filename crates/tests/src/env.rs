@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
+use scorekeeper_analytics::rows::{self, ConversationRow, ScoreRow, ScorecardRow};
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
 pub use scorekeeper_client::Authed;
 use scorekeeper_client::{Api, BearerToken};
@@ -283,18 +283,11 @@ impl TestEnv {
     /// through `store` (a private cluster, say).
     pub async fn assert_scorecards_mirrored_from(&self, store: &Store) {
         let truth = all_scorecards(store).await;
-        let mut expected_scorecards: Vec<ScorecardRow> = truth
-            .scorecards
-            .iter()
-            .filter(|s| !s.is_deleted)
-            .map(|r| r.try_into().expect("a time ClickHouse holds"))
-            .collect();
-        let mut expected_scores: Vec<ScoreRow> = truth
-            .scores
-            .iter()
-            .filter(|s| !s.is_deleted)
-            .map(|r| r.try_into().expect("a time ClickHouse holds"))
-            .collect();
+        let mut expected_scorecards: Vec<ScorecardRow> =
+            rows::encode_all(truth.scorecards.iter().filter(|s| !s.is_deleted))
+                .expect("a time ClickHouse holds");
+        let mut expected_scores: Vec<ScoreRow> =
+            rows::encode_all(truth.scores.iter().filter(|s| !s.is_deleted)).expect("a time ClickHouse holds");
         expected_scorecards.sort_by_key(|r| (r.customer_id, r.id));
         expected_scores.sort_by_key(|r| (r.customer_id, r.id));
         assert_eq!(

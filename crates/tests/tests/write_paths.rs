@@ -179,7 +179,7 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
     };
     let stored = env.store.conversations_in_scope(&all, 0, 100).await.unwrap();
     let expected: Vec<scorekeeper_analytics::rows::ConversationRow> =
-        stored.iter().map(|r| r.try_into().expect("a time ClickHouse holds")).collect();
+        scorekeeper_analytics::rows::encode_all(&stored).expect("a time ClickHouse holds");
     assert_eq!(expected.len(), 6);
     assert_eq!(in_clickhouse, expected, "conversations in ClickHouse equal Postgres");
     let scorecards = env.clickhouse_scorecards().await;
@@ -189,12 +189,9 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
         "batch index never writes process scorecards"
     );
     let truth = env.postgres_scorecards().await;
-    let expected: Vec<scorekeeper_analytics::rows::ScorecardRow> = truth
-        .scorecards
-        .iter()
-        .filter(|s| !s.template_type.is_process())
-        .map(|r| r.try_into().expect("a time ClickHouse holds"))
-        .collect();
+    let conversation_scorecards = truth.scorecards.iter().filter(|s| !s.template_type.is_process());
+    let expected: Vec<scorekeeper_analytics::rows::ScorecardRow> =
+        scorekeeper_analytics::rows::encode_all(conversation_scorecards).expect("a time ClickHouse holds");
     assert_eq!(scorecards, expected);
     assert_eq!(env.clickhouse_scores().await.len(), 12);
 }
