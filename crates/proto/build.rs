@@ -19,11 +19,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure().file_descriptor_set_path(&descriptor).compile_with_config(
-        config,
-        &paths,
-        std::slice::from_ref(&root),
-    )?;
+    // Our codec: a request that does not decode is INVALID_ARGUMENT, not
+    // INTERNAL (src/codec.rs).
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::ProtoCodec")
+        .file_descriptor_set_path(&descriptor)
+        .compile_with_config(config, &paths, std::slice::from_ref(&root))?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::Analytics;
 use crate::error::{AnalyticsError, Result};
 use crate::rows::{ConversationRow, ScoreRow, ScorecardRow};
+use scorekeeper_domain::time::MIRROR_SECONDS;
 
 /// One text for the three tables: `{table}` and `{time}` are filled in by
 /// [`buckets_query`].
@@ -102,9 +103,10 @@ struct Bounds {
     ids: (i64, i64),
 }
 
-/// Seconds as the `toDateTime(?)` parameters take them.
+/// Seconds as the `toDateTime(?)` parameters take them: a bound, clamped
+/// to what `DateTime` holds (the mirror has no row outside it).
 fn seconds(value: i64) -> u32 {
-    value.clamp(0, i64::from(u32::MAX)) as u32
+    value.clamp(*MIRROR_SECONDS.start(), *MIRROR_SECONDS.end()) as u32
 }
 
 impl Analytics {

@@ -20,6 +20,10 @@ pub enum AnalyticsError {
     /// Anything else the client reports (encoding, bad rows).
     #[error("ClickHouse client error")]
     Client(#[source] clickhouse::error::Error),
+    /// A row whose time ClickHouse's `DateTime` cannot hold; nothing of
+    /// it was sent. Only an operator can fix the Postgres row.
+    #[error("a row cannot be mirrored")]
+    OutOfMirrorRange(#[from] crate::rows::OutOfMirrorRange),
 }
 
 impl AnalyticsError {
@@ -42,7 +46,9 @@ impl AnalyticsError {
         match self {
             AnalyticsError::Unreachable(_) => true,
             AnalyticsError::Server { code, .. } => is_transient_code(*code),
-            AnalyticsError::BadDatabaseName(_) | AnalyticsError::Client(_) => false,
+            AnalyticsError::BadDatabaseName(_)
+            | AnalyticsError::Client(_)
+            | AnalyticsError::OutOfMirrorRange(_) => false,
         }
     }
 }

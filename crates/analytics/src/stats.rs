@@ -52,8 +52,8 @@ impl Analytics {
             .bind(group_by.number())
             .bind(group_by.number())
             .bind(customer_id.0)
-            .bind(start.map_or(0, rows::seconds))
-            .bind(end.map_or(u32::MAX, rows::seconds))
+            .bind(start.map_or(0, rows::bound_seconds))
+            .bind(end.map_or(u32::MAX, rows::bound_seconds))
             .fetch_all()
             .await
             .map_err(AnalyticsError::from_query)

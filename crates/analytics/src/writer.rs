@@ -13,7 +13,7 @@ use std::time::Instant;
 use scorekeeper_domain::mirror::MirrorBatch;
 
 use crate::error::{AnalyticsError, Result};
-use crate::rows::{ConversationRow, ScoreInsert, ScorecardRow};
+use crate::rows::{ConversationRow, OutOfMirrorRange, ScoreInsert, ScorecardRow};
 use crate::{Analytics, rows};
 
 /// Which of the four paths wrote; the `path` label of the metrics.
@@ -75,7 +75,7 @@ fn record_insert(path: WritePath, table: &'static str, rows: usize, started: Ins
 }
 
 fn record_last_write(path: WritePath) {
-    let now = rows::seconds(chrono::Utc::now());
+    let now = rows::bound_seconds(chrono::Utc::now());
     metrics::gauge!(crate::metrics::CLICKHOUSE_LAST_WRITE_TIMESTAMP_SECONDS, "path" => path.as_str())
         .set(f64::from(now));
 }
@@ -114,7 +114,7 @@ impl<T: clickhouse::RowWrite> Table<T> {
         client: &clickhouse::Client,
         path: WritePath,
         started: Instant,
-        rows: impl Iterator<Item = T::Value<'r>>,
+        rows: impl Iterator<Item = Result<T::Value<'r>, OutOfMirrorRange>>,
     ) -> Result<()> {
         let outcome = self.append_rows(client, rows).await;
         if outcome.is_err() {
@@ -126,9 +126,10 @@ impl<T: clickhouse::RowWrite> Table<T> {
     async fn append_rows<'r>(
         &mut self,
         client: &clickhouse::Client,
-        rows: impl Iterator<Item = T::Value<'r>>,
+        rows: impl Iterator<Item = Result<T::Value<'r>, OutOfMirrorRange>>,
     ) -> Result<()> {
         for row in rows {
+            let row = row?;
             let insert = match &mut self.insert {
                 Some(insert) => insert,
                 empty => {
@@ -164,12 +165,17 @@ impl Analytics {
 }
 
 impl BulkWrite {
-    /// Encodes the batch's rows into the open inserts.
+    /// Encodes the batch's rows into the open inserts. A row with a time
+    /// ClickHouse cannot hold fails the write
+    /// ([`AnalyticsError::OutOfMirrorRange`], not transient) before it is
+    /// sent; the whole write must then be dropped, unfinished.
     pub async fn append(&mut self, batch: &MirrorBatch) -> Result<()> {
         let (client, path, started) = (&self.client, self.path, self.started);
-        self.conversations.append(client, path, started, batch.conversations.iter().map(Into::into)).await?;
-        self.scorecards.append(client, path, started, batch.scorecards.iter().map(Into::into)).await?;
-        self.scores.append(client, path, started, batch.scores.iter().map(Into::into)).await
+        let conversations = batch.conversations.iter().map(TryInto::try_into);
+        self.conversations.append(client, path, started, conversations).await?;
+        let scorecards = batch.scorecards.iter().map(TryInto::try_into);
+        self.scorecards.append(client, path, started, scorecards).await?;
+        self.scores.append(client, path, started, batch.scores.iter().map(TryInto::try_into)).await
     }
 
     /// Rows appended so far.

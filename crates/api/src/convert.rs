@@ -201,8 +201,8 @@ pub fn scorecard_to_wire(s: &Scorecard) -> pb::Scorecard {
 pub fn new_conversation(field: &str, c: &v1::Conversation) -> Checked<NewConversation> {
     validate::required_text(&format!("{field}.external_id"), &c.external_id, MAX_NAME_BYTES)?;
     validate::required_text(&format!("{field}.agent_id"), &c.agent_id, MAX_NAME_BYTES)?;
-    let started_at = validate::required_timestamp(&format!("{field}.started_at"), &c.started_at)?;
-    let ended_at = validate::required_timestamp(&format!("{field}.ended_at"), &c.ended_at)?;
+    let started_at = validate::required_mirrored_timestamp(&format!("{field}.started_at"), &c.started_at)?;
+    let ended_at = validate::required_mirrored_timestamp(&format!("{field}.ended_at"), &c.ended_at)?;
     if ended_at < started_at {
         return Err(Invalid::new(format!("{field}.ended_at"), "before started_at"));
     }

@@ -6,6 +6,7 @@ mod auth;
 mod convert;
 mod deadline;
 pub mod error;
+pub mod health;
 mod server;
 mod services;
 mod validate;

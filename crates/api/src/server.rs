@@ -1,8 +1,10 @@
 //! Builds the gRPC server: our services, server reflection (v1 and v1alpha,
-//! which older tools still use) and the standard health service.
+//! which older tools still use) and the standard health service, which
+//! follows the dependency checker (`crate::health`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use scorekeeper_analytics::Analytics;
 use scorekeeper_autoqa::AutoQa;
@@ -14,8 +16,10 @@ use scorekeeper_proto::v1::conversation_service_server::ConversationServiceServe
 use scorekeeper_proto::v1::job_service_server::JobServiceServer;
 use scorekeeper_store::Store;
 use scorekeeper_store::outbox::OutboxAnnouncer;
+use tokio::sync::watch;
 
 use crate::auth::Authenticator;
+use crate::health::{self, Dependencies};
 use crate::services;
 
 /// What every service shares. Cheap to clone.
@@ -77,11 +81,17 @@ impl ApiState {
     }
 }
 
+/// How long serving waits for the first dependency check, so that the
+/// first health answer is a measured one (a probe times out sooner).
+const FIRST_CHECK_WAIT: Duration = Duration::from_secs(2);
+
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
-/// in-flight calls.
+/// in-flight calls. The health service answers what `health` (the
+/// dependency checker, [`health::check_dependencies`]) last found.
 pub async fn serve(
     state: ApiState,
     listener: tokio::net::TcpListener,
+    mut health: watch::Receiver<Dependencies>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -94,16 +104,18 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("the compiled descriptors are valid");
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<ScorecardServiceServer<services::scorecards::Scorecards>>().await;
-    health_reporter.set_serving::<ConversationServiceServer<services::conversations::Conversations>>().await;
-    health_reporter.set_serving::<AutoQaServiceServer<services::autoqa::AutoQa>>().await;
-    health_reporter.set_serving::<AnalyticsServiceServer<services::analytics::Analytics>>().await;
-    health_reporter.set_serving::<JobServiceServer<services::jobs::Jobs>>().await;
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    // The listener is bound already: callers queue in its backlog meanwhile.
+    let _ = tokio::time::timeout(FIRST_CHECK_WAIT, health.wait_for(|d| d.checked)).await;
+    let reporting = async move {
+        health::report_to_grpc(health_reporter, health).await;
+        // The checker is gone only when the service stops.
+        std::future::pending::<()>().await
+    };
 
     let incoming = tokio_stream_listener(listener);
-    tonic::transport::Server::builder()
-        .add_service(health)
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ScorecardServiceServer::new(services::scorecards::Scorecards(state.clone())))
@@ -111,8 +123,11 @@ pub async fn serve(
         .add_service(AutoQaServiceServer::new(services::autoqa::AutoQa(state.clone())))
         .add_service(AnalyticsServiceServer::new(services::analytics::Analytics(state.clone())))
         .add_service(JobServiceServer::new(services::jobs::Jobs(state)))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::select! {
+        outcome = server => outcome,
+        () = reporting => unreachable!("reporting never ends"),
+    }
 }
 
 fn tokio_stream_listener(listener: tokio::net::TcpListener) -> tokio_stream::wrappers::TcpListenerStream {

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use scorekeeper_domain::time::{mirror_range_text, mirror_seconds};
 use scorekeeper_domain::{ConversationId, Invalid};
 use scorekeeper_proto::time::from_timestamp;
 
@@ -89,6 +90,22 @@ pub fn timestamp(field: &str, value: &prost_types::Timestamp) -> Checked<DateTim
 
 pub fn required_timestamp(field: &str, value: &Option<prost_types::Timestamp>) -> Checked<DateTime<Utc>> {
     value.as_ref().map_or_else(|| Err(Invalid::new(field, "required")), |t| timestamp(field, t))
+}
+
+/// A required time that is mirrored to ClickHouse: it must also lie within
+/// what ClickHouse's `DateTime` holds (`domain::time::MIRROR_SECONDS`),
+/// since a time the mirror cannot hold could only be mirrored wrong.
+pub fn required_mirrored_timestamp(
+    field: &str,
+    value: &Option<prost_types::Timestamp>,
+) -> Checked<DateTime<Utc>> {
+    let time = required_timestamp(field, value)?;
+    match mirror_seconds(time) {
+        Some(_) => Ok(time),
+        None => {
+            Err(Invalid::new(field, format!("outside the range analytics can hold, {}", mirror_range_text())))
+        }
+    }
 }
 
 pub fn optional_timestamp(

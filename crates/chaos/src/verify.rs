@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use scorekeeper_analytics::rows::{ScoreRow, ScorecardRow};
+use scorekeeper_analytics::rows::{self, ScoreRow, ScorecardRow};
 use scorekeeper_domain::audit::AuditScope;
 use scorekeeper_domain::mirror::MirrorBatch;
 use serde::Serialize;
@@ -155,9 +155,9 @@ pub async fn check(world: &World, ledger: &Ledger) -> anyhow::Result<Verdict> {
         }
     }
     let expected_scorecards: Vec<ScorecardRow> =
-        truth.scorecards.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
+        rows::encode_all(truth.scorecards.iter().filter(|s| !s.is_deleted)).expect("a time ClickHouse holds");
     let expected_scores: Vec<ScoreRow> =
-        truth.scores.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
+        rows::encode_all(truth.scores.iter().filter(|s| !s.is_deleted)).expect("a time ClickHouse holds");
     verdict.rows_differing +=
         differing("scorecard", &expected_scorecards, &clickhouse_scorecards, |r| r.id, &mut verdict.examples);
     verdict.rows_differing +=

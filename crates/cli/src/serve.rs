@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Args;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use scorekeeper_analytics::Analytics;
+use scorekeeper_api::health::Dependencies;
 use scorekeeper_jobs::WorkerConfig;
 use scorekeeper_service::{AutoQaSettings, Parts, Service, TenantLimits};
 use scorekeeper_store::Store;
@@ -226,7 +226,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut service = Service::start(&store, &analytics, parts);
     tracing::info!(addr = %args.http_addr, "serving /metrics and /health");
-    let state = HttpState { metrics, store: store.clone(), analytics: analytics.clone() };
+    let state = HttpState { metrics, health: service.health() };
     service.spawn("the HTTP server", serve_http(http, state, service.stop_signal()));
     service.spawn("the outbox gauges", report_outbox(store.clone(), service.stop_signal()));
 
@@ -271,8 +271,8 @@ async fn shutdown_signal() {
 #[derive(Clone)]
 struct HttpState {
     metrics: PrometheusHandle,
-    store: Store,
-    analytics: Analytics,
+    /// The dependency checker's last answer, shared with gRPC health.
+    health: watch::Receiver<Dependencies>,
 }
 
 async fn serve_http(
@@ -292,14 +292,19 @@ async fn serve_http(
         .context("HTTP server")
 }
 
-/// 200 when Postgres answers (the API can take writes); ClickHouse being
-/// down is reported but is not a failure, since the outbox holds writes.
+/// 200 when Postgres answered the last check (the API can take writes);
+/// ClickHouse being down is reported but is not a failure, since the
+/// outbox holds writes. The same answer as gRPC health's overall service:
+/// both read the one dependency checker, so a probe costs no query.
 async fn health(State(s): State<HttpState>) -> (StatusCode, String) {
-    let postgres = s.store.ping().await;
-    let clickhouse = s.analytics.ping().await;
-    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let body = format!("postgres: {}\nclickhouse: {}\n", word(postgres.is_ok()), word(clickhouse.is_ok()));
-    let code = if postgres.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let now = *s.health.borrow();
+    let word = |ok: bool| match (now.checked, ok) {
+        (false, _) => "unchecked",
+        (true, true) => "ok",
+        (true, false) => "unavailable",
+    };
+    let body = format!("postgres: {}\nclickhouse: {}\n", word(now.postgres), word(now.clickhouse));
+    let code = if now.serving() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body)
 }
 

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::CustomerId;
+use crate::time::MIRROR_SECONDS;
 
 /// Seconds per top-level bucket (a UTC day) and per second-level bucket.
 pub const DAY_SECONDS: i64 = 86_400;
@@ -57,11 +58,21 @@ pub enum DriftKind {
     /// Live in ClickHouse, gone from Postgres (deleted by hand): repaired
     /// with a tombstone.
     OnlyInClickhouse,
+    /// Live in Postgres with a mirrored time ClickHouse's `DateTime` cannot
+    /// hold (`time::MIRROR_SECONDS`; written before the API refused such
+    /// times). It cannot be mirrored faithfully, so repair leaves it and it
+    /// stays reported until an operator corrects its time in Postgres.
+    OutOfRange,
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 4] =
-        [DriftKind::Missing, DriftKind::Stale, DriftKind::Newer, DriftKind::OnlyInClickhouse];
+    pub const ALL: [DriftKind; 5] = [
+        DriftKind::Missing,
+        DriftKind::Stale,
+        DriftKind::Newer,
+        DriftKind::OnlyInClickhouse,
+        DriftKind::OutOfRange,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -69,6 +80,7 @@ impl DriftKind {
             DriftKind::Stale => "stale",
             DriftKind::Newer => "newer",
             DriftKind::OnlyInClickhouse => "only_in_clickhouse",
+            DriftKind::OutOfRange => "out_of_range",
         }
     }
 }
@@ -80,11 +92,14 @@ pub struct DriftCounts {
     pub stale: u64,
     pub newer: u64,
     pub only_in_clickhouse: u64,
+    /// Missing from reports written before the kind existed.
+    #[serde(default)]
+    pub out_of_range: u64,
 }
 
 impl DriftCounts {
     pub fn total(&self) -> u64 {
-        self.missing + self.stale + self.newer + self.only_in_clickhouse
+        self.missing + self.stale + self.newer + self.only_in_clickhouse + self.out_of_range
     }
 
     pub fn get(&self, kind: DriftKind) -> u64 {
@@ -93,6 +108,7 @@ impl DriftCounts {
             DriftKind::Stale => self.stale,
             DriftKind::Newer => self.newer,
             DriftKind::OnlyInClickhouse => self.only_in_clickhouse,
+            DriftKind::OutOfRange => self.out_of_range,
         }
     }
 
@@ -102,7 +118,21 @@ impl DriftCounts {
             DriftKind::Stale => self.stale += rows,
             DriftKind::Newer => self.newer += rows,
             DriftKind::OnlyInClickhouse => self.only_in_clickhouse += rows,
+            DriftKind::OutOfRange => self.out_of_range += rows,
         }
+    }
+
+    /// Takes `rows` back from `kind` (rows the audit later found to be of
+    /// another kind); never below zero.
+    pub fn remove(&mut self, kind: DriftKind, rows: u64) {
+        let field = match kind {
+            DriftKind::Missing => &mut self.missing,
+            DriftKind::Stale => &mut self.stale,
+            DriftKind::Newer => &mut self.newer,
+            DriftKind::OnlyInClickhouse => &mut self.only_in_clickhouse,
+            DriftKind::OutOfRange => &mut self.out_of_range,
+        };
+        *field = field.saturating_sub(rows);
     }
 
     pub fn merge(&mut self, other: &DriftCounts) {
@@ -132,11 +162,22 @@ pub struct AuditScope {
 impl AuditScope {
     /// The window as whole seconds `[start, end)`, clamped to what
     /// ClickHouse's `DateTime` holds; all of it when there is no window.
+    /// Rows outside that range are audited apart (`DriftKind::OutOfRange`).
     pub fn seconds(&self) -> (i64, i64) {
-        let max = i64::from(u32::MAX);
+        let (min, max) = (*MIRROR_SECONDS.start(), *MIRROR_SECONDS.end());
         match self.window {
-            Some(w) => (w.start.timestamp().clamp(0, max), w.end.timestamp().clamp(0, max)),
-            None => (0, max),
+            Some(w) => (w.start.timestamp().clamp(min, max), w.end.timestamp().clamp(min, max)),
+            None => (min, max),
+        }
+    }
+
+    /// The window as whole seconds `[start, end)`, unclamped: where the
+    /// audit looks for rows outside the mirror's range. All time when
+    /// there is no window.
+    pub fn unclamped_seconds(&self) -> (i64, i64) {
+        match self.window {
+            Some(w) => (w.start.timestamp(), w.end.timestamp()),
+            None => (i64::MIN, i64::MAX),
         }
     }
 }
@@ -368,8 +409,16 @@ mod tests {
         counts.add(DriftKind::OnlyInClickhouse, 1);
         let mut total = DriftCounts { stale: 2, ..DriftCounts::default() };
         total.merge(&counts);
-        assert_eq!(total, DriftCounts { missing: 3, stale: 2, newer: 0, only_in_clickhouse: 1 });
-        assert_eq!(total.total(), 6);
+        counts.add(DriftKind::OutOfRange, 0);
+        assert_eq!(
+            total,
+            DriftCounts { missing: 3, stale: 2, newer: 0, only_in_clickhouse: 1, out_of_range: 0 }
+        );
+        total.add(DriftKind::OutOfRange, 2);
+        assert_eq!(total.total(), 8);
+        total.remove(DriftKind::Missing, 1);
+        total.remove(DriftKind::Newer, 1);
+        assert_eq!((total.missing, total.newer, total.total()), (2, 0, 7));
     }
 
     #[test]

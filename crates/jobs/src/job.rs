@@ -51,10 +51,37 @@ impl JobState {
 pub struct JobError {
     /// A stable word, e.g. `clickhouse`, `invalid_payload`, `invalid_checkpoint`.
     pub code: String,
+    /// The full error chain: it may name internal databases, tables and
+    /// servers, so the API shows it to admin tokens only.
     pub message: String,
     pub retryable: bool,
     #[serde(default)]
     pub details: serde_json::Value,
+}
+
+impl JobError {
+    /// This failure with a correlation id in `details.correlation_id` (a
+    /// new one unless it has one): the id the log lines about it carry and
+    /// the only detail a customer is shown beside the code.
+    pub fn correlated(mut self) -> JobError {
+        if self.correlation_id().is_some() {
+            return self;
+        }
+        if !self.details.is_object() {
+            let earlier = std::mem::take(&mut self.details);
+            self.details = serde_json::json!({});
+            if !earlier.is_null() {
+                self.details["value"] = earlier;
+            }
+        }
+        self.details["correlation_id"] = Uuid::new_v4().simple().to_string().into();
+        self
+    }
+
+    /// The id [`JobError::correlated`] gave it.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.details.get("correlation_id")?.as_str()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -142,7 +142,9 @@ impl Worker {
                     message: error.to_string(),
                     retryable: false,
                     details: serde_json::Value::Null,
-                };
+                }
+                .correlated();
+                tracing::error!(code = %error.code, message = %error.message, correlation_id = error.correlation_id(), "job failed");
                 self.finish(&ctx, AttemptOutcome::Failed(error)).await;
                 return;
             }
@@ -164,15 +166,19 @@ impl Worker {
                 return;
             }
             Err(RunError::Failed(error)) => {
+                // The full chain goes to the log only with the id a
+                // customer sees in place of it.
+                let error = error.correlated();
+                let correlation_id = error.correlation_id().unwrap_or_default().to_owned();
                 let attempts = ctx.job().attempts;
                 if error.retryable && attempts < ctx.job().max_attempts {
                     let backoff = self.config.retry_backoff.unwrap_or(policy.backoff);
                     let delay = backoff.delay(u32::try_from(attempts).unwrap_or(0));
-                    tracing::warn!(code = %error.code, message = %error.message, ?delay, "attempt failed; will retry");
+                    tracing::warn!(code = %error.code, message = %error.message, %correlation_id, ?delay, "attempt failed; will retry");
                     let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
                     AttemptOutcome::Retry { error, at }
                 } else {
-                    tracing::error!(code = %error.code, message = %error.message, "job failed");
+                    tracing::error!(code = %error.code, message = %error.message, %correlation_id, "job failed");
                     AttemptOutcome::Failed(error)
                 }
             }

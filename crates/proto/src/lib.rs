@@ -1,7 +1,9 @@
 //! Generated code for the scorekeeper gRPC contract (`proto/`), the
 //! encoded file descriptor set that server reflection serves, and the
-//! conversions of the wire's well-known types ([`time`]).
+//! conversions of the wire's well-known types ([`time`]), and the codec the
+//! generated code uses ([`codec`]).
 
+pub mod codec;
 pub mod time;
 
 #[allow(clippy::all, missing_docs)]

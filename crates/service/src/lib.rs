@@ -3,7 +3,9 @@
 //! [`Parts`]; [`Service::start`] wires them on one store and one ClickHouse
 //! client, and [`Service::stop`] stops them together. `scorekeeper serve`
 //! and the test harness both start the service this way, so what the tests
-//! run is what production runs.
+//! run is what production runs. Every process runs the dependency checker
+//! (`scorekeeper_api::health`), whatever its parts: its answer drives the
+//! gRPC health service and, through [`Service::health`], `/health`.
 //!
 //! Not here: settings parsing, migrations, the metrics recorder and the
 //! HTTP port, which belong to the binary (they differ between `serve` and
@@ -16,6 +18,7 @@ pub mod telemetry;
 
 use scorekeeper_analytics::Analytics;
 pub use scorekeeper_api::TenantLimits;
+use scorekeeper_api::health::{self, Dependencies};
 use scorekeeper_autoqa::AutoQa;
 pub use scorekeeper_autoqa::{AutoQaSettings, default_threads as default_autoqa_threads};
 use scorekeeper_jobs::{JobStore, Worker, WorkerConfig};
@@ -70,6 +73,7 @@ pub struct Parts {
 pub struct Service {
     shutdown: watch::Sender<bool>,
     parts: JoinSet<Result<()>>,
+    health: watch::Receiver<Dependencies>,
 }
 
 impl Service {
@@ -79,7 +83,18 @@ impl Service {
     /// worker runs those job types and the API accepts them.
     pub fn start(store: &Store, analytics: &Analytics, parts: Parts) -> Service {
         let (shutdown, _) = watch::channel(false);
-        let mut service = Service { shutdown, parts: JoinSet::new() };
+        let (health_report, health) = watch::channel(Dependencies::default());
+        let mut service = Service { shutdown, parts: JoinSet::new(), health };
+        let checks = health::check_dependencies(
+            store.clone(),
+            analytics.clone(),
+            health_report,
+            service.stop_signal(),
+        );
+        service.parts.spawn(async move {
+            checks.await;
+            Err(ServiceError::Ended { part: "the health checker" })
+        });
         let registry = scorekeeper_sync::job_registry(store.clone(), analytics.clone(), parts.reindex);
         if let Some(config) = parts.dispatcher {
             let dispatcher = OutboxDispatcher::new(store.clone(), analytics.clone(), config);
@@ -120,8 +135,9 @@ impl Service {
                 parts.limits,
             );
             let mut stop = service.stop_signal();
+            let health = service.health();
             service.parts.spawn(async move {
-                scorekeeper_api::serve(state, listener, async move {
+                scorekeeper_api::serve(state, listener, health, async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 })
                 .await
@@ -130,6 +146,12 @@ impl Service {
             });
         }
         service
+    }
+
+    /// What the dependency checker last found (Postgres, ClickHouse
+    /// reachable); what `/health` answers from.
+    pub fn health(&self) -> watch::Receiver<Dependencies> {
+        self.health.clone()
     }
 
     /// Turns true when the service is told to stop; for parts the caller

@@ -37,6 +37,8 @@ impl From<SyncError> for RunError {
         let retryable = matches!(retry::decide(&error, 1), RetryDecision::RetryLater(_));
         let code = match &error {
             SyncError::Store(_) => "postgres",
+            // A row the mirror cannot hold: no retry or outage explains it.
+            SyncError::Analytics(AnalyticsError::OutOfMirrorRange(_)) => "out_of_mirror_range",
             SyncError::Analytics(_) => "clickhouse",
             SyncError::Invalid(_) => "invalid",
         };

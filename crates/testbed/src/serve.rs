@@ -151,8 +151,8 @@ impl Serve {
         Ok(ServeProcess { child, grpc_port, http_port, api: self.api, log: self.log })
     }
 
-    /// [`Serve::spawn`], then waits until `/health` answers 200 (Postgres
-    /// and ClickHouse reachable), within `within`.
+    /// [`Serve::spawn`], then waits until `/health` answers 200 (its
+    /// dependency check reached Postgres), within `within`.
     pub async fn start(self, within: Duration) -> Result<ServeProcess> {
         let mut process = self.spawn()?;
         process.wait_healthy(within).await?;
@@ -193,8 +193,9 @@ impl ServeProcess {
         self.child.id()
     }
 
-    /// Waits until `/health` answers 200: the process listens and reaches
-    /// Postgres and ClickHouse. Fails at once if the process exits.
+    /// Waits until `/health` answers 200: the process listens and its
+    /// dependency check reached Postgres (`/health`'s body says whether
+    /// ClickHouse answered too). Fails at once if the process exits.
     pub async fn wait_healthy(&mut self, within: Duration) -> Result<()> {
         let port = self.http_port;
         self.wait_until("/health answering 200", within, async move || {

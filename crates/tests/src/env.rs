@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
+use scorekeeper_analytics::rows::{self, ConversationRow, ScoreRow, ScorecardRow};
 use scorekeeper_analytics::{Analytics, ClickHouseConfig};
 pub use scorekeeper_client::Authed;
 use scorekeeper_client::{Api, BearerToken};
@@ -202,6 +202,12 @@ impl TestEnv {
             .expect("checked when the test started")
     }
 
+    /// The Postgres URL of this test's database through `postgres_proxy`,
+    /// for processes the test starts and takes Postgres away from.
+    pub fn proxied_database_url(&self) -> String {
+        with_addr(&self.database_url(), self.postgres_proxy.addr()).expect("checked when the test started")
+    }
+
     /// This test's ClickHouse settings (the real server, not the proxy).
     pub fn clickhouse_config(&self) -> &ClickHouseConfig {
         &self.databases.clickhouse
@@ -290,9 +296,10 @@ impl TestEnv {
     pub async fn assert_scorecards_mirrored_from(&self, store: &Store) {
         let truth = all_scorecards(store).await;
         let mut expected_scorecards: Vec<ScorecardRow> =
-            truth.scorecards.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
+            rows::encode_all(truth.scorecards.iter().filter(|s| !s.is_deleted))
+                .expect("a time ClickHouse holds");
         let mut expected_scores: Vec<ScoreRow> =
-            truth.scores.iter().filter(|s| !s.is_deleted).map(Into::into).collect();
+            rows::encode_all(truth.scores.iter().filter(|s| !s.is_deleted)).expect("a time ClickHouse holds");
         expected_scorecards.sort_by_key(|r| (r.customer_id, r.id));
         expected_scores.sort_by_key(|r| (r.customer_id, r.id));
         assert_eq!(

@@ -3,6 +3,7 @@
 //! as the mirror readers see it, cut into the rows a scope must copy.
 
 use chrono::DateTime;
+use scorekeeper_analytics::rows::{self, OutOfMirrorRange};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch};
 use scorekeeper_domain::reindex::{ReindexScope, TimeBase, TimeWindow};
 use scorekeeper_proto::coaching as pb;
@@ -223,6 +224,9 @@ impl Truth {
 }
 
 /// The ClickHouse rows of the records `keep` accepts.
-fn pick<R, T: for<'r> From<&'r R>>(records: &[R], keep: impl Fn(&R) -> bool) -> Vec<T> {
-    records.iter().filter(|r| keep(r)).map(T::from).collect()
+fn pick<R, T>(records: &[R], keep: impl Fn(&R) -> bool) -> Vec<T>
+where
+    T: for<'r> TryFrom<&'r R, Error = OutOfMirrorRange>,
+{
+    rows::encode_all(records.iter().filter(|r| keep(r))).expect("a time ClickHouse holds")
 }

@@ -3,7 +3,7 @@
 //! in ClickHouse, rows deleted from Postgres by hand) is named by id; the
 //! repair brings drift to zero and a second audit confirms it; slices cut
 //! down to hours and id ranges; the RPC's tenancy and validation; the job
-//! type through the worker.
+//! type through the worker; rows dated outside what ClickHouse holds.
 //!
 //! Each world is a bulk import straight into Postgres, copied to ClickHouse
 //! whole through `Analytics::write`, and then broken by hand on one side.
@@ -393,4 +393,104 @@ async fn the_audit_job_repairs_through_the_worker() {
     assert!(summary(0).drifted > 0, "the audit found the changed scorecards and their scores");
     assert_eq!(summary(2).drifted, 0, "the verifying audit found none left");
     env.assert_scorecards_mirrored().await;
+}
+
+/// Rows dated where ClickHouse's `DateTime` cannot go (1900, 2200, and one
+/// that starts in range but ends after 2106), written into Postgres before
+/// the API refused such times, are never in sync: an all-time audit counts
+/// them and names them OUT_OF_RANGE, a repair leaves them (nothing could
+/// mirror them faithfully) and they stay reported; once their time is
+/// corrected in Postgres, the next repair mirrors them.
+#[tokio::test]
+async fn rows_outside_clickhouse_range_are_reported_and_left_for_an_operator() {
+    let env = TestEnv::start().await;
+    let (customer, data) = in_sync_world(&env, "acme", 20).await;
+    let insert = |name: &str, started: &str, ended: &str| {
+        format!(
+            "INSERT INTO conversations (customer_id, external_id, agent_id, started_at, ended_at, message_count)
+             VALUES ({}, '{name}', 'agent', timestamptz '{started}', timestamptz '{ended}', 0) RETURNING id",
+            customer.0
+        )
+    };
+    let old = ids(&env, &insert("old", "1900-01-01 00:00Z", "1900-01-01 00:05Z")).await[0];
+    let future = ids(&env, &insert("future", "2200-01-01 00:00Z", "2200-01-01 00:05Z")).await[0];
+    let long = ids(&env, &insert("long", "2106-01-01 00:00Z", "2200-01-01 00:00Z")).await[0];
+    let outside = BTreeSet::from([old, future, long]);
+    // A scorecard created (by hand) in 1900 on an ordinary conversation,
+    // with one score: its bucket time is out of range, so both are.
+    let card = ids(
+        &env,
+        &format!(
+            "INSERT INTO scorecards (customer_id, template_id, template_type, conversation_id, agent_id, source, total_score, created_at)
+             SELECT customer_id, {}, 1, id, agent_id, 1, 50, timestamptz '1900-06-01 00:00Z'
+             FROM conversations WHERE customer_id = {} ORDER BY id LIMIT 1 RETURNING id",
+            data.conversation_template.0, customer.0
+        ),
+    )
+    .await[0];
+    let score = ids(
+        &env,
+        &format!(
+            "INSERT INTO scores (customer_id, scorecard_id, criterion_id, value)
+             SELECT {}, {card}, min(id), 1 FROM criteria WHERE template_id = {} RETURNING id",
+            customer.0, data.conversation_template.0
+        ),
+    )
+    .await[0];
+
+    let token = env.store.create_token(customer, false, "t").await.unwrap();
+    let mut analytics = env.customer_with_token(customer, token).analytics();
+    let out_of_range_rows = |report: &pb::AuditReport| -> BTreeSet<i64> {
+        let conversations = pb::AuditTable::Conversations as i32;
+        report
+            .rows
+            .iter()
+            .filter(|r| r.kind == pb::DriftKind::OutOfRange as i32 && r.table == conversations)
+            .map(|r| r.id)
+            .collect()
+    };
+    let table = |report: &pb::AuditReport, table: pb::AuditTable| {
+        report.tables.iter().find(|t| t.table == table as i32).cloned().unwrap()
+    };
+    let response =
+        analytics.audit(AuditRequest { repair: true, ..Default::default() }).await.unwrap().into_inner();
+    let report = response.report.unwrap();
+    assert_eq!(report.drifted_rows, 3 + 2, "{report:#?}");
+    assert_eq!(out_of_range_rows(&report), outside, "{report:#?}");
+    let conversations = table(&report, pb::AuditTable::Conversations);
+    assert_eq!(conversations.drift.unwrap().out_of_range, 3);
+    assert_eq!(conversations.rows_checked, data.conversations + 3, "every live row is checked");
+    for (t, id) in [(pb::AuditTable::Scorecards, card), (pb::AuditTable::Scores, score)] {
+        assert_eq!(table(&report, t).drift.unwrap().out_of_range, 1, "{t:?}");
+        let named = report.rows.iter().find(|r| r.table == t as i32 && r.id == id).expect("named");
+        assert_eq!(named.kind, pb::DriftKind::OutOfRange as i32);
+    }
+    let repair = response.repair.expect("a repair was asked for and something drifted");
+    assert!(repair.job_ids.is_empty(), "nothing to reindex: {repair:?}");
+
+    // Reported again: the repair left them.
+    let report = analytics.audit(AuditRequest::default()).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(out_of_range_rows(&report), outside);
+    assert_eq!(report.drifted_rows, 3 + 2);
+    assert!(!env.clickhouse_conversations().await.iter().any(|c| outside.contains(&c.id)));
+
+    // The operator corrects one row's times; the next repair mirrors it.
+    sql(
+        &env,
+        &format!(
+            "UPDATE conversations SET started_at = '2025-06-01 00:00Z', ended_at = '2025-06-01 00:05Z' WHERE id = {old}"
+        ),
+    )
+    .await;
+    let response =
+        analytics.audit(AuditRequest { repair: true, ..Default::default() }).await.unwrap().into_inner();
+    let report = response.report.unwrap();
+    assert_eq!(report.rows.iter().find(|r| r.id == old).map(|r| r.kind), Some(pb::DriftKind::Missing as i32));
+    let repair = response.repair.unwrap();
+    assert_eq!(repair.job_ids.len(), 1, "{repair:?}");
+    audit::wait_for_jobs(&env.store, &repair.job_ids, Duration::from_secs(60)).await.unwrap();
+    let report = analytics.audit(AuditRequest::default()).await.unwrap().into_inner().report.unwrap();
+    assert_eq!(out_of_range_rows(&report), BTreeSet::from([future, long]));
+    assert_eq!(report.drifted_rows, 2 + 2);
+    assert!(env.clickhouse_conversations().await.iter().any(|c| c.id == old));
 }

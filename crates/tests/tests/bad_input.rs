@@ -20,6 +20,13 @@ const UNKNOWN: i64 = 999_999_999;
 const BEFORE_YEAR_1: i64 = -300_000_000_000;
 /// 10000-01-01T00:00:00Z.
 const AFTER_YEAR_9999: i64 = 253_402_300_800;
+/// 1900-01-01T00:00:00Z and 2200-01-01T00:00:00Z: valid `Timestamp`s
+/// outside what ClickHouse's `DateTime` (the mirror) holds.
+const YEAR_1900: i64 = -2_208_988_800;
+const YEAR_2200: i64 = 7_258_118_400;
+/// The seconds just outside the mirror's range, each side.
+const BEFORE_1970: i64 = -1;
+const AFTER_2106_02_07_06_28_15: i64 = 4_294_967_296;
 
 struct Case {
     name: String,
@@ -590,6 +597,26 @@ fn cases(w: &World) -> Vec<Case> {
             upsert_with(|c| c.ended_at = ts(AFTER_YEAR_9999)),
         ),
         invalid(
+            "upsert: started_at in 1900, before what the mirror holds",
+            "conversations[1].started_at",
+            upsert_with(|c| c.started_at = ts(YEAR_1900)),
+        ),
+        invalid(
+            "upsert: started_at one second before 1970",
+            "conversations[1].started_at",
+            upsert_with(|c| c.started_at = ts(BEFORE_1970)),
+        ),
+        invalid(
+            "upsert: ended_at in 2200, after what the mirror holds",
+            "conversations[1].ended_at",
+            upsert_with(|c| c.ended_at = ts(YEAR_2200)),
+        ),
+        invalid(
+            "upsert: ended_at one second after the mirror's last",
+            "conversations[1].ended_at",
+            upsert_with(|c| c.ended_at = ts(AFTER_2106_02_07_06_28_15)),
+        ),
+        invalid(
             "upsert: ended_at before started_at",
             "conversations[1].ended_at",
             upsert_with(|c| c.ended_at = ts(T0)),
@@ -903,4 +930,61 @@ async fn bad_input_is_rejected_by_field_and_writes_nothing() {
         );
     }
     env.assert_scorecards_mirrored().await;
+}
+
+/// `UpsertConversationsRequest` as a client with the wrong idea of the
+/// contract encodes it: `Conversation.external_id` (field 3, a string) as
+/// arbitrary bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawUpsert {
+    #[prost(message, repeated, tag = "1")]
+    conversations: Vec<RawConversation>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawConversation {
+    #[prost(bytes = "vec", tag = "3")]
+    external_id: Vec<u8>,
+}
+
+/// The same request with `conversations` (field 1, messages) as a varint.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(uint64, tag = "1")]
+    conversations: u64,
+}
+
+/// Sends `message` as an `UpsertConversations` request, bytes as encoded.
+async fn raw_upsert<M: prost::Message + Send + Sync + 'static>(
+    env: &TestEnv,
+    token: &str,
+    message: M,
+) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(env.channel());
+    grpc.ready().await.expect("the server is up");
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/scorekeeper.v1.ConversationService/UpsertConversations",
+    );
+    let codec = scorekeeper_proto::codec::ProtoCodec::<M, v1::UpsertConversationsResponse>::default();
+    grpc.unary(request, path, codec).await.expect_err("an undecodable request is refused")
+}
+
+/// A request body that does not decode (invalid UTF-8 in a string, a
+/// wrong wire type) is INVALID_ARGUMENT naming what did not decode, not
+/// INTERNAL, and writes nothing.
+#[tokio::test]
+async fn undecodable_requests_are_invalid_argument() {
+    let env = TestEnv::start().await;
+    let customer = env.customer("acme").await;
+    let not_utf8 = RawUpsert { conversations: vec![RawConversation { external_id: vec![0xff, 0xfe, b'a'] }] };
+    let status = raw_upsert(&env, &customer.token, not_utf8).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("Conversation.external_id"), "names the field: {status:?}");
+    assert!(status.message().contains("UTF-8"), "{status:?}");
+    let status = raw_upsert(&env, &customer.token, WrongWireType { conversations: 7 }).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("wire type"), "{status:?}");
+    assert_eq!(env.postgres_count("conversations").await, 0, "nothing written");
 }

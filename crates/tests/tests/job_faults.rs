@@ -17,7 +17,9 @@ use scorekeeper_sync::job_registry as registry;
 use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, Options, bulk_import, test_worker};
-use scorekeeper_tests::jobs::{created, is_terminal, reindex_request, scorecard_types, state, wait_for};
+use scorekeeper_tests::jobs::{
+    created, get_job, is_terminal, reindex_request, scorecard_types, state, wait_for,
+};
 use scorekeeper_tests::mirror::assert_clickhouse_holds;
 use scorekeeper_tests::stored_jobs::{rows_done, wait_job};
 use scorekeeper_tests::world::{Truth, World};
@@ -300,7 +302,21 @@ async fn a_permanent_clickhouse_error_fails_the_job_at_once() {
     assert_eq!(failed.attempts, 1, "a permanent error must not be retried: {failed:?}");
     let error = failed.error.as_ref().expect("a failed job shows its error");
     assert_eq!((error.code.as_str(), error.retryable), ("clickhouse", false), "{error:?}");
-    assert!(error.message.contains("60"), "the message should carry ClickHouse's code 60: {error:?}");
+    // A customer token sees a safe sentence and the correlation id, never
+    // ClickHouse's exception (its code, the database and table names).
+    let database = &env.clickhouse_config().database;
+    assert_eq!(error.correlation_id.len(), 32, "{error:?}");
+    assert_eq!(
+        error.message,
+        format!("the analytics store failed while the job ran (correlation id {})", error.correlation_id)
+    );
+    assert!(!error.message.contains(database.as_str()) && !error.message.contains("Code"), "{error:?}");
+    // An admin token sees the whole chain, with the same correlation id.
+    let admin = env.admin(customer).await;
+    let seen_by_admin = get_job(&mut admin.jobs(), &job.id).await.error.expect("the same error");
+    assert_eq!(seen_by_admin.correlation_id, error.correlation_id);
+    assert!(seen_by_admin.message.contains("60"), "ClickHouse's code 60: {seen_by_admin:?}");
+    assert!(seen_by_admin.message.contains(database.as_str()), "the database: {seen_by_admin:?}");
     assert!(failed.finished_at.is_some(), "{failed:?}");
     assert!(failed.progress.iter().all(|p| !p.finished), "no activity finished: {:?}", failed.progress);
 }

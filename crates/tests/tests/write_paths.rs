@@ -178,7 +178,8 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
         ..Default::default()
     };
     let stored = env.store.conversations_in_scope(&all, 0, 100).await.unwrap();
-    let expected: Vec<scorekeeper_analytics::rows::ConversationRow> = stored.iter().map(Into::into).collect();
+    let expected: Vec<scorekeeper_analytics::rows::ConversationRow> =
+        scorekeeper_analytics::rows::encode_all(&stored).expect("a time ClickHouse holds");
     assert_eq!(expected.len(), 6);
     assert_eq!(in_clickhouse, expected, "conversations in ClickHouse equal Postgres");
     let scorecards = env.clickhouse_scorecards().await;
@@ -188,8 +189,9 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
         "batch index never writes process scorecards"
     );
     let truth = env.postgres_scorecards().await;
+    let conversation_scorecards = truth.scorecards.iter().filter(|s| !s.template_type.is_process());
     let expected: Vec<scorekeeper_analytics::rows::ScorecardRow> =
-        truth.scorecards.iter().filter(|s| !s.template_type.is_process()).map(Into::into).collect();
+        scorekeeper_analytics::rows::encode_all(conversation_scorecards).expect("a time ClickHouse holds");
     assert_eq!(scorecards, expected);
     assert_eq!(env.clickhouse_scores().await.len(), 12);
 }

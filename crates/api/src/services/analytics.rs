@@ -161,6 +161,7 @@ fn kind_to_wire(kind: domain::DriftKind) -> i32 {
         domain::DriftKind::Stale => DriftKind::Stale,
         domain::DriftKind::Newer => DriftKind::Newer,
         domain::DriftKind::OnlyInClickhouse => DriftKind::OnlyInClickhouse,
+        domain::DriftKind::OutOfRange => DriftKind::OutOfRange,
     }) as i32
 }
 
@@ -170,6 +171,7 @@ fn counts_to_wire(counts: &domain::DriftCounts) -> DriftCounts {
         stale: counts.stale as i64,
         newer: counts.newer as i64,
         only_in_clickhouse: counts.only_in_clickhouse as i64,
+        out_of_range: counts.out_of_range as i64,
     }
 }
 

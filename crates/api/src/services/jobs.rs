@@ -138,12 +138,46 @@ fn state_to_wire(state: stored::JobState) -> JobState {
     }
 }
 
+/// What a job failure with `code` says to a customer token: the error
+/// chain may name internal databases, tables and servers (a ClickHouse
+/// exception does), so a customer gets a sentence per stable code and the
+/// correlation id that finds the chain in the server log.
+fn customer_message(code: &str) -> &'static str {
+    match code {
+        "postgres" => "the database failed while the job ran",
+        "clickhouse" => "the analytics store failed while the job ran",
+        "out_of_mirror_range" => {
+            "a row's time lies outside what analytics can hold; an operator must correct it"
+        }
+        "invalid_payload" => "the job's payload could not be read",
+        "invalid_checkpoint" => {
+            "the job's stored checkpoint could not be read; create a new job for this range"
+        }
+        "invalid" => "the job's input was refused",
+        _ => "the job failed",
+    }
+}
+
+/// A stored failure as `principal` may see it: the full chain for an
+/// admin token, a safe sentence for a customer token; the code, whether it
+/// may pass and the correlation id for both.
+fn error_to_wire(error: &stored::JobError, principal: Principal) -> JobError {
+    let correlation_id = error.correlation_id().unwrap_or_default().to_owned();
+    let message = match (principal.is_admin, correlation_id.is_empty()) {
+        (true, _) => error.message.clone(),
+        (false, true) => customer_message(&error.code).to_owned(),
+        (false, false) => format!("{} (correlation id {correlation_id})", customer_message(&error.code)),
+    };
+    JobError { code: error.code.clone(), message, retryable: error.retryable, correlation_id }
+}
+
 /// The job as the API answers it. `ActivityProgress.batches_done` is
 /// deprecated on the wire but still filled, with the meaning it always had
 /// (checkpoint commits), for clients built before `pages_done` and
 /// `checkpoints_done`.
+/// A failure shows as [`error_to_wire`] says for `principal`.
 #[allow(deprecated)]
-fn job_to_wire(job: &stored::Job) -> Job {
+fn job_to_wire(job: &stored::Job, principal: Principal) -> Job {
     let time = |t: Option<DateTime<Utc>>| t.map(to_timestamp);
     Job {
         id: job.id.to_string(),
@@ -167,11 +201,7 @@ fn job_to_wire(job: &stored::Job) -> Job {
                 rows_estimated: a.rows_estimated,
             })
             .collect(),
-        error: job.error.as_ref().map(|e| JobError {
-            code: e.code.clone(),
-            message: e.message.clone(),
-            retryable: e.retryable,
-        }),
+        error: job.error.as_ref().map(|e| error_to_wire(e, principal)),
         created_at: Some(to_timestamp(job.created_at)),
         started_at: time(job.started_at),
         finished_at: time(job.finished_at),
@@ -316,7 +346,7 @@ async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> Api
             ))
         })?
     };
-    Ok(CreateJobResponse { job: Some(job_to_wire(&job)) })
+    Ok(CreateJobResponse { job: Some(job_to_wire(&job, principal)) })
 }
 
 async fn get_job(state: &ApiState, request: Request<GetJobRequest>) -> ApiResult<GetJobResponse> {
@@ -327,7 +357,7 @@ async fn get_job(state: &ApiState, request: Request<GetJobRequest>) -> ApiResult
         .get_job(id, visible_customer(principal))
         .await?
         .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
-    Ok(GetJobResponse { job: Some(job_to_wire(&job)) })
+    Ok(GetJobResponse { job: Some(job_to_wire(&job, principal)) })
 }
 
 async fn list_jobs(state: &ApiState, request: Request<ListJobsRequest>) -> ApiResult<ListJobsResponse> {
@@ -338,7 +368,10 @@ async fn list_jobs(state: &ApiState, request: Request<ListJobsRequest>) -> ApiRe
         Some(last) if jobs.len() == size => page_token(last),
         _ => String::new(),
     };
-    Ok(ListJobsResponse { jobs: jobs.iter().map(job_to_wire).collect(), next_page_token })
+    Ok(ListJobsResponse {
+        jobs: jobs.iter().map(|job| job_to_wire(job, principal)).collect(),
+        next_page_token,
+    })
 }
 
 async fn cancel_job(state: &ApiState, request: Request<CancelJobRequest>) -> ApiResult<CancelJobResponse> {
@@ -349,5 +382,5 @@ async fn cancel_job(state: &ApiState, request: Request<CancelJobRequest>) -> Api
         .request_cancel(id, visible_customer(principal))
         .await?
         .ok_or(ApiError::NotFound { what: "job", id: id.to_string() })?;
-    Ok(CancelJobResponse { job: Some(job_to_wire(&job)) })
+    Ok(CancelJobResponse { job: Some(job_to_wire(&job, principal)) })
 }

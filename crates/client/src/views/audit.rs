@@ -24,6 +24,7 @@ fn kind_word(kind: i32) -> &'static str {
         Ok(DriftKind::Stale) => "stale",
         Ok(DriftKind::Newer) => "newer",
         Ok(DriftKind::OnlyInClickhouse) => "only_in_clickhouse",
+        Ok(DriftKind::OutOfRange) => "out_of_range",
         _ => "unknown",
     }
 }
@@ -36,20 +37,29 @@ fn time_text(t: &Option<prost_types::Timestamp>) -> String {
 }
 
 fn total(d: &DriftCounts) -> i64 {
-    d.missing + d.stale + d.newer + d.only_in_clickhouse
+    d.missing + d.stale + d.newer + d.only_in_clickhouse + d.out_of_range
 }
 
 /// The report as a table by table, the drifted buckets (days), the first
 /// drifted rows, and the total.
 pub fn report_text(report: &AuditReport) -> String {
     let mut out = format!(
-        "{:14} {:>12} {:>8} {:>8} {:>9} {:>9} {:>7} {:>12} {:>9}\n",
-        "table", "rows", "buckets", "drifted", "missing", "stale", "newer", "only in CH", "time"
+        "{:14} {:>12} {:>8} {:>8} {:>9} {:>9} {:>7} {:>12} {:>12} {:>9}\n",
+        "table",
+        "rows",
+        "buckets",
+        "drifted",
+        "missing",
+        "stale",
+        "newer",
+        "only in CH",
+        "out of range",
+        "time"
     );
     for t in &report.tables {
         let d = t.drift.unwrap_or_default();
         out += &format!(
-            "{:14} {:>12} {:>8} {:>8} {:>9} {:>9} {:>7} {:>12} {:>7.1} s\n",
+            "{:14} {:>12} {:>8} {:>8} {:>9} {:>9} {:>7} {:>12} {:>12} {:>7.1} s\n",
             table_word(t.table),
             t.rows_checked,
             t.buckets,
@@ -58,6 +68,7 @@ pub fn report_text(report: &AuditReport) -> String {
             d.stale,
             d.newer,
             d.only_in_clickhouse,
+            d.out_of_range,
             t.elapsed_ms as f64 / 1000.0
         );
     }
@@ -155,6 +166,7 @@ pub struct CountsView {
     pub stale: i64,
     pub newer: i64,
     pub only_in_clickhouse: i64,
+    pub out_of_range: i64,
 }
 
 impl From<Option<DriftCounts>> for CountsView {
@@ -165,6 +177,7 @@ impl From<Option<DriftCounts>> for CountsView {
             stale: d.stale,
             newer: d.newer,
             only_in_clickhouse: d.only_in_clickhouse,
+            out_of_range: d.out_of_range,
         }
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod compare;
 pub mod job;
+pub mod out_of_range;
 pub mod repair;
 pub mod schedule;
 pub mod walk;
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use scorekeeper_analytics::Analytics;
 use scorekeeper_domain::audit::{
-    AuditReport, AuditScope, AuditTable, DriftCounts, DriftKind, MAX_NAMED_ROWS, RepairReport, TableReport,
+    AuditReport, AuditScope, AuditTable, DriftKind, MAX_NAMED_ROWS, RepairReport, TableReport,
 };
 use scorekeeper_store::Store;
 
@@ -92,23 +93,27 @@ pub async fn audit_tuned(
         let walker = &walker;
         async move {
             let started = Instant::now();
-            let walk = walker.table(table, scope.customer_id, start, end).await?;
+            let (walk, outside) = futures::try_join!(
+                walker.table(table, scope.customer_id, start, end),
+                out_of_range::find(store, analytics, table, scope),
+            )?;
             let rows: u64 = walk.buckets.iter().map(|b| b.rows_checked).sum();
             progress.table_done(table, rows);
-            Ok::<_, crate::SyncError>((table, walk, started.elapsed()))
+            Ok::<_, crate::SyncError>((table, walk, outside, started.elapsed()))
         }
     }))
     .await?;
     let mut tables = Vec::new();
     let mut buckets = Vec::new();
     let mut findings = Findings::default();
-    for (table, walk, elapsed) in walks {
+    for (table, mut walk, outside, elapsed) in walks {
+        let unbucketed = out_of_range::fold(table, &mut walk.buckets, &mut walk.findings, outside);
         let mut report = TableReport {
             table,
-            rows_checked: 0,
+            rows_checked: unbucketed.rows_checked,
             buckets: 0,
             drifted_buckets: 0,
-            drift: DriftCounts::default(),
+            drift: unbucketed.drift,
             elapsed_ms: elapsed.as_millis() as u64,
         };
         for bucket in &walk.buckets {
