@@ -4,7 +4,7 @@
 use scorekeeper_domain::autoqa::{PatternType, Rule, RuleKind};
 use scorekeeper_domain::limits::{
     MAX_CRITERIA_PER_TEMPLATE, MAX_CRITERION_VALUE_MAGNITUDE, MAX_CRITERION_WEIGHT, MAX_MESSAGE_TEXT_BYTES,
-    MAX_MESSAGES_PER_CONVERSATION, MAX_NAME_BYTES, MAX_PATTERN_BYTES,
+    MAX_MESSAGES_PER_CONVERSATION, MAX_NAME_BYTES, MAX_PATTERN_BYTES, MAX_TRANSCRIPT_TEXT_BYTES,
 };
 use scorekeeper_domain::scorecard::{Criterion, NewCriterion, NewTemplate, Score, Scorecard, Template};
 use scorekeeper_domain::scoring::CriterionScale;
@@ -207,6 +207,13 @@ pub fn new_conversation(field: &str, c: &v1::Conversation) -> Checked<NewConvers
         return Err(Invalid::new(format!("{field}.ended_at"), "before started_at"));
     }
     validate::at_most(&format!("{field}.messages"), &c.messages, MAX_MESSAGES_PER_CONVERSATION)?;
+    let text_bytes: usize = c.messages.iter().map(|m| m.text.len()).sum();
+    if text_bytes > MAX_TRANSCRIPT_TEXT_BYTES {
+        return Err(Invalid::new(
+            format!("{field}.messages"),
+            format!("{text_bytes} bytes of text; at most {MAX_TRANSCRIPT_TEXT_BYTES} per conversation"),
+        ));
+    }
     let messages = c
         .messages
         .iter()

@@ -9,6 +9,7 @@ use std::time::Duration;
 use scorekeeper_analytics::Analytics;
 use scorekeeper_autoqa::AutoQa;
 use scorekeeper_jobs::{JobStore, Registry};
+use scorekeeper_proto::MAX_MESSAGE_BYTES;
 use scorekeeper_proto::coaching::scorecard_service_server::ScorecardServiceServer;
 use scorekeeper_proto::v1::analytics_service_server::AnalyticsServiceServer;
 use scorekeeper_proto::v1::auto_qa_service_server::AutoQaServiceServer;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::health::{self, Dependencies};
+use crate::oversize;
 use crate::services;
 
 /// What every service shares. Cheap to clone.
@@ -114,15 +116,24 @@ pub async fn serve(
     };
 
     let incoming = tokio_stream_listener(listener);
+    // Each service takes and sends messages up to the contract's limit.
+    macro_rules! limited {
+        ($server:expr) => {
+            $server.max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
+        };
+    }
     let server = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(oversize::resource_exhausted))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ScorecardServiceServer::new(services::scorecards::Scorecards(state.clone())))
-        .add_service(ConversationServiceServer::new(services::conversations::Conversations(state.clone())))
-        .add_service(AutoQaServiceServer::new(services::autoqa::AutoQa(state.clone())))
-        .add_service(AnalyticsServiceServer::new(services::analytics::Analytics(state.clone())))
-        .add_service(JobServiceServer::new(services::jobs::Jobs(state)))
+        .add_service(limited!(ScorecardServiceServer::new(services::scorecards::Scorecards(state.clone()))))
+        .add_service(limited!(ConversationServiceServer::new(services::conversations::Conversations(
+            state.clone()
+        ))))
+        .add_service(limited!(AutoQaServiceServer::new(services::autoqa::AutoQa(state.clone()))))
+        .add_service(limited!(AnalyticsServiceServer::new(services::analytics::Analytics(state.clone()))))
+        .add_service(limited!(JobServiceServer::new(services::jobs::Jobs(state))))
         .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::select! {
         outcome = server => outcome,

@@ -4,6 +4,7 @@
 
 mod audit_cli;
 mod hostile_autoqa;
+mod large_requests;
 mod reindex_cli;
 mod serve;
 mod worker_kill;

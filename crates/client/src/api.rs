@@ -1,7 +1,9 @@
-//! Typed clients of every service, all carrying one token.
+//! Typed clients of every service, all carrying one token, taking and
+//! sending messages up to the contract's limit (`MAX_MESSAGE_BYTES`).
 
 use std::time::Duration;
 
+use scorekeeper_proto::MAX_MESSAGE_BYTES;
 use scorekeeper_proto::coaching::scorecard_service_client::ScorecardServiceClient;
 use scorekeeper_proto::v1::analytics_service_client::AnalyticsServiceClient;
 use scorekeeper_proto::v1::auto_qa_service_client::AutoQaServiceClient;
@@ -45,21 +47,31 @@ impl Api {
 
     pub fn scorecards(&self) -> ScorecardServiceClient<Authed> {
         ScorecardServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn conversations(&self) -> ConversationServiceClient<Authed> {
         ConversationServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn autoqa(&self) -> AutoQaServiceClient<Authed> {
         AutoQaServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn analytics(&self) -> AnalyticsServiceClient<Authed> {
         AnalyticsServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     pub fn jobs(&self) -> JobServiceClient<Authed> {
         JobServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }

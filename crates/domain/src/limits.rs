@@ -17,6 +17,16 @@ pub const MAX_LINKED_CONVERSATIONS: usize = 1000;
 pub const MAX_CONVERSATIONS_PER_UPSERT: usize = 500;
 /// Most messages in one conversation.
 pub const MAX_MESSAGES_PER_CONVERSATION: usize = 5000;
+/// Most message text in one conversation, its messages' texts together, in
+/// bytes: a long call's transcript is tens of KiB.
+pub const MAX_TRANSCRIPT_TEXT_BYTES: usize = 4 << 20;
+/// Most message text in one UpsertConversations call, in bytes.
+pub const MAX_UPSERT_TEXT_BYTES: usize = 12 << 20;
+/// Most messages in one UpsertConversations call. With the text limit it
+/// keeps the largest valid request under the gRPC message limit
+/// (`scorekeeper_proto::MAX_MESSAGE_BYTES`, 16 MiB: at most 13.7 MiB with
+/// every limit reached; checked by a test of the API).
+pub const MAX_MESSAGES_PER_UPSERT: usize = 100_000;
 /// Most explicit ids in BatchIndexConversations or AutoscoreConversations.
 pub const MAX_IDS_PER_BATCH: usize = 10_000;
 /// Largest page of a List call; 0 asks for the default.

@@ -19,5 +19,12 @@ pub mod scorekeeper {
 pub use scorekeeper::v1;
 pub use scorekeeper::v1::coaching;
 
+/// The largest gRPC message, request or response, in bytes as encoded: the
+/// server and every client of `scorekeeper-client` refuse larger ones (the
+/// server with RESOURCE_EXHAUSTED, before decoding), and the request limits
+/// (`scorekeeper_domain::limits`) keep every valid request and response
+/// under it. tonic's default is 4 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
 /// The compiled descriptors of every `.proto` file, for reflection and tests.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("scorekeeper_descriptor");

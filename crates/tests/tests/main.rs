@@ -11,6 +11,7 @@ mod fuzz_validation;
 mod hostile_strings;
 mod job_api;
 mod job_faults;
+mod message_size;
 mod metrics_docs;
 mod migrations;
 mod progress;

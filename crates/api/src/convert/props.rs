@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use scorekeeper_domain::limits::{
     MAX_CRITERIA_PER_TEMPLATE, MAX_IDS_PER_BATCH, MAX_MESSAGE_TEXT_BYTES, MAX_MESSAGES_PER_CONVERSATION,
-    MAX_NAME_BYTES, MAX_PAGE_SIZE, MAX_PATTERN_BYTES, MAX_SCORES_PER_SCORECARD,
+    MAX_NAME_BYTES, MAX_PAGE_SIZE, MAX_PATTERN_BYTES, MAX_SCORES_PER_SCORECARD, MAX_TRANSCRIPT_TEXT_BYTES,
 };
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_proto::v1;
@@ -361,7 +361,9 @@ fn conversations_of_upserts() {
         {
             bad.sure(format!("{field}.ended_at"));
         }
-        if c.messages.len() > MAX_MESSAGES_PER_CONVERSATION {
+        if c.messages.len() > MAX_MESSAGES_PER_CONVERSATION
+            || c.messages.iter().map(|m| m.text.len()).sum::<usize>() > MAX_TRANSCRIPT_TEXT_BYTES
+        {
             bad.sure(format!("{field}.messages"));
         }
         for (i, m) in c.messages.iter().enumerate() {

@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use scorekeeper_domain::limits::{MAX_CONVERSATIONS_PER_UPSERT, MAX_IDS_PER_BATCH};
+use scorekeeper_domain::limits::{
+    MAX_CONVERSATIONS_PER_UPSERT, MAX_IDS_PER_BATCH, MAX_MESSAGES_PER_UPSERT, MAX_UPSERT_TEXT_BYTES,
+};
 use scorekeeper_domain::{ConversationId, Invalid};
 use scorekeeper_proto::v1::conversation_service_server::ConversationService;
 use scorekeeper_proto::v1::*;
@@ -45,9 +47,25 @@ fn selector(r: &BatchIndexConversationsRequest) -> Checked<ConversationSelector>
 }
 
 /// The conversations an UpsertConversations asks for: at most
-/// `MAX_CONVERSATIONS_PER_UPSERT`, external ids unique within the request.
+/// `MAX_CONVERSATIONS_PER_UPSERT`, with at most `MAX_MESSAGES_PER_UPSERT`
+/// messages and `MAX_UPSERT_TEXT_BYTES` of text in all, external ids
+/// unique within the request.
 fn new_conversations(r: &UpsertConversationsRequest) -> Checked<Vec<NewConversation>> {
     validate::between("conversations", &r.conversations, MAX_CONVERSATIONS_PER_UPSERT)?;
+    let messages: usize = r.conversations.iter().map(|c| c.messages.len()).sum();
+    if messages > MAX_MESSAGES_PER_UPSERT {
+        return Err(Invalid::new(
+            "conversations",
+            format!("{messages} messages in all; at most {MAX_MESSAGES_PER_UPSERT} per call"),
+        ));
+    }
+    let text_bytes: usize = r.conversations.iter().flat_map(|c| &c.messages).map(|m| m.text.len()).sum();
+    if text_bytes > MAX_UPSERT_TEXT_BYTES {
+        return Err(Invalid::new(
+            "conversations",
+            format!("{text_bytes} bytes of message text in all; at most {MAX_UPSERT_TEXT_BYTES} per call"),
+        ));
+    }
     let mut seen = HashSet::new();
     r.conversations
         .iter()
@@ -133,4 +151,66 @@ async fn batch_index_conversations(
         scorecards_indexed: report.scorecards as i64,
         scores_indexed: report.scores as i64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use scorekeeper_domain::limits::{
+        MAX_MESSAGES_PER_CONVERSATION, MAX_NAME_BYTES, MAX_TRANSCRIPT_TEXT_BYTES,
+    };
+    use scorekeeper_proto::{MAX_MESSAGE_BYTES, v1};
+
+    use super::*;
+
+    /// Every number at its longest encoding (negative int64s take 10 bytes).
+    fn widest_time() -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds: 4_294_967_295, nanos: 999_999_999 })
+    }
+
+    /// A valid conversation of `messages` messages of `text_bytes` each,
+    /// every other field as long as its encoding can be.
+    fn widest_conversation(index: usize, messages: usize, text_bytes: usize) -> v1::Conversation {
+        let name = |tag: &str| format!("{tag}{index:0>width$}", width = MAX_NAME_BYTES - tag.len());
+        v1::Conversation {
+            id: -1,
+            customer_id: -1,
+            external_id: name("e"),
+            agent_id: name("a"),
+            started_at: widest_time(),
+            ended_at: widest_time(),
+            messages: (0..messages)
+                .map(|_| v1::Message { speaker: 2, text: "é".repeat(text_bytes / 2), offset_ms: i64::MAX })
+                .collect(),
+            version: -1,
+            updated_at: widest_time(),
+        }
+    }
+
+    #[test]
+    fn the_largest_valid_requests_and_responses_fit_the_message_limit() {
+        // Every conversation, message and byte of text a call may carry.
+        let per_conversation = MAX_MESSAGES_PER_UPSERT / MAX_CONVERSATIONS_PER_UPSERT;
+        let text = MAX_UPSERT_TEXT_BYTES / MAX_MESSAGES_PER_UPSERT;
+        let request = UpsertConversationsRequest {
+            conversations: (0..MAX_CONVERSATIONS_PER_UPSERT)
+                .map(|i| widest_conversation(i, per_conversation, text))
+                .collect(),
+        };
+        new_conversations(&request).expect("every limit reached, none passed");
+        let encoded = request.encoded_len();
+        eprintln!("the largest valid UpsertConversations: {encoded} bytes of {MAX_MESSAGE_BYTES}");
+        assert!(encoded <= MAX_MESSAGE_BYTES, "{encoded} bytes");
+        // One more message's worth of any of them is refused by a limit.
+        let mut over = request;
+        over.conversations[0].messages.push(v1::Message { speaker: 1, text: String::new(), offset_ms: 0 });
+        assert_eq!(new_conversations(&over).unwrap_err().field, "conversations");
+
+        // The largest transcript GetConversation may answer with.
+        let widest = widest_conversation(0, MAX_MESSAGES_PER_CONVERSATION, MAX_TRANSCRIPT_TEXT_BYTES / 5000);
+        let response = GetConversationResponse { conversation: Some(widest) };
+        let encoded = response.encoded_len();
+        eprintln!("the largest GetConversation answer: {encoded} bytes of {MAX_MESSAGE_BYTES}");
+        assert!(encoded <= MAX_MESSAGE_BYTES, "{encoded} bytes");
+    }
 }
