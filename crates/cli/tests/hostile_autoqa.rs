@@ -16,7 +16,7 @@ use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::costly_autoqa::{COSTLY_ADMITTED, slow_conversations, template_request};
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::fixtures::conversation_template;
-use scorekeeper_tests::process::{http_get, serve};
+use scorekeeper_tests::process::{http_get, peak_rss_kb, serve};
 use scorekeeper_tests::stored_jobs::wait_job;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -29,12 +29,6 @@ const RSS_CEILING_KB: u64 = 256 * 1024;
 /// Latencies in milliseconds, sorted.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("serve's /proc status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).expect("VmHWM in kB")
 }
 
 #[tokio::test]

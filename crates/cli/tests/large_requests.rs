@@ -6,16 +6,10 @@ use scorekeeper_proto::v1::{self, Speaker};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
 use scorekeeper_tests::fixtures::{T0, conversation};
-use scorekeeper_tests::process::serve;
+use scorekeeper_tests::process::{peak_rss_kb, serve};
 
 /// Serve's peak RSS may grow by at most this under the four calls.
 const GROWTH_CEILING_KB: u64 = 512 * 1024;
-
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("serve's /proc status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).expect("VmHWM in kB")
-}
 
 #[tokio::test]
 async fn four_of_the_largest_writes_at_once_cost_bounded_memory() {
