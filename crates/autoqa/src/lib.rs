@@ -155,52 +155,44 @@ impl AutoQa {
         conversation_ids: &[ConversationId],
         client_deadline: Option<Duration>,
     ) -> Result<Vec<AutoscoreResult>> {
-        let outcome =
-            self.autoscore_within_budget(customer_id, template_id, conversation_ids, client_deadline).await;
-        ::metrics::counter!(crate::metrics::AUTOQA_CALLS_TOTAL, "outcome" => error::outcome(outcome.as_ref().err()))
-            .increment(1);
-        outcome
-    }
-
-    async fn autoscore_within_budget(
-        &self,
-        customer_id: CustomerId,
-        template_id: TemplateId,
-        conversation_ids: &[ConversationId],
-        client_deadline: Option<Duration>,
-    ) -> Result<Vec<AutoscoreResult>> {
-        let slot = self.calls.enter(customer_id)?;
-        let budget = Budget::start(client_deadline, self.settings.call_timeout);
-        let _cancel_when_abandoned = budget.cancel_on_drop();
-        let stored = self.store.get_template(customer_id, template_id).await?;
-        let compiled = self.compiled(customer_id, template_id, stored.as_ref()).await?;
-        let template = stored.expect("a template that compiled exists");
-        let conversations = self.store.conversations(customer_id, conversation_ids).await?;
-        let found: Vec<ConversationId> = conversations.iter().map(|c| c.id).collect();
-        autoqa_conversations_found(conversation_ids, &found)?;
-        let sizes = self.store.transcript_bytes(customer_id, &found).await?;
-        let mut scores = Vec::with_capacity(conversations.len());
-        for chunk in chunks_by_bytes(&conversations, &sizes, self.settings.transcript_chunk_bytes) {
-            let ids: Vec<ConversationId> = chunk.iter().map(|c| c.id).collect();
-            let mut transcripts = self.store.transcripts(customer_id, &ids).await?;
-            let chunk: Arc<Vec<Vec<Message>>> =
-                Arc::new(ids.iter().map(|id| transcripts.remove(id).unwrap_or_default()).collect());
-            let mut next = 0;
-            while next < chunk.len() {
-                budget.check()?;
-                let (compiled, chunk, budget) = (compiled.clone(), chunk.clone(), budget.clone());
-                let (scored, reached) =
-                    self.pool.run(move || score_slice(&compiled, &chunk, next, &budget)).await?;
-                scores.extend(scored);
-                next = reached;
+        let mut counted = CountedCall(None);
+        let result = async {
+            let slot = self.calls.enter(customer_id)?;
+            let budget = Budget::start(client_deadline, self.settings.call_timeout);
+            let _cancel_when_abandoned = budget.cancel_on_drop();
+            let stored = self.store.get_template(customer_id, template_id).await?;
+            let compiled = self.compiled(customer_id, template_id, stored.as_ref()).await?;
+            let template = stored.expect("a template that compiled exists");
+            let conversations = self.store.conversations(customer_id, conversation_ids).await?;
+            let found: Vec<ConversationId> = conversations.iter().map(|c| c.id).collect();
+            autoqa_conversations_found(conversation_ids, &found)?;
+            let sizes = self.store.transcript_bytes(customer_id, &found).await?;
+            let mut scores = Vec::with_capacity(conversations.len());
+            for chunk in chunks_by_bytes(&conversations, &sizes, self.settings.transcript_chunk_bytes) {
+                let ids: Vec<ConversationId> = chunk.iter().map(|c| c.id).collect();
+                let mut transcripts = self.store.transcripts(customer_id, &ids).await?;
+                let chunk: Arc<Vec<Vec<Message>>> =
+                    Arc::new(ids.iter().map(|id| transcripts.remove(id).unwrap_or_default()).collect());
+                let mut next = 0;
+                while next < chunk.len() {
+                    budget.check()?;
+                    let (compiled, chunk, budget) = (compiled.clone(), chunk.clone(), budget.clone());
+                    let (scored, reached) =
+                        self.pool.run(move || score_slice(&compiled, &chunk, next, &budget)).await?;
+                    scores.extend(scored);
+                    next = reached;
+                }
+            }
+            let writes =
+                tokio::spawn(write(self.store.clone(), customer_id, template, conversations, scores, slot));
+            match writes.await {
+                Ok(written) => written,
+                Err(panic) => std::panic::resume_unwind(panic.into_panic()),
             }
         }
-        let writes =
-            tokio::spawn(write(self.store.clone(), customer_id, template, conversations, scores, slot));
-        match writes.await {
-            Ok(written) => written,
-            Err(panic) => std::panic::resume_unwind(panic.into_panic()),
-        }
+        .await;
+        counted.0 = Some(error::outcome(result.as_ref().err()));
+        result
     }
 
     /// The template's compiled rules: from the cache, or compiled and
@@ -217,6 +209,18 @@ impl AutoQa {
         let compiled = self.templates.get_or_compile(customer_id, template_id, compile).await?;
         ::metrics::gauge!(crate::metrics::AUTOQA_RULE_CACHE_BYTES).set(self.templates.bytes() as f64);
         Ok(compiled)
+    }
+}
+
+/// Counts a call in `scorekeeper_autoqa_calls_total` when dropped: by its
+/// outcome, or as `cancelled` when its future was dropped before it ended
+/// (the client went away or its deadline passed).
+struct CountedCall(Option<&'static str>);
+
+impl Drop for CountedCall {
+    fn drop(&mut self) {
+        let outcome = self.0.unwrap_or("cancelled");
+        ::metrics::counter!(crate::metrics::AUTOQA_CALLS_TOTAL, "outcome" => outcome).increment(1);
     }
 }
 
