@@ -73,7 +73,13 @@ impl Authenticator {
     pub fn new(store: Store) -> Authenticator {
         let cache = Arc::new(TokenCache::default());
         let listener = tokio::spawn(listen_for_revocations(store.clone(), cache.clone())).abort_handle();
-        Authenticator { store, cache, throttle: FailureThrottle::default(), log: LogBudget::default(), listener }
+        Authenticator {
+            store,
+            cache,
+            throttle: FailureThrottle::default(),
+            log: LogBudget::default(),
+            listener,
+        }
     }
 
     /// The caller of `request`, from its `authorization: Bearer …` metadata.

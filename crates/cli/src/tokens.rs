@@ -9,7 +9,8 @@ pub fn reference(token: &str) -> anyhow::Result<TokenRef> {
     if token.starts_with("sk_") {
         return Ok(TokenRef::Prefix(token.to_owned()));
     }
-    let id = token.parse().with_context(|| format!("{token:?}: a token's prefix (sk_…) or its numeric id"))?;
+    let id =
+        token.parse().with_context(|| format!("{token:?}: a token's prefix (sk_…) or its numeric id"))?;
     Ok(TokenRef::Id(TokenId(id)))
 }
 
@@ -34,7 +35,10 @@ pub fn list(tokens: &[TokenInfo], json: bool) {
         }
         return;
     }
-    println!("{:>6}  {:<11}  {:<5}  {:<23}  {:<23}  {:<23}  label", "id", "prefix", "admin", "created", "last used", "revoked");
+    println!(
+        "{:>6}  {:<11}  {:<5}  {:<23}  {:<23}  {:<23}  label",
+        "id", "prefix", "admin", "created", "last used", "revoked"
+    );
     for t in tokens {
         println!(
             "{:>6}  {:<11}  {:<5}  {:<23}  {:<23}  {:<23}  {}",

@@ -178,7 +178,10 @@ async fn a_flood_of_bad_tokens_is_throttled_counted_and_logged_within_bounds() {
     assert!(failures > 0, "failed authentications are logged:\n{logged}");
     // 20 lines per 10 s window: the phase spans at most two windows.
     assert!(failures <= 40, "the log budget holds: {failures} lines");
-    assert!(logged.contains("127.0.0.2") && logged.contains("\"sk_"), "the peer and the token prefix are logged: {logged}");
+    assert!(
+        logged.contains("127.0.0.2") && logged.contains("\"sk_"),
+        "the peer and the token prefix are logged: {logged}"
+    );
     let longest_hex_after_sk = logged
         .split("sk_")
         .skip(1)

@@ -106,7 +106,10 @@ async fn a_revoked_token_is_refused_by_every_serve_process_within_a_second() {
     let prefix = &doomed[..11];
     let line = listed.lines().find(|l| l.contains(prefix)).unwrap_or_else(|| panic!("{prefix} in\n{listed}"));
     assert!(!line.contains(&doomed[11..]), "the secret is never shown: {line}");
-    assert!(line.contains("doomed") && line.matches(" UTC").count() == 2, "created and last used, not revoked: {line}");
+    assert!(
+        line.contains("doomed") && line.matches(" UTC").count() == 2,
+        "created and last used, not revoked: {line}"
+    );
 
     // Revoked by its prefix while both processes are being called.
     let watchers: Vec<_> = urls
@@ -119,7 +122,8 @@ async fn a_revoked_token_is_refused_by_every_serve_process_within_a_second() {
     let revoked_by = revoking.elapsed();
     assert!(revoked.contains(prefix) && revoked.matches(" UTC").count() == 3, "{revoked}");
     for (url, watcher) in urls.iter().zip(watchers) {
-        let refused = watcher.await.unwrap().unwrap_or_else(|| panic!("{url} still accepts the revoked token"));
+        let refused =
+            watcher.await.unwrap().unwrap_or_else(|| panic!("{url} still accepts the revoked token"));
         let after = refused.saturating_duration_since(revoking);
         eprintln!(
             "{url}: refused {:.0} ms after `token revoke` started ({:.0} ms after it exited)",
@@ -140,7 +144,12 @@ async fn a_revoked_token_is_refused_by_every_serve_process_within_a_second() {
     // Again: nothing changes, the first revocation time stays.
     let args = ["token", "revoke", &tokens[0]["id"].to_string()];
     let again = stdout_of(&args, &operator(&env, &args).await);
-    assert!(again.contains(tokens[0]["revoked_at"].as_str().unwrap().get(..19).unwrap().replace('T', " ").as_str()), "{again}");
+    assert!(
+        again.contains(
+            tokens[0]["revoked_at"].as_str().unwrap().get(..19).unwrap().replace('T', " ").as_str()
+        ),
+        "{again}"
+    );
 }
 
 #[tokio::test]
@@ -173,7 +182,8 @@ async fn customers_are_named_by_id_or_by_name_never_by_a_guess() {
     assert_eq!(tenant(&["token", "create", "--customer", "acme"]).await, acme);
     assert_eq!(tenant(&["token", "create", "--customer", &named]).await, named);
 
-    let output = operator(&env, &["token", "create", "--customer-id", &acme, "--customer-name", "acme"]).await;
+    let output =
+        operator(&env, &["token", "create", "--customer-id", &acme, "--customer-name", "acme"]).await;
     assert!(!output.status.success(), "one way of naming the customer at a time");
     let output = operator(&env, &["token", "create"]).await;
     assert!(!output.status.success(), "a customer is required");

@@ -79,7 +79,8 @@ fn token_hash(token: &str) -> Vec<u8> {
 /// without a query.
 pub fn well_formed(token: &str) -> bool {
     token.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
-        body.len() == TOKEN_HEX_DIGITS && body.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        body.len() == TOKEN_HEX_DIGITS
+            && body.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -187,7 +188,10 @@ impl Store {
         }
         Ok(TokenLookup::Live {
             id,
-            principal: Principal { customer_id: CustomerId(r.try_get("customer_id")?), is_admin: r.try_get("is_admin")? },
+            principal: Principal {
+                customer_id: CustomerId(r.try_get("customer_id")?),
+                is_admin: r.try_get("is_admin")?,
+            },
         })
     }
 
@@ -234,9 +238,10 @@ impl Store {
             [] => {
                 return Err(match which {
                     TokenRef::Id(id) => StoreError::NotFound { what: "token", id: id.0 },
-                    TokenRef::Prefix(prefix) => {
-                        StoreError::Invalid(Invalid::new("prefix", format!("no token has the prefix {prefix}")))
-                    }
+                    TokenRef::Prefix(prefix) => StoreError::Invalid(Invalid::new(
+                        "prefix",
+                        format!("no token has the prefix {prefix}"),
+                    )),
                 });
             }
             several => {

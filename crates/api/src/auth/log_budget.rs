@@ -13,7 +13,9 @@ pub(crate) const LINES_PER_WINDOW: u32 = 20;
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Log it; `suppressed` lines were dropped in the window before.
-    Log { suppressed: u64 },
+    Log {
+        suppressed: u64,
+    },
     Drop,
 }
 
@@ -68,7 +70,10 @@ mod tests {
         let start = Instant::now();
         let verdicts: Vec<_> = (0..1000).map(|_| budget.take_at(start)).collect();
         assert_eq!(verdicts.iter().filter(|v| **v != Verdict::Drop).count(), LINES_PER_WINDOW as usize);
-        assert_eq!(budget.take_at(start + WINDOW), Verdict::Log { suppressed: 1000 - LINES_PER_WINDOW as u64 });
+        assert_eq!(
+            budget.take_at(start + WINDOW),
+            Verdict::Log { suppressed: 1000 - LINES_PER_WINDOW as u64 }
+        );
         assert_eq!(budget.take_at(start + WINDOW * 3), Verdict::Log { suppressed: 0 });
     }
 }
