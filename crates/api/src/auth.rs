@@ -140,7 +140,9 @@ impl Authenticator {
             tracing::warn!(reason = failure.label(), %peer, token_prefix = prefix, "authentication failed");
         }
         match failure {
-            Failure::Throttled => ApiError::AuthThrottled,
+            Failure::Throttled => ApiError::ResourceExhausted(
+                "too many failed authentications from this address; retry later".to_owned(),
+            ),
             _ => ApiError::Unauthenticated,
         }
     }

@@ -19,9 +19,6 @@ use tonic::{Code, Status};
 pub enum ApiError {
     #[error("missing or invalid API token")]
     Unauthenticated,
-    /// Too many failed authentications from the caller's address lately.
-    #[error("too many failed authentications from this address; retry later")]
-    AuthThrottled,
     #[error("{0}")]
     PermissionDenied(&'static str),
     #[error(transparent)]
@@ -94,7 +91,6 @@ impl From<ApiError> for Status {
     fn from(error: ApiError) -> Status {
         match &error {
             ApiError::Unauthenticated => Status::unauthenticated(error.to_string()),
-            ApiError::AuthThrottled => Status::resource_exhausted(error.to_string()),
             ApiError::PermissionDenied(_) => Status::permission_denied(error.to_string()),
             ApiError::Invalid(_) => Status::invalid_argument(error.to_string()),
             ApiError::NotFound { .. } => Status::not_found(error.to_string()),

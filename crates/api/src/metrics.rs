@@ -23,4 +23,3 @@ pub type Described = (&'static str, Unit, &'static str);
 pub fn all() -> impl Iterator<Item = &'static str> {
     [COUNTERS, GAUGES, HISTOGRAMS].into_iter().flatten().map(|&(name, _, _)| name)
 }
-

@@ -18,12 +18,15 @@ pub fn describe() {
     {
         describe_counter!(name, unit, help);
     }
-    for &(name, unit, help) in [analytics::GAUGES, jobs::GAUGES, sync::GAUGES, autoqa::GAUGES, api::GAUGES].concat().iter()
+    for &(name, unit, help) in
+        [analytics::GAUGES, jobs::GAUGES, sync::GAUGES, autoqa::GAUGES, api::GAUGES].concat().iter()
     {
         describe_gauge!(name, unit, help);
     }
     for &(name, unit, help) in
-        [analytics::HISTOGRAMS, jobs::HISTOGRAMS, sync::HISTOGRAMS, autoqa::HISTOGRAMS, api::HISTOGRAMS].concat().iter()
+        [analytics::HISTOGRAMS, jobs::HISTOGRAMS, sync::HISTOGRAMS, autoqa::HISTOGRAMS, api::HISTOGRAMS]
+            .concat()
+            .iter()
     {
         describe_histogram!(name, unit, help);
     }
