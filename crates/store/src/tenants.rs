@@ -1,7 +1,7 @@
 //! Customers (tenants) and their API tokens. A token is shown once when it is
 //! created; only its SHA-256 is stored, with its non-secret prefix. Tokens
 //! are listed and revoked here; a revocation notifies [`TOKENS_CHANNEL`]
-//! (a trigger, migration V8) so that every process drops its cached copy.
+//! (a trigger, migration V10) so that every process drops its cached copy.
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;

@@ -109,7 +109,7 @@ impl Drop for ExtraDatabase {
 async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unchanged() {
     // The test's own database is migrated the way of today: the fresh case.
     let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
-    assert_eq!(history(&env.store, "refinery_schema_history").await, [1, 5, 6, 7, 8, 9], "the store's own");
+    assert_eq!(history(&env.store, "refinery_schema_history").await, [1, 5, 6, 7, 9, 10], "the store's own");
     assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5]);
     let fresh = schema(&env.store).await;
     assert!(fresh.iter().any(|l| l.starts_with("column job_activities.rows_estimated")), "{fresh:#?}");
@@ -188,8 +188,8 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
     assert_eq!(progress, [("one", 40, 2, 0), ("two", 0, 0, 0)], "kept, with no pages counted before V4");
     assert_eq!(
         history(&legacy, "refinery_schema_history").await,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9],
-        "kept, and V8 and V9 on"
+        [1, 2, 3, 4, 5, 6, 7, 9, 10],
+        "kept, and V9 and V10 on"
     );
     assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5]);
 
