@@ -7,6 +7,7 @@ mod convert;
 mod deadline;
 pub mod error;
 pub mod health;
+pub mod metrics;
 mod oversize;
 mod server;
 mod services;

@@ -7,10 +7,11 @@ mod jobs;
 mod scope;
 mod serve;
 mod settings;
+mod tokens;
 
 use clap::{Parser, Subcommand};
 
-use settings::{ClickHouseArgs, PostgresArgs};
+use settings::{ClickHouseArgs, CustomerArgs, PostgresArgs};
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +55,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum CustomerCommand {
-    /// Create a customer (or find it by name) and print its id.
+    /// Create a customer (or find it by name) and print its id. An empty or
+    /// whitespace-only name is refused.
     Create {
         name: String,
         #[command(flatten)]
@@ -66,14 +68,31 @@ enum CustomerCommand {
 enum TokenCommand {
     /// Create an API token for a customer and print it (shown only once).
     Create {
-        /// Customer name or numeric id.
-        #[arg(long)]
-        customer: String,
+        #[command(flatten)]
+        customer: CustomerArgs,
         /// Also allow cross-customer work (reindex of all customers).
         #[arg(long)]
         admin: bool,
         #[arg(long, default_value = "")]
         label: String,
+        #[command(flatten)]
+        postgres: PostgresArgs,
+    },
+    /// List a customer's tokens: id, prefix, created, last used, revoked (never the secret).
+    List {
+        #[command(flatten)]
+        customer: CustomerArgs,
+        /// One JSON object per token instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        postgres: PostgresArgs,
+    },
+    /// Revoke a token, by the prefix `token list` shows (sk_ and 8 hex digits) or by its id;
+    /// every serve process refuses it within about a second.
+    Revoke {
+        /// The token's prefix (`sk_…`) or numeric id.
+        token: String,
         #[command(flatten)]
         postgres: PostgresArgs,
     },
@@ -97,8 +116,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(TokenCommand::Create { customer, admin, label, postgres }) => {
             let store = postgres.store()?;
-            let customer_id = settings::resolve_customer(&store, &customer).await?;
+            let customer_id = customer.resolve(&store).await?;
             println!("{}", store.create_token(customer_id, admin, &label).await?);
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { customer, json, postgres }) => {
+            let store = postgres.store()?;
+            let customer_id = customer.resolve(&store).await?;
+            tokens::list(&store.list_tokens(customer_id).await?, json);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { token, postgres }) => {
+            let revoked = postgres.store()?.revoke_token(&tokens::reference(&token)?).await?;
+            tokens::list(std::slice::from_ref(&revoked), false);
             Ok(())
         }
         Command::Reindex(args) => jobs::reindex(args).await,

@@ -3,8 +3,10 @@
 //! processes on each test's own databases.
 
 mod audit_cli;
+mod auth_flood;
 mod hostile_autoqa;
 mod large_requests;
 mod reindex_cli;
 mod serve;
+mod tokens_cli;
 mod worker_kill;

@@ -14,6 +14,7 @@ pub mod audit;
 mod codec;
 pub mod conversations;
 pub mod error;
+pub mod listen;
 pub mod mirror;
 pub mod outbox;
 mod quotas;

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use scorekeeper_domain::{CustomerId, ScorecardId};
 use tokio::sync::{Notify, mpsc};
-use tokio_postgres::{AsyncMessage, NoTls, Transaction};
+use tokio_postgres::Transaction;
 
 use crate::Store;
 use crate::error::Result;
+use crate::listen::Heard;
 
 /// The Postgres channel an [`OutboxAnnouncer`] notifies and dispatchers
 /// listen on.
@@ -217,39 +217,11 @@ impl Store {
     /// plain identifier), until the process ends; reconnects after losing
     /// Postgres.
     pub async fn listen_channel(&self, channel: &str, notify: Arc<Notify>) {
-        loop {
-            match self.listen_once(channel, &notify).await {
-                Ok(()) => tracing::warn!(channel, "listener connection closed; reconnecting"),
-                Err(error) => tracing::warn!(channel, %error, "listener failed; reconnecting"),
-            }
+        self.listen(channel, |heard| match heard {
             // Whatever was missed meanwhile is found by the dispatcher's poll.
-            notify.notify_one();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
-    async fn listen_once(&self, channel: &str, notify: &Notify) -> Result<()> {
-        let (client, mut connection) = tokio_postgres::connect(self.url(), NoTls).await?;
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        let statement = format!("LISTEN {channel}");
-        let listen = client.batch_execute(&statement);
-        // The connection must be polled for LISTEN to complete.
-        tokio::pin!(listen);
-        loop {
-            tokio::select! {
-                done = &mut listen => { done?; break; }
-                message = messages.next() => match message {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Ok(()),
-                }
-            }
-        }
-        while let Some(message) = messages.next().await {
-            if let AsyncMessage::Notification(_) = message? {
-                notify.notify_one();
-            }
-        }
-        Ok(())
+            Heard::Notification(_) | Heard::Lost => notify.notify_one(),
+            Heard::Listening => {}
+        })
+        .await
     }
 }

@@ -21,4 +21,5 @@ mod progress;
 mod reindex_scope;
 mod scheduler;
 mod tenancy;
+mod token_revocation;
 mod write_paths;
