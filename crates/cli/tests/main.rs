@@ -7,4 +7,5 @@ mod hostile_autoqa;
 mod large_requests;
 mod reindex_cli;
 mod serve;
+mod tls;
 mod worker_kill;
