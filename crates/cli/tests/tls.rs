@@ -257,4 +257,7 @@ async fn half_or_unusable_tls_settings_stop_start_up() {
     refused_at_start(&env, &[("SK_TLS_CERT", &missing), ("SK_TLS_KEY", &pki.key)], "SK_TLS_CERT").await;
     // The certificate where the key belongs: no PEM private key in it.
     refused_at_start(&env, &[("SK_TLS_CERT", &pki.cert), ("SK_TLS_KEY", &pki.cert)], "SK_TLS_KEY").await;
+    // A key, but not the certificate's.
+    let other = Pki::generate("other");
+    refused_at_start(&env, &[("SK_TLS_CERT", &pki.cert), ("SK_TLS_KEY", &other.key)], "SK_TLS_KEY").await;
 }
