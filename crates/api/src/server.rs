@@ -88,11 +88,12 @@ impl ApiState {
 const FIRST_CHECK_WAIT: Duration = Duration::from_secs(2);
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
-/// in-flight calls. The health service answers what `health` (the
+/// in-flight calls; over TLS only when `tls` is given. The health service answers what `health` (the
 /// dependency checker, [`health::check_dependencies`]) last found.
 pub async fn serve(
     state: ApiState,
     listener: tokio::net::TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     mut health: watch::Receiver<Dependencies>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -122,7 +123,13 @@ pub async fn serve(
             $server.max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES)
         };
     }
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        // Every connection then handshakes first (each in its own task, so a
+        // slow client holds up no one): a plain-text client is refused.
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .layer(tower::util::MapResponseLayer::new(oversize::resource_exhausted))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -7,6 +7,8 @@ mod jobs;
 mod scope;
 mod serve;
 mod settings;
+mod tls;
+mod tls_listener;
 mod tokens;
 
 use clap::{Parser, Subcommand};

@@ -2,9 +2,11 @@
 //! outbox dispatcher, job worker, schedulers) from the command line's
 //! settings, each part switchable so API nodes and worker nodes can be
 //! scaled apart, plus what only the binary has: migrations at start, the
-//! metrics recorder and the HTTP port (`/metrics`, `/health`).
+//! metrics recorder and the HTTP port (`/metrics`, `/health`). Both ports
+//! serve TLS only when `--tls-cert`/`--tls-key` are given (`crate::tls`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,6 +27,8 @@ use scorekeeper_sync::reindex::schedule::ReindexScheduleSettings;
 use tokio::sync::watch;
 
 use crate::settings::{ClickHouseArgs, PostgresArgs};
+use crate::tls::ServerTls;
+use crate::tls_listener::TlsListener;
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
@@ -38,6 +42,13 @@ pub struct ServeArgs {
     /// HTTP listen address for /metrics and /health.
     #[arg(long, env = "SK_HTTP_ADDR", default_value = "127.0.0.1:9464")]
     http_addr: SocketAddr,
+    /// PEM certificate chain: with --tls-key, the gRPC and HTTP ports serve
+    /// TLS only. Unset (with --tls-key unset): both plain.
+    #[arg(long, env = "SK_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SK_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Do not serve the gRPC API (a worker-only node).
     #[arg(long, env = "SK_NO_API")]
     no_api: bool,
@@ -149,6 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let tls = ServerTls::load(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
     scorekeeper_service::telemetry::describe();
     let store = args.postgres.store()?;
@@ -190,11 +202,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if audit_schedule.is_some() {
         tracing::info!(schedule = ?args.audit_schedule, lookback = ?args.audit_lookback, repair = args.audit_repair, "audit scheduler running");
     }
+    match &tls {
+        Some(_) => {
+            tracing::info!(cert = ?args.tls_cert, "TLS on the gRPC and HTTP ports (plain text is refused)")
+        }
+        None => tracing::info!("no TLS: the gRPC and HTTP ports are plain (SK_TLS_CERT, SK_TLS_KEY unset)"),
+    }
     if api.is_some() {
         tracing::info!(addr = %args.grpc_addr, "serving gRPC");
     }
     let parts = Parts {
         api,
+        api_tls: tls.as_ref().map(ServerTls::grpc),
         dispatcher: (!args.no_dispatcher).then(|| DispatcherConfig {
             batch_size: args.outbox_batch_size as usize,
             poll_interval: Duration::from_millis(args.outbox_poll_ms),
@@ -227,7 +246,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut service = Service::start(&store, &analytics, parts);
     tracing::info!(addr = %args.http_addr, "serving /metrics and /health");
     let state = HttpState { metrics, health: service.health() };
-    service.spawn("the HTTP server", serve_http(http, state, service.stop_signal()));
+    let http_tls = tls.as_ref().map(ServerTls::http);
+    service.spawn("the HTTP server", serve_http(http, http_tls, state, service.stop_signal()));
     service.spawn("the outbox gauges", report_outbox(store.clone(), service.stop_signal()));
 
     let failure = tokio::select! {
@@ -275,8 +295,11 @@ struct HttpState {
     health: watch::Receiver<Dependencies>,
 }
 
+/// Serves `/metrics` and `/health` on `listener` until `shutdown`; over TLS
+/// only when `tls` is given.
 async fn serve_http(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: HttpState,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -284,12 +307,17 @@ async fn serve_http(
         .route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }))
         .route("/health", get(health))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
-        .context("HTTP server")
+    let stopped = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(stopped).await,
+        Some(acceptor) => {
+            let listener = TlsListener::new(listener, acceptor).context("the HTTP port's address")?;
+            axum::serve(listener, app).with_graceful_shutdown(stopped).await
+        }
+    }
+    .context("HTTP server")
 }
 
 /// 200 when Postgres answered the last check (the API can take writes);

@@ -8,5 +8,6 @@ mod hostile_autoqa;
 mod large_requests;
 mod reindex_cli;
 mod serve;
+mod tls;
 mod tokens_cli;
 mod worker_kill;

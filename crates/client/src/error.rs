@@ -10,6 +10,16 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// A CA bundle was given for a plain `http://` URL: the caller expects
+    /// TLS that would not happen.
+    #[error("--grpc-url {url:?} is not https://, but a CA bundle (--tls-ca) was given")]
+    CaWithoutHttps { url: String },
+    #[error("TLS settings for {url}")]
+    Tls {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
     #[error("cannot reach scorekeeper serve at {url}")]
     Unreachable {
         url: String,

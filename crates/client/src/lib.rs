@@ -2,7 +2,7 @@
 //! the benchmarks, the fault runs and the tests:
 //!
 //! * [`channel`]: connecting (the connect timeout every tool uses) or a lazy
-//!   channel;
+//!   channel, over TLS for `https://` URLs ([`tls`]: whom to trust);
 //! * [`bearer`]: the one interceptor that adds `authorization: Bearer
 //!   <token>` to every call (the server derives the customer from it);
 //! * [`api`]: typed clients of every service carrying that token;
@@ -19,8 +19,10 @@ pub mod bearer;
 pub mod channel;
 pub mod error;
 pub mod follow;
+pub mod tls;
 pub mod views;
 
 pub use api::Api;
 pub use bearer::{Authed, BearerToken};
 pub use error::{ClientError, Result};
+pub use tls::ClientTls;

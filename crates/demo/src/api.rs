@@ -15,7 +15,7 @@ use scorekeeper_store::Store;
 use tonic::{Response, Status};
 
 use super::section;
-use scorekeeper_client::{Authed, BearerToken, channel};
+use scorekeeper_client::{Authed, BearerToken, ClientTls, channel};
 
 // ---------------------------------------------------------------------------
 // The gRPC clients, all carrying the customer's token.
@@ -29,12 +29,12 @@ pub(super) struct Api {
 }
 
 impl Api {
-    pub(super) async fn connect(url: &str, token: &str) -> anyhow::Result<Api> {
+    pub(super) async fn connect(url: &str, tls: &ClientTls, token: &str) -> anyhow::Result<Api> {
         let bearer = BearerToken::new(token)?;
         // Generous per-call timeout: autoscoring a thousand transcripts on a
         // debug build takes a while, but a hung server should still end the
         // demo rather than leave it waiting forever.
-        let channel = channel::connect(url, Duration::from_secs(300))
+        let channel = channel::connect_with(url, tls, Duration::from_secs(300))
             .await
             .context("is it running? scripts/demo starts one")?;
         let api = scorekeeper_client::Api::new(channel, bearer);

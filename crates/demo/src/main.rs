@@ -49,9 +49,13 @@ use scorekeeper_settings::{ClickHouseArgs, PostgresArgs};
     about = "Walk through the whole product on the local stack against a running `scorekeeper serve`"
 )]
 struct DemoArgs {
-    /// gRPC endpoint of a running `scorekeeper serve`.
+    /// gRPC endpoint of a running `scorekeeper serve`; `https://` to use TLS.
     #[arg(long, env = "SK_GRPC_URL", default_value = "http://127.0.0.1:50051")]
     grpc_url: String,
+    /// PEM CA bundle to trust for an `https://` --grpc-url (a private CA).
+    /// Unset: the platform's root certificates.
+    #[arg(long, env = "SK_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Postgres of that server: the demo creates the customer and token there
     /// (the operator step) and reads the truth to compare ClickHouse with.
     #[command(flatten)]
@@ -108,7 +112,8 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = args.postgres.store()?;
     let clickhouse = args.clickhouse.analytics()?.config().clone();
     let (customer_id, token) = api::create_tenant(&store, &customer).await?;
-    let mut api = api::Api::connect(&args.grpc_url, &token).await?;
+    let tls = scorekeeper_client::ClientTls::from_setting(args.tls_ca.as_deref())?;
+    let mut api = api::Api::connect(&args.grpc_url, &tls, &token).await?;
 
     let templates = world::create_templates(&mut api).await?;
     let uploaded = world::upsert_conversations(&mut api, args.conversations as usize).await?;

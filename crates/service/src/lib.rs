@@ -55,6 +55,8 @@ pub enum ServiceError {
 pub struct Parts {
     /// Serve the gRPC API on this listener.
     pub api: Option<TcpListener>,
+    /// Serve the gRPC API over TLS with this certificate (`None`: plain).
+    pub api_tls: Option<tonic::transport::ServerTlsConfig>,
     pub dispatcher: Option<DispatcherConfig>,
     pub worker: Option<WorkerConfig>,
     /// The reindex handler's batch sizes; the API's registry needs them
@@ -137,7 +139,7 @@ impl Service {
             let mut stop = service.stop_signal();
             let health = service.health();
             service.parts.spawn(async move {
-                scorekeeper_api::serve(state, listener, health, async move {
+                scorekeeper_api::serve(state, listener, parts.api_tls, health, async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 })
                 .await
@@ -217,6 +219,7 @@ mod tests {
         };
         let parts = Parts {
             api: None,
+            api_tls: None,
             dispatcher: None,
             worker: None,
             reindex: ReindexSettings::default(),

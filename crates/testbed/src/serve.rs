@@ -5,6 +5,8 @@
 //! more environment, where its log goes); [`Serve::spawn`] starts it on two
 //! free loopback ports; [`ServeProcess`] waits until it is ready, kills it
 //! with SIGKILL or stops it with SIGTERM, and kills it when dropped.
+//! [`Serve::tls`] makes it serve TLS; readiness is then checked over TLS
+//! and [`ServeProcess::grpc_url`] is `https://`.
 //!
 //! The process never inherits the scheduler settings of the environment the
 //! caller runs in (`REINDEX_SCHEDULE`, `AUDIT_SCHEDULE`): a scheduled job
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use crate::loopback::{free_port, http_get};
+use crate::loopback::{free_port, http_get, https_get};
 
 /// The process could not be started, or did not become ready.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ pub struct Serve {
     env: BTreeMap<String, Option<String>>,
     api: bool,
     log: Option<PathBuf>,
+    /// The CA that signed the certificate the process serves TLS with.
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl Serve {
@@ -68,7 +72,7 @@ impl Serve {
         env.insert("REINDEX_SCHEDULE".to_owned(), None);
         env.insert("AUDIT_SCHEDULE".to_owned(), None);
         env.insert("RUST_LOG".to_owned(), Some("warn".to_owned()));
-        Serve { binary: binary.into(), env, api: true, log: None }
+        Serve { binary: binary.into(), env, api: true, log: None, tls_ca: None }
     }
 
     /// Sets `key=value` in the child's environment (the last setting of a
@@ -112,6 +116,14 @@ impl Serve {
         self.env("SK_NO_SCHEDULER", "true")
     }
 
+    /// Serves TLS on both ports with the PEM files `cert` and `key`
+    /// (`SK_TLS_CERT`, `SK_TLS_KEY`), the certificate signed by the CA of
+    /// `ca_pem` (which readiness checks trust) and naming `127.0.0.1`.
+    pub fn tls(mut self, cert: &std::path::Path, key: &std::path::Path, ca_pem: &[u8]) -> Serve {
+        self.tls_ca = Some(ca_pem.to_vec());
+        self.env("SK_TLS_CERT", cert.display().to_string()).env("SK_TLS_KEY", key.display().to_string())
+    }
+
     /// Its log (standard error) to the file `path`, created or truncated.
     pub fn log_file(mut self, path: impl Into<PathBuf>) -> Serve {
         self.log = Some(path.into());
@@ -148,7 +160,7 @@ impl Serve {
         }
         let child =
             command.spawn().map_err(|source| ServeError::Spawn { binary: self.binary.clone(), source })?;
-        Ok(ServeProcess { child, grpc_port, http_port, api: self.api, log: self.log })
+        Ok(ServeProcess { child, grpc_port, http_port, api: self.api, log: self.log, tls_ca: self.tls_ca })
     }
 
     /// [`Serve::spawn`], then waits until `/health` answers 200 (its
@@ -168,6 +180,7 @@ pub struct ServeProcess {
     http_port: u16,
     api: bool,
     log: Option<PathBuf>,
+    tls_ca: Option<Vec<u8>>,
 }
 
 /// How often readiness is checked.
@@ -178,9 +191,10 @@ impl ServeProcess {
         self.grpc_port
     }
 
-    /// `http://127.0.0.1:<grpc port>`.
+    /// `http://127.0.0.1:<grpc port>`, `https://` when it serves TLS.
     pub fn grpc_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        let scheme = if self.tls_ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.grpc_port)
     }
 
     /// The port of `/metrics` and `/health`.
@@ -197,9 +211,9 @@ impl ServeProcess {
     /// dependency check reached Postgres (`/health`'s body says whether
     /// ClickHouse answered too). Fails at once if the process exits.
     pub async fn wait_healthy(&mut self, within: Duration) -> Result<()> {
-        let port = self.http_port;
+        let (port, tls_ca) = (self.http_port, self.tls_ca.clone());
         self.wait_until("/health answering 200", within, async move || {
-            matches!(http_get(port, "/health").await, Some((200, _)))
+            matches!(get(port, "/health", tls_ca.as_deref()).await, Some((200, _)))
         })
         .await
     }
@@ -209,8 +223,9 @@ impl ServeProcess {
     /// when it serves the API, its gRPC port accepts connections.
     pub async fn wait_listening(&mut self, within: Duration) -> Result<()> {
         let (http_port, grpc_port) = (self.http_port, self.api.then_some(self.grpc_port));
+        let tls_ca = self.tls_ca.clone();
         self.wait_until("listening", within, async move || {
-            let http_up = http_get(http_port, "/metrics").await.is_some();
+            let http_up = get(http_port, "/metrics", tls_ca.as_deref()).await.is_some();
             let grpc_up = match grpc_port {
                 Some(port) => tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
                 None => true,
@@ -218,6 +233,12 @@ impl ServeProcess {
             http_up && grpc_up
         })
         .await
+    }
+
+    /// What the process's HTTP port (`self.http_port`) answers; over TLS
+    /// when it serves TLS.
+    pub async fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        get(self.http_port, path, self.tls_ca.as_deref()).await
     }
 
     async fn wait_until(
@@ -277,5 +298,13 @@ impl ServeProcess {
             Ok(status) => status.map_err(ServeError::Signal),
             Err(_) => Err(ServeError::DidNotStop(within)),
         }
+    }
+}
+
+/// A GET on the HTTP port: over TLS trusting `tls_ca` when given.
+async fn get(port: u16, path: &str, tls_ca: Option<&[u8]>) -> Option<(u16, String)> {
+    match tls_ca {
+        Some(ca) => https_get(port, path, ca).await,
+        None => http_get(port, path).await,
     }
 }

@@ -164,6 +164,7 @@ impl TestEnv {
         let worker = options.worker.then(|| test_worker(format!("test-worker-{suffix:x}")));
         let parts = Parts {
             api: Some(listener),
+            api_tls: None,
             dispatcher,
             worker,
             reindex: options.reindex,

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-pub use scorekeeper_testbed::loopback::http_get;
-pub use scorekeeper_testbed::serve::{Serve, ServeProcess};
+pub use scorekeeper_testbed::loopback::{http_get, https_get};
+pub use scorekeeper_testbed::serve::{Serve, ServeError, ServeProcess};
 
 use crate::TestEnv;
 use crate::stack::setting;
@@ -37,6 +37,7 @@ pub async fn cli(binary: impl AsRef<Path>, args: &[&str], within: Duration) -> O
     let output = Command::new(binary.as_ref())
         .args(args)
         .env_remove("SK_GRPC_URL")
+        .env_remove("SK_TLS_CA")
         .env_remove("SCOREKEEPER_TOKEN")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
