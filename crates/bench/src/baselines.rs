@@ -21,6 +21,8 @@ use scorekeeper_analytics::ClickHouseConfig;
 use scorekeeper_analytics::rows::{ConversationRow, ScoreRow, ScorecardRow};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cpu::{CpuSample, CpuUse};
+
 /// The mirrored tables, in the order every writer fills them.
 pub const TABLES: [&str; 3] = ["conversations", "scorecards", "scores"];
 
@@ -155,13 +157,16 @@ pub async fn limit_read(database_url: &str) -> anyhow::Result<Duration> {
 
 /// ClickHouse ingesting the final rows of `from` into `into` (same schema)
 /// from a RowBinary dump in `dump_dir`, with the client the service uses;
-/// only the inserts are timed.
+/// only the inserts are timed, and only their CPU is counted (the dumps
+/// cost ClickHouse and this process as much again, which the limit does
+/// not include).
 pub async fn limit_write(
     from: &clickhouse::Client,
     into: &clickhouse::Client,
     dump_dir: &Path,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, CpuUse)> {
     let mut elapsed = Duration::ZERO;
+    let mut cpu = CpuUse::default();
     for table in TABLES {
         let path = dump_dir.join(format!("{table}.rowbinary"));
         let mut dump = tokio::fs::File::create(&path).await?;
@@ -174,7 +179,7 @@ pub async fn limit_write(
 
         let mut file = tokio::fs::File::open(&path).await?;
         let mut buffer = vec![0u8; 1 << 20];
-        let started = Instant::now();
+        let (started, cpu_before) = (Instant::now(), CpuSample::now(None));
         let mut insert = into.insert_formatted_with(format!("INSERT INTO {table} FORMAT RowBinary"));
         loop {
             let read = file.read(&mut buffer).await?;
@@ -185,9 +190,10 @@ pub async fn limit_write(
         }
         insert.end().await?;
         elapsed += started.elapsed();
+        cpu += CpuSample::now(None).since(&cpu_before);
         tokio::fs::remove_file(&path).await?;
     }
-    Ok(elapsed)
+    Ok((elapsed, cpu))
 }
 
 /// Per table: final row count and a checksum of every column.

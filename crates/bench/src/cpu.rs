@@ -89,6 +89,16 @@ impl CpuSample {
     }
 }
 
+impl std::ops::AddAssign for CpuUse {
+    fn add_assign(&mut self, other: CpuUse) {
+        self.postgres += other.postgres;
+        self.clickhouse += other.clickhouse;
+        self.worker += other.worker;
+        self.tools += other.tools;
+        self.bench += other.bench;
+    }
+}
+
 impl CpuUse {
     pub fn total(&self) -> f64 {
         self.postgres + self.clickhouse + self.worker + self.tools + self.bench
