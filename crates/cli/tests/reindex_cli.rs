@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
-use scorekeeper_tests::process::{cli, serve};
+use scorekeeper_tests::process::{cli, serve, stdout_of, text};
 use serde_json::Value;
 
 /// The binary under test.
@@ -17,21 +17,11 @@ const SCOREKEEPER: &str = env!("CARGO_BIN_EXE_scorekeeper");
 /// How long one CLI command may take.
 const CLI_WITHIN: Duration = Duration::from_secs(60);
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Stdout parsed as JSON; the command must have succeeded.
 fn json_of(args: &[&str], output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "scorekeeper {args:?} exited with {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("scorekeeper {args:?} printed no JSON ({e}):\n{}", text(&output.stdout)))
+    let stdout = stdout_of(args, output);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("scorekeeper {args:?} printed no JSON ({e}):\n{stdout}"))
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use scorekeeper_client::{Api, BearerToken};
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
-use scorekeeper_tests::process::{ServeProcess, cli, serve};
+use scorekeeper_tests::process::{ServeProcess, cli, serve, stdout_of, text};
 use tonic::Code;
 
 /// The binary under test.
@@ -20,28 +20,12 @@ const CLI_WITHIN: Duration = Duration::from_secs(60);
 /// The bound is about a second; the test allows two.
 const REFUSED_WITHIN: Duration = Duration::from_secs(2);
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Runs `scorekeeper <args> --database-url <the test's>` and returns its output.
 async fn operator(env: &TestEnv, args: &[&str]) -> Output {
     let url = env.database_url();
     let mut all = args.to_vec();
     all.extend(["--database-url", url.as_str()]);
     cli(SCOREKEEPER, &all, CLI_WITHIN).await
-}
-
-/// Stdout of a command that must succeed.
-fn stdout_of(args: &[&str], output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "scorekeeper {args:?} exited with {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
 }
 
 /// An API-only serve process (no dispatcher, worker or scheduler).

@@ -95,3 +95,21 @@ pub fn peak_rss_kb(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
     line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).expect("VmHWM in kB")
 }
+
+/// An output's bytes as text (lossy), for messages and checks.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The standard output of the `scorekeeper` command run with `args`, which
+/// must have succeeded (else a panic shows its status, stdout and stderr).
+pub fn stdout_of(args: &[&str], output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "scorekeeper {args:?} exited with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
