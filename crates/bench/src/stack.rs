@@ -90,14 +90,8 @@ impl ServeProcess {
 
     /// The process's peak resident memory so far (Linux `VmHWM`), in MiB.
     pub fn peak_rss_mb(&self) -> anyhow::Result<f64> {
-        let pid = self.pid().context("serve has exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmHWM in /proc/<pid>/status")?;
-        Ok(kib / 1024.0)
+        let kib = self.process.peak_rss_kib().context("serve has exited, or has no VmHWM in /proc")?;
+        Ok(kib as f64 / 1024.0)
     }
 
     /// Stops the process (SIGKILL: a bench has nothing to drain).

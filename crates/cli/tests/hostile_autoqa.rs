@@ -16,7 +16,7 @@ use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::costly_autoqa::{COSTLY_ADMITTED, slow_conversations, template_request};
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::fixtures::conversation_template;
-use scorekeeper_tests::process::{http_get, peak_rss_kb, serve};
+use scorekeeper_tests::process::{http_get, serve};
 use scorekeeper_tests::stored_jobs::wait_job;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -45,7 +45,6 @@ async fn the_heaviest_admitted_autoqa_leaves_other_tenants_health_and_heartbeats
         .spawn()
         .expect("starting scorekeeper serve");
     child.wait_healthy(Duration::from_secs(30)).await.expect("serve is healthy");
-    let pid = child.pid().expect("serve's pid");
     let url = child.grpc_url();
 
     // The hostile customer: 100 criteria (the most a template may have),
@@ -65,7 +64,7 @@ async fn the_heaviest_admitted_autoqa_leaves_other_tenants_health_and_heartbeats
     let neighbour = env.customer_at("neighbour", &url).await;
     let neighbour_template = conversation_template(&neighbour).await;
     bulk_import(&env.store, neighbour.id, 1500).await;
-    let rss_before = peak_rss_kb(pid);
+    let rss_before = child.peak_rss_kib().expect("serve runs");
 
     let load_started = Instant::now();
     let calls: Vec<_> = (0..4)
@@ -115,7 +114,7 @@ async fn the_heaviest_admitted_autoqa_leaves_other_tenants_health_and_heartbeats
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
-    let rss_peak = peak_rss_kb(pid);
+    let rss_peak = child.peak_rss_kib().expect("serve runs");
     let done = wait_job(&env.jobs, &job, Duration::from_secs(120), |j| j.state.is_terminal()).await;
 
     let mut report = Vec::new();

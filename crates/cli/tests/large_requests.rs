@@ -6,7 +6,7 @@ use scorekeeper_proto::v1::{self, Speaker};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::Options;
 use scorekeeper_tests::fixtures::{T0, conversation};
-use scorekeeper_tests::process::{peak_rss_kb, serve};
+use scorekeeper_tests::process::serve;
 
 /// Serve's peak RSS may grow by at most this under the four calls.
 const GROWTH_CEILING_KB: u64 = 512 * 1024;
@@ -17,11 +17,10 @@ async fn four_of_the_largest_writes_at_once_cost_bounded_memory() {
     let mut child =
         serve(env!("CARGO_BIN_EXE_scorekeeper"), &env).spawn().expect("starting scorekeeper serve");
     child.wait_healthy(std::time::Duration::from_secs(30)).await.expect("serve is healthy");
-    let pid = child.pid().expect("serve's pid");
     let customer = env.customer_at("big", &child.grpc_url()).await;
     let page = "é".repeat(8 * 1024);
     let lines: Vec<(Speaker, &str)> = (0..256).map(|_| (Speaker::Agent, page.as_str())).collect();
-    let before = peak_rss_kb(pid);
+    let before = child.peak_rss_kib().expect("serve runs");
 
     let calls: Vec<_> = (0..4)
         .map(|call| {
@@ -36,7 +35,7 @@ async fn four_of_the_largest_writes_at_once_cost_bounded_memory() {
     for call in calls {
         call.await.unwrap().expect("the largest valid call");
     }
-    let after = peak_rss_kb(pid);
+    let after = child.peak_rss_kib().expect("serve runs");
     eprintln!(
         "4 concurrent UpsertConversations of 12 MiB of text each: serve's peak RSS {} MB before, {} MB after",
         before / 1024,

@@ -207,6 +207,21 @@ impl ServeProcess {
         self.child.id()
     }
 
+    /// The process's peak resident memory so far, in KiB (Linux `VmHWM`
+    /// of `/proc/<pid>/status`); `None` once it has exited or where there is
+    /// no such file.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Waits until `/health` answers 200: the process listens and its
     /// dependency check reached Postgres (`/health`'s body says whether
     /// ClickHouse answered too). Fails at once if the process exits.

@@ -88,14 +88,6 @@ pub async fn run_bench(binary: impl AsRef<Path>, args: &[&str], base: &str) -> (
     (stdout, serde_json::from_str(&text).expect("--json writes JSON"))
 }
 
-/// The peak resident memory of process `pid` so far, in KiB (`VmHWM` of
-/// `/proc/<pid>/status`, Linux).
-pub fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process's /proc status");
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse().ok()).expect("VmHWM in kB")
-}
-
 /// An output's bytes as text (lossy), for messages and checks.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
