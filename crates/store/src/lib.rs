@@ -15,6 +15,7 @@ mod codec;
 pub mod conversations;
 pub mod error;
 pub mod listen;
+pub mod locks;
 pub mod mirror;
 pub mod outbox;
 mod quotas;

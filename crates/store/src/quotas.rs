@@ -5,6 +5,7 @@ use scorekeeper_domain::CustomerId;
 
 use crate::Store;
 use crate::error::Result;
+use crate::locks::advisory_xact_lock;
 
 impl Store {
     /// Admits one more audit by `customer_id` if fewer than `per_minute`
@@ -14,11 +15,7 @@ impl Store {
     pub async fn admit_audit(&self, customer_id: CustomerId, per_minute: u32) -> Result<bool> {
         let mut client = self.pool().get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('scorekeeper_audit_calls:' || $1::bigint::text, 0))",
-            &[&customer_id.0],
-        )
-        .await?;
+        advisory_xact_lock(&tx, &format!("scorekeeper_audit_calls:{}", customer_id.0)).await?;
         tx.execute(
             "DELETE FROM audit_calls WHERE customer_id = $1 AND called_at < now() - interval '1 minute'",
             &[&customer_id.0],

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use scorekeeper_store::Result;
+use scorekeeper_store::locks::advisory_xact_lock;
 use uuid::Uuid;
 
 use super::JobStore;
@@ -56,8 +57,7 @@ impl JobStore {
             .await?;
         let max_running = i64::try_from(max_running_per_customer).unwrap_or(i64::MAX);
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('scorekeeper_jobs_claim', 0))", &[])
-            .await?;
+        advisory_xact_lock(&tx, "scorekeeper_jobs_claim").await?;
         // `running`: each customer's jobs that hold a live lease now (a job
         // whose lease expired is runnable again, not running).
         let row = tx

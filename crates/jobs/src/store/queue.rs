@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::CustomerId;
+use scorekeeper_store::locks::advisory_xact_lock;
 use scorekeeper_store::{Result, StoreError};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
@@ -79,11 +80,8 @@ impl JobStore {
             let tx = client.transaction().await?;
             if let Some(limit) = max_queued {
                 let customer = new.customer_id.map(|c| c.0);
-                tx.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended('scorekeeper_jobs_queue:' || coalesce($1::bigint::text, 'all'), 0))",
-                    &[&customer],
-                )
-                .await?;
+                let name = customer.map_or_else(|| "all".to_owned(), |c| c.to_string());
+                advisory_xact_lock(&tx, &format!("scorekeeper_jobs_queue:{name}")).await?;
                 let queued: i64 = tx
                     .query_one(
                         "SELECT count(*) FROM jobs WHERE customer_id IS NOT DISTINCT FROM $1 AND state = 'queued'",
