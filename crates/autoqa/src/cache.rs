@@ -99,19 +99,20 @@ impl TemplateCache {
     }
 
     /// The template's compiled rules, from the cache or from `compile`
-    /// (then kept). Calls that miss the same template at once compile it
-    /// once: the others wait for the first (and compile themselves only if
-    /// it failed), so a burst of calls holds one copy, not one per call.
-    pub async fn get_or_compile<E>(
+    /// (called on a miss only; then kept). Calls that miss the same template
+    /// at once compile it once: the others wait for the first (and compile
+    /// themselves only if it failed), so a burst of calls holds one copy,
+    /// not one per call.
+    pub async fn get_or_compile<E, F: Future<Output = Result<CompiledTemplate, E>>>(
         &self,
         customer_id: CustomerId,
         template_id: TemplateId,
-        compile: impl Future<Output = Result<CompiledTemplate, E>>,
+        compile: impl FnOnce() -> F,
     ) -> Result<Arc<CompiledTemplate>, E> {
         match self.templates.get_value_or_guard_async(&(customer_id, template_id)).await {
             Ok(compiled) => Ok(compiled),
             Err(guard) => {
-                let compiled = Arc::new(compile.await?);
+                let compiled = Arc::new(compile().await?);
                 // Err only if the entry was removed meanwhile: still ours to use.
                 let _ = guard.insert(compiled.clone());
                 Ok(compiled)

@@ -203,9 +203,11 @@ impl AutoQa {
         template_id: TemplateId,
         stored: Option<&Template>,
     ) -> Result<Arc<CompiledTemplate>> {
-        let stored = stored.cloned();
-        let pool = &self.pool;
-        let compile = pool.run(move || CompiledTemplate::compile(stored.as_ref(), template_id));
+        // The template is copied to the pool only on a miss.
+        let compile = || {
+            let stored = stored.cloned();
+            self.pool.run(move || CompiledTemplate::compile(stored.as_ref(), template_id))
+        };
         let compiled = self.templates.get_or_compile(customer_id, template_id, compile).await?;
         ::metrics::gauge!(crate::metrics::AUTOQA_RULE_CACHE_BYTES).set(self.templates.bytes() as f64);
         Ok(compiled)
