@@ -130,6 +130,9 @@ pub struct ServeArgs {
     /// Bytes of compiled AutoQA templates kept in memory.
     #[arg(long, env = "AUTOQA_RULE_CACHE_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
     autoqa_rule_cache_bytes: u64,
+    /// Bytes of transcript text one AutoQA call holds at once.
+    #[arg(long, env = "AUTOQA_TRANSCRIPT_CHUNK_BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    autoqa_transcript_chunk_bytes: u64,
     /// Jobs of one customer running at once across every worker (jobs of
     /// all customers count as one more customer).
     #[arg(long, env = "JOBS_MAX_RUNNING_PER_CUSTOMER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -141,9 +144,6 @@ pub struct ServeArgs {
     /// Audit calls one customer may start per minute, across every API process.
     #[arg(long, env = "AUDITS_PER_MINUTE_PER_CUSTOMER", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     audits_per_minute_per_customer: u32,
-    /// Bytes of transcript text one AutoQA call holds at once.
-    #[arg(long, env = "AUTOQA_TRANSCRIPT_CHUNK_BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range(1..))]
-    autoqa_transcript_chunk_bytes: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
