@@ -6,18 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use scorekeeper_domain::TemplateType;
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_jobs::JobState;
 use scorekeeper_proto::coaching as pb;
 use scorekeeper_proto::v1;
-use scorekeeper_sync::reindex::new_job;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::costly_autoqa::{COSTLY_ADMITTED, slow_conversations, template_request};
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::fixtures::conversation_template;
 use scorekeeper_tests::process::{http_get, serve};
-use scorekeeper_tests::stored_jobs::wait_job;
+use scorekeeper_tests::stored_jobs::{full_reindex, wait_job};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -81,13 +78,7 @@ async fn the_heaviest_admitted_autoqa_leaves_other_tenants_health_and_heartbeats
             })
         })
         .collect();
-    let spec = ReindexSpec {
-        scope: ReindexScope { customer_id: Some(neighbour.id), ..ReindexScope::default() },
-        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
-        conversations_batch_size: Some(5),
-        process_scorecards_batch_size: Some(5),
-    };
-    let (job, _) = env.jobs.create_job(&new_job(&spec, Some(neighbour.id))).await.unwrap();
+    let (job, _) = env.jobs.create_job(&full_reindex(neighbour.id, Some(5))).await.unwrap();
 
     let mut health = HealthClient::new(scorekeeper_client::channel::lazy(&url).unwrap());
     let (mut rpc, mut grpc_health, mut http_health) = (Vec::new(), Vec::new(), Vec::new());

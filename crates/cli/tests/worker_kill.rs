@@ -5,14 +5,11 @@
 
 use std::time::Duration;
 
-use scorekeeper_domain::TemplateType;
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
 use scorekeeper_jobs::JobState;
-use scorekeeper_sync::reindex::new_job;
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import};
 use scorekeeper_tests::process::{ServeProcess, serve};
-use scorekeeper_tests::stored_jobs::{rows_done, wait_job};
+use scorekeeper_tests::stored_jobs::{full_reindex, rows_done, wait_job};
 
 /// A worker-only `scorekeeper serve` on this test's databases.
 fn worker_process(env: &TestEnv) -> ServeProcess {
@@ -34,13 +31,7 @@ async fn a_killed_worker_s_job_is_resumed_by_another() {
     let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
     let customer = env.customer("acme").await;
     let data = bulk_import(&env.store, customer.id, 1000).await;
-    let spec = ReindexSpec {
-        scope: ReindexScope { customer_id: Some(customer.id), ..ReindexScope::default() },
-        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
-        conversations_batch_size: Some(10),
-        process_scorecards_batch_size: Some(10),
-    };
-    let (job, _) = env.jobs.create_job(&new_job(&spec, Some(customer.id))).await.unwrap();
+    let (job, _) = env.jobs.create_job(&full_reindex(customer.id, Some(10))).await.unwrap();
 
     let mut first = worker_process(&env);
     let running = wait_job(&env.jobs, &job, Duration::from_secs(30), |j| rows_done(j) > 0).await;

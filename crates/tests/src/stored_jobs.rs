@@ -4,7 +4,22 @@
 
 use std::time::{Duration, Instant};
 
-use scorekeeper_jobs::{Job, JobState, JobStore};
+use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
+use scorekeeper_domain::{CustomerId, TemplateType};
+use scorekeeper_jobs::{Job, JobState, JobStore, NewJob};
+use scorekeeper_sync::reindex::new_job;
+
+/// A reindex of all of `customer`'s rows, both scorecard types, in pages of
+/// `batch_size` (`None`: the worker's settings), owned by the customer.
+pub fn full_reindex(customer: CustomerId, batch_size: Option<u32>) -> NewJob {
+    let spec = ReindexSpec {
+        scope: ReindexScope { customer_id: Some(customer), ..ReindexScope::default() },
+        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
+        conversations_batch_size: batch_size,
+        process_scorecards_batch_size: batch_size,
+    };
+    new_job(&spec, Some(customer))
+}
 
 /// Rows the job's activities recorded, all activities together.
 pub fn rows_done(job: &Job) -> i64 {

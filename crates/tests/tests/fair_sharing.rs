@@ -5,30 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
-use scorekeeper_domain::{CustomerId, TemplateType};
+use scorekeeper_domain::CustomerId;
 use scorekeeper_jobs::{Job, JobState, JobStore, Worker};
 use scorekeeper_proto::v1::{self as pb, AuditRequest};
 use scorekeeper_service::TenantLimits;
-use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
+use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{Options, bulk_import, test_worker};
 use scorekeeper_tests::fixtures::conversations;
 use scorekeeper_tests::jobs::reindex_request;
-use scorekeeper_tests::stored_jobs::wait_job;
+use scorekeeper_tests::stored_jobs::{full_reindex, wait_job};
 use tokio::sync::watch;
 use tonic::Code;
-
-/// A full reindex of `customer`'s data.
-fn full_reindex(customer: CustomerId) -> scorekeeper_jobs::NewJob {
-    let spec = ReindexSpec {
-        scope: ReindexScope { customer_id: Some(customer), ..ReindexScope::default() },
-        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
-        conversations_batch_size: None,
-        process_scorecards_batch_size: None,
-    };
-    new_job(&spec, Some(customer))
-}
 
 async fn claim(jobs: &JobStore, max_running: usize) -> Option<Job> {
     let claim = jobs.claim_job("worker", Duration::from_secs(30), &[JOB_TYPE], max_running).await.unwrap();
@@ -41,9 +29,9 @@ async fn claims_take_turns_between_customers_within_the_running_limit() {
     let (a, b) = (env.customer("a").await.id, env.customer("b").await.id);
     let mut a_jobs = Vec::new();
     for _ in 0..20 {
-        a_jobs.push(env.jobs.create_job(&full_reindex(a)).await.unwrap().0.id);
+        a_jobs.push(env.jobs.create_job(&full_reindex(a, None)).await.unwrap().0.id);
     }
-    let b_job = env.jobs.create_job(&full_reindex(b)).await.unwrap().0.id;
+    let b_job = env.jobs.create_job(&full_reindex(b, None)).await.unwrap().0.id;
 
     // Limit 10: first a's oldest, then b's (a has one running), then a's.
     let order: Vec<_> = [claim(&env.jobs, 10).await, claim(&env.jobs, 10).await, claim(&env.jobs, 10).await]
@@ -67,9 +55,9 @@ async fn a_customer_with_one_job_is_not_starved_by_one_with_twenty() {
     // job at a time: the claim order is all there is.
     let mut a_jobs = Vec::new();
     for _ in 0..20 {
-        a_jobs.push(env.jobs.create_job(&full_reindex(a)).await.unwrap().0);
+        a_jobs.push(env.jobs.create_job(&full_reindex(a, None)).await.unwrap().0);
     }
-    let b_job = env.jobs.create_job(&full_reindex(b)).await.unwrap().0;
+    let b_job = env.jobs.create_job(&full_reindex(b, None)).await.unwrap().0;
     let mut config = test_worker("the one worker");
     config.concurrency = 1;
     let registry =

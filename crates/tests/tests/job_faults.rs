@@ -6,34 +6,27 @@
 
 use std::time::Duration;
 
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
-use scorekeeper_domain::{CustomerId, TemplateType};
+use scorekeeper_domain::CustomerId;
 use scorekeeper_jobs::JobStore;
 use scorekeeper_jobs::job::{AttemptOutcome, Job, JobState, Lease, ProgressUpdate};
 use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
 use scorekeeper_proto::v1;
 use scorekeeper_store::Store;
 use scorekeeper_sync::job_registry as registry;
-use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings, new_job};
+use scorekeeper_sync::reindex::{JOB_TYPE, ReindexSettings};
 use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::env::{BulkData, Options, bulk_import, test_worker};
 use scorekeeper_tests::jobs::{
     created, get_job, is_terminal, reindex_request, scorecard_types, state, wait_for,
 };
 use scorekeeper_tests::mirror::assert_clickhouse_holds;
-use scorekeeper_tests::stored_jobs::{rows_done, wait_job};
+use scorekeeper_tests::stored_jobs::{full_reindex, rows_done, wait_job};
 use scorekeeper_tests::world::{Truth, World};
 use tokio::sync::watch;
 
 /// Creates a reindex job for `customer` of both scorecard types.
 async fn reindex_job(store: &JobStore, customer: CustomerId, batch_size: u32) -> Job {
-    let spec = ReindexSpec {
-        scope: ReindexScope { customer_id: Some(customer), ..ReindexScope::default() },
-        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
-        conversations_batch_size: Some(batch_size),
-        process_scorecards_batch_size: Some(batch_size),
-    };
-    store.create_job(&new_job(&spec, Some(customer))).await.expect("creating a job").0
+    store.create_job(&full_reindex(customer, Some(batch_size))).await.expect("creating a job").0
 }
 
 async fn job(store: &JobStore, job: &Job) -> Job {

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use scorekeeper_analytics::WritePath;
-use scorekeeper_domain::TemplateType;
-use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec};
+use scorekeeper_domain::reindex::ReindexScope;
 use scorekeeper_jobs::{Job, JobFilter, JobState, JobStore};
-use scorekeeper_sync::reindex::new_job;
+use scorekeeper_tests::stored_jobs::full_reindex;
 use uuid::Uuid;
 
 use crate::world::World;
@@ -41,13 +40,7 @@ pub async fn mirror_everything(world: &World) -> anyhow::Result<()> {
 /// Queues a reindex of all the customer's rows, both scorecard types, in
 /// pages of `batch_size`.
 pub async fn reindex_job(world: &World, batch_size: u32) -> anyhow::Result<Job> {
-    let spec = ReindexSpec {
-        scope: ReindexScope { customer_id: Some(world.customer), ..ReindexScope::default() },
-        scorecard_types: vec![TemplateType::Conversation, TemplateType::Process],
-        conversations_batch_size: Some(batch_size),
-        process_scorecards_batch_size: Some(batch_size),
-    };
-    Ok(JobStore::new(&world.store).create_job(&new_job(&spec, Some(world.customer))).await?.0)
+    Ok(JobStore::new(&world.store).create_job(&full_reindex(world.customer, Some(batch_size))).await?.0)
 }
 
 /// The job now; Postgres errors (a restart) are retried for a while.
