@@ -195,14 +195,6 @@ impl Store {
         })
     }
 
-    /// The principal of a live token, or `None` for an unknown or revoked one.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>> {
-        Ok(match self.look_up_token(token).await? {
-            TokenLookup::Live { principal, .. } => Some(principal),
-            TokenLookup::Revoked { .. } | TokenLookup::Unknown => None,
-        })
-    }
-
     /// A customer's tokens, revoked ones included, oldest first.
     pub async fn list_tokens(&self, customer_id: CustomerId) -> Result<Vec<TokenInfo>> {
         let client = self.pool().get().await?;
