@@ -58,11 +58,12 @@ pub struct ServeArgs {
     /// Do not run job workers (reindex jobs) in this process.
     #[arg(long, env = "SK_NO_WORKER")]
     no_worker: bool,
-    /// Jobs this process runs at once.
+    /// Claims this process runs at once: job attempts and partitions of
+    /// jobs (a job's attempt runs one of its partitions at a time).
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     worker_concurrency: u32,
-    /// Seconds a worker's claim on a job lasts without a heartbeat; a killed
-    /// worker's job is taken over after this.
+    /// Seconds a worker's claim on a job or a partition lasts without a
+    /// heartbeat; a killed worker's job or partition is taken over after this.
     #[arg(long, env = "JOB_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
     job_lease_seconds: u64,
     /// Conversations per reindex batch (a job's payload may override it).
@@ -75,6 +76,11 @@ pub struct ServeArgs {
     /// before it ends them and commits its checkpoint (also every 5 s).
     #[arg(long, env = "REINDEX_WRITE_ROWS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     reindex_write_rows: u32,
+    /// Rows a reindex partition aims at: an activity of a scope by start
+    /// time is split into key ranges of about this many rows (by its
+    /// estimate), which workers of every process claim.
+    #[arg(long, env = "REINDEX_PARTITION_ROWS", default_value_t = 500_000, value_parser = clap::value_parser!(u32).range(1_000..=100_000_000))]
+    reindex_partition_rows: u32,
     /// Do not run the schedulers (reindex, audit) in this process (others may).
     #[arg(long, env = "SK_NO_SCHEDULER")]
     no_scheduler: bool,
@@ -137,6 +143,10 @@ pub struct ServeArgs {
     /// all customers count as one more customer).
     #[arg(long, env = "JOBS_MAX_RUNNING_PER_CUSTOMER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     jobs_max_running_per_customer: u32,
+    /// Partitions of one customer's jobs running at once across every
+    /// worker (jobs of all customers count as one more customer).
+    #[arg(long, env = "JOBS_MAX_PARTITIONS_PER_CUSTOMER", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    jobs_max_partitions_per_customer: u32,
     /// Jobs one customer may have queued; CreateJob beyond it answers
     /// RESOURCE_EXHAUSTED (admin tokens are not limited).
     #[arg(long, env = "JOBS_MAX_QUEUED_PER_CUSTOMER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -189,6 +199,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.concurrency = args.worker_concurrency as usize;
         config.lease = Duration::from_secs(args.job_lease_seconds);
         config.max_running_per_customer = args.jobs_max_running_per_customer as usize;
+        config.max_partitions_per_customer = args.jobs_max_partitions_per_customer as usize;
         config
     });
     match &schedule {
@@ -225,6 +236,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             conversations_batch_size: args.reindex_conversations_batch_size as usize,
             process_scorecards_batch_size: args.reindex_process_scorecards_batch_size as usize,
             write_rows: args.reindex_write_rows as usize,
+            partition_rows: args.reindex_partition_rows as usize,
         },
         reindex_schedule: schedule,
         audit_schedule,

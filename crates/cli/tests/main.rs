@@ -6,6 +6,7 @@ mod audit_cli;
 mod auth_flood;
 mod hostile_autoqa;
 mod large_requests;
+mod partitioned_reindex;
 mod reindex_cli;
 mod serve;
 mod tls;

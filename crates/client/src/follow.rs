@@ -14,8 +14,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Polls the job `id` until it has ended (succeeded, failed or cancelled)
 /// and returns it as it ended. Draws a bar per activity on standard error
-/// (rows, pages, rows/s, and an ETA once the activity has counted its
-/// rows) and a line per failed attempt; `quiet` draws nothing (e.g. for
+/// (rows, partitions done of all, pages, rows/s across every worker, and
+/// an ETA once the activity has counted its rows) and a line per failed attempt; `quiet` draws nothing (e.g. for
 /// JSON output).
 /// A job that fails and is retried is followed through its retries.
 pub async fn follow(jobs: &mut JobServiceClient<Authed>, id: &str, quiet: bool) -> Result<Job> {
@@ -50,7 +50,12 @@ pub async fn follow(jobs: &mut JobServiceClient<Authed>, id: &str, quiet: bool) 
                 bar.set_length(activity.rows_estimated as u64);
             }
             bar.set_position(activity.rows_done as u64);
-            let rate = format!("{} pages  {:.0} rows/s", activity.pages_done, activity.rows_per_second);
+            let partitions = match activity.partitions_total {
+                0 => String::new(),
+                total => format!("{}/{total} partitions  ", activity.partitions_done),
+            };
+            let rate =
+                format!("{partitions}{} pages  {:.0} rows/s", activity.pages_done, activity.rows_per_second);
             bar.set_message(rate.clone());
             if activity.finished && !bar.is_finished() {
                 bar.finish_with_message(format!("done, {rate}"));

@@ -59,6 +59,45 @@ pub struct ReindexSpec {
     pub process_scorecards_batch_size: Option<u32>,
 }
 
+/// The rows of one partition of a reindex activity: keys (ids) in
+/// `(after, until]`, `until` `None` for no upper bound. Ids are positive,
+/// so `after: 0` starts at the first row. The first partition of a split
+/// starts at 0 and the last has no bound, so rows inserted after the split
+/// are covered too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    pub after: i64,
+    pub until: Option<i64>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub const ALL: KeyRange = KeyRange { after: 0, until: None };
+
+    /// Splits the keys `min..=max` into at most `parts` ranges of about as
+    /// many keys each (fewer when there are fewer keys), widened so that
+    /// together they cover every key: the first starts at 0, the last has
+    /// no bound. Equal widths of key space, not of rows: ids from one
+    /// sequence are spread about evenly over a scope, and finding exact
+    /// row quantiles would cost a scan of the scope's keys.
+    pub fn split(min: i64, max: i64, parts: usize) -> Vec<KeyRange> {
+        let span = (i128::from(max) - i128::from(min) + 1).max(1);
+        let parts = i128::try_from(parts.max(1)).unwrap_or(i128::MAX).min(span);
+        let bound = |i: i128| i64::try_from(i128::from(min) - 1 + span * i / parts).unwrap_or(i64::MAX);
+        (1..=parts)
+            .map(|i| KeyRange {
+                after: if i == 1 { 0 } else { bound(i - 1) },
+                until: (i < parts).then(|| bound(i)),
+            })
+            .collect()
+    }
+
+    /// Whether `key` lies in the range.
+    pub fn contains(&self, key: i64) -> bool {
+        key > self.after && self.until.is_none_or(|until| key <= until)
+    }
+}
+
 /// One activity of the reindex workflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReindexActivity {
@@ -75,6 +114,13 @@ impl ReindexActivity {
             ReindexActivity::Conversations => "reindex_conversations",
             ReindexActivity::ProcessScorecards => "reindex_process_scorecards",
         }
+    }
+
+    /// The activity recorded under `name`.
+    pub fn named(name: &str) -> Option<ReindexActivity> {
+        [ReindexActivity::Conversations, ReindexActivity::ProcessScorecards]
+            .into_iter()
+            .find(|a| a.name() == name)
     }
 
     /// The kind of scorecard the activity copies.
@@ -174,6 +220,33 @@ mod tests {
                 .by_update()
         );
         assert!(ReindexScope { window: window(TimeBase::UpdatedAt), ..ReindexScope::default() }.by_update());
+    }
+
+    #[test]
+    fn a_split_covers_every_key_once_in_ranges_of_about_equal_width() {
+        let ranges = KeyRange::split(101, 1000, 3);
+        assert_eq!(
+            ranges,
+            [
+                KeyRange { after: 0, until: Some(400) },
+                KeyRange { after: 400, until: Some(700) },
+                KeyRange { after: 700, until: None },
+            ]
+        );
+        for key in [1, 101, 400, 401, 700, 701, 1000, 5000] {
+            assert_eq!(ranges.iter().filter(|r| r.contains(key)).count(), 1, "key {key}");
+        }
+        assert_eq!(KeyRange::split(5, 7, 10).len(), 3, "never more ranges than keys");
+        assert_eq!(KeyRange::split(5, 5, 1), [KeyRange::ALL]);
+        assert_eq!(KeyRange::split(1, i64::MAX, 2)[1].after, i64::MAX / 2);
+    }
+
+    #[test]
+    fn activities_are_found_by_name() {
+        for activity in [Conversations, ProcessScorecards] {
+            assert_eq!(ReindexActivity::named(activity.name()), Some(activity));
+        }
+        assert_eq!(ReindexActivity::named("audit"), None);
     }
 
     #[test]

@@ -104,6 +104,13 @@ impl<C> std::fmt::Debug for Activity<C> {
 /// it must resume from the checkpoints in `ctx` (activities already
 /// finished are skipped), record progress only through `ctx` (fenced), and
 /// return soon after `ctx.stopping()` fires.
+///
+/// An activity with more rows than one worker should copy in one go is
+/// split: `run` plans it into ranges of type `Partition`
+/// ([`JobContext::plan_partitions`]) and hands it to the engine
+/// ([`JobContext::run_partitions`]), which has any worker, in this process
+/// or another, call `run_partition` for each range, under the same
+/// contract, with the partition's own checkpoint in its `ctx`.
 pub trait JobHandler: Send + Sync + 'static {
     /// The proto `JobType` number, stored in `jobs.job_type`.
     const JOB_TYPE: i16;
@@ -112,12 +119,30 @@ pub trait JobHandler: Send + Sync + 'static {
     const RETRY_POLICY: RetryPolicy;
     /// Stored as JSON in `jobs.payload`.
     type Payload: Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The rows of one partition of an activity, stored as JSON in
+    /// `job_partitions.range`; `()` for a type that never partitions.
+    type Partition: Serialize + DeserializeOwned + Send + Sync + 'static;
 
     /// The activities of a job with this payload, in order; shown as
     /// progress from the moment the job is created.
     fn activities(payload: &Self::Payload) -> Vec<&'static str>;
 
     fn run<'a>(&'a self, ctx: &'a JobContext, payload: Self::Payload) -> BoxFuture<'a, Result<(), RunError>>;
+
+    /// Runs one partition, `range`, of the activity `ctx.partition()`
+    /// names. Only called for activities `run` partitioned.
+    fn run_partition<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+        payload: Self::Payload,
+        range: Self::Partition,
+    ) -> BoxFuture<'a, Result<(), RunError>> {
+        let _ = (ctx, payload, range);
+        Box::pin(std::future::ready(Err(RunError::fatal(
+            "internal",
+            format!("{} jobs have no partitions", Self::NAME),
+        ))))
+    }
 }
 
 impl NewJob {
@@ -165,6 +190,7 @@ pub enum RegistryError {
 trait ErasedHandler: Send + Sync {
     fn activities(&self, payload: &serde_json::Value) -> Result<Vec<String>, RegistryError>;
     fn run<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>>;
+    fn run_partition<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>>;
     fn retry_policy(&self) -> RetryPolicy;
 }
 
@@ -189,6 +215,25 @@ impl<H: JobHandler> ErasedHandler for Typed<H> {
             Err(error) => Box::pin(std::future::ready(Err(RunError::fatal(
                 "invalid_payload",
                 scorekeeper_domain::report::error_chain(&error),
+            )))),
+        }
+    }
+
+    fn run_partition<'a>(&'a self, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), RunError>> {
+        let range = ctx.partition().map(|p| (p.n, H::Partition::deserialize(&p.range)));
+        match (Self::payload(&ctx.job().payload), range) {
+            (Ok(payload), Some((_, Ok(range)))) => self.0.run_partition(ctx, payload, range),
+            (Err(error), _) => Box::pin(std::future::ready(Err(RunError::fatal(
+                "invalid_payload",
+                scorekeeper_domain::report::error_chain(&error),
+            )))),
+            (Ok(_), Some((n, Err(error)))) => Box::pin(std::future::ready(Err(RunError::fatal(
+                "invalid_partition",
+                format!("{} job: the range of partition {n} does not decode: {error}", H::NAME),
+            )))),
+            (Ok(_), None) => Box::pin(std::future::ready(Err(RunError::fatal(
+                "internal",
+                "a partition's run was given no partition".into(),
             )))),
         }
     }
@@ -245,6 +290,15 @@ impl Registry {
         Ok(self.handler(ctx.job().job_type)?.run(ctx))
     }
 
+    /// Runs one claim of the partition in `ctx` with its job type's
+    /// handler, decoding the payload and the partition's range first.
+    pub(crate) fn run_partition<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+    ) -> Result<BoxFuture<'a, Result<(), RunError>>, RegistryError> {
+        Ok(self.handler(ctx.job().job_type)?.run_partition(ctx))
+    }
+
     fn handler(&self, job_type: i16) -> Result<&Arc<dyn ErasedHandler>, RegistryError> {
         self.handlers.get(&job_type).ok_or(RegistryError::Unregistered { job_type })
     }
@@ -286,6 +340,7 @@ mod tests {
         const NAME: &'static str = "counter";
         const RETRY_POLICY: RetryPolicy = RetryPolicy { max_attempts: 4, backoff: DEFAULT_RETRY_BACKOFF };
         type Payload = Count;
+        type Partition = ();
 
         fn activities(_: &Count) -> Vec<&'static str> {
             vec![COUNTING.name()]
@@ -333,9 +388,10 @@ mod tests {
                 finished: false,
                 active_ms: 0,
                 rows_estimated: 0,
+                partitions: Vec::new(),
             }],
         };
-        JobContext::new(JobStore::new(&store), job, 1)
+        JobContext::new(JobStore::new(&store), job, 1, None)
     }
 
     fn failure(outcome: Result<(), RunError>) -> JobError {

@@ -103,6 +103,107 @@ pub struct ActivityProgress {
     pub active_ms: i64,
     /// Rows the activity expects to copy; 0 until it has counted.
     pub rows_estimated: i64,
+    /// The partitions the activity was split into, in order; empty for an
+    /// activity its job runs in one piece. The counters above include
+    /// theirs.
+    pub partitions: Vec<PartitionProgress>,
+}
+
+impl ActivityProgress {
+    /// Partitions that finished, of [`ActivityProgress::partitions`].
+    pub fn partitions_done(&self) -> usize {
+        self.partitions.iter().filter(|p| p.state == PartitionState::Succeeded).count()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PartitionState {
+    /// Waiting for a worker (never run, put back for a retry, or stopped by
+    /// a cancel).
+    Queued,
+    /// A worker holds it (its lease may have expired: then it is claimable).
+    Running,
+    Succeeded,
+    /// Failed for good; the job fails with its error.
+    Failed,
+}
+
+impl PartitionState {
+    /// The word stored in `job_partitions.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionState::Queued => "queued",
+            PartitionState::Running => "running",
+            PartitionState::Succeeded => "succeeded",
+            PartitionState::Failed => "failed",
+        }
+    }
+
+    /// The state of a stored word; `None` for a word no schema writes.
+    pub fn parse(text: &str) -> Option<PartitionState> {
+        Some(match text {
+            "queued" => PartitionState::Queued,
+            "running" => PartitionState::Running,
+            "succeeded" => PartitionState::Succeeded,
+            "failed" => PartitionState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One partition of an activity: a range of its rows that a worker claims
+/// on its own lease, with its own checkpoint and progress.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionProgress {
+    pub activity: String,
+    /// 0, 1, … in the order of the ranges.
+    pub n: i32,
+    /// The rows it covers, as the job's handler described them.
+    pub range: serde_json::Value,
+    pub state: PartitionState,
+    /// Claims so far; the fencing token of the latest.
+    pub attempts: i32,
+    /// The worker that holds (or last held) it.
+    pub lease_owner: Option<String>,
+    pub checkpoint: Option<serde_json::Value>,
+    pub rows_done: i64,
+    pub pages_done: i64,
+    pub checkpoints_done: i64,
+    pub rows_estimated: i64,
+    /// Time spent running it over all attempts.
+    pub active_ms: i64,
+    /// The last failure, if any.
+    pub error: Option<JobError>,
+}
+
+impl PartitionProgress {
+    pub fn rows_per_second(&self) -> f64 {
+        if self.active_ms == 0 { 0.0 } else { self.rows_done as f64 * 1000.0 / self.active_ms as f64 }
+    }
+}
+
+/// One partition as a handler plans it: its range (the handler's
+/// `JobHandler::Partition`) and the rows it expects to copy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split<R> {
+    pub range: R,
+    pub rows_estimated: i64,
+}
+
+/// What a lease is held on: a job's attempt (its coordinator) or one
+/// partition of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holding {
+    Job(Uuid),
+    Partition { job: Uuid, activity: String, n: i32 },
+}
+
+impl Holding {
+    pub fn job(&self) -> Uuid {
+        match self {
+            Holding::Job(job) | Holding::Partition { job, .. } => *job,
+        }
+    }
 }
 
 impl ActivityProgress {
@@ -132,6 +233,15 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// In workflow order.
     pub activities: Vec<ActivityProgress>,
+}
+
+impl Job {
+    /// The most claims any part of the job needed: its own attempts, or a
+    /// partition's (each partition is retried on its own). What GetJob
+    /// shows as the job's attempts.
+    pub fn attempts_made(&self) -> i32 {
+        self.activities.iter().flat_map(|a| &a.partitions).map(|p| p.attempts).fold(self.attempts, i32::max)
+    }
 }
 
 /// A job to create. `activities` are the workflow's steps, in order, so
@@ -164,6 +274,15 @@ pub struct JobFilter {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Claim {
     pub job: Job,
+    pub fence: i32,
+}
+
+/// A claimed partition: its job (with every activity's progress), the
+/// partition as claimed, and the fencing token of this claim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionClaim {
+    pub job: Job,
+    pub partition: PartitionProgress,
     pub fence: i32,
 }
 

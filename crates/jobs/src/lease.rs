@@ -1,7 +1,8 @@
-//! Holding a claimed attempt: renewing its lease while it runs
-//! ([`keep_lease`]) and recording how it ended ([`record_end`]), over the
-//! two calls they make of the job tables ([`Leases`]), so that both loops
-//! can be tested on a paused clock without a server.
+//! Holding a claimed attempt of a job, or a claimed partition: renewing its
+//! lease while it runs ([`keep_lease`]) and recording how it ended
+//! ([`record_end`]), over the two calls they make of the job tables
+//! ([`Leases`]), so that both loops can be tested on a paused clock without
+//! a server.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,56 +10,74 @@ use std::time::Duration;
 use scorekeeper_retry::{Backoff, Retry, Verdict, retry};
 use scorekeeper_store::Result;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::context::StopSignal;
 use crate::handler::StopReason;
-use crate::job::{AttemptOutcome, Lease};
-use crate::store::JobStore;
+use crate::job::{AttemptOutcome, Holding, Lease};
+use crate::store::{JobStore, PartitionKey};
 
 /// The fenced writes of a running attempt's owner: renew the lease, record
 /// the end. [`JobStore`] in production.
 pub trait Leases: Send + Sync {
-    /// Extends the lease of attempt `fence` of job `id` by `lease`, or
+    /// Extends the lease of claim `fence` of `holding` by `lease`, or
     /// finds it lost; also reports a cancel asked for.
-    fn heartbeat(&self, id: Uuid, fence: i32, lease: Duration) -> impl Future<Output = Result<Lease>> + Send;
+    fn heartbeat(
+        &self,
+        holding: &Holding,
+        fence: i32,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Lease>> + Send;
 
-    /// Records how attempt `fence` ended; `false` when it had lost the job.
+    /// Records how claim `fence` ended; `false` when it had lost the job
+    /// (or partition).
     fn finish_attempt(
         &self,
-        id: Uuid,
+        holding: &Holding,
         fence: i32,
         outcome: &AttemptOutcome,
     ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 impl Leases for JobStore {
-    fn heartbeat(&self, id: Uuid, fence: i32, lease: Duration) -> impl Future<Output = Result<Lease>> + Send {
-        JobStore::heartbeat(self, id, fence, lease)
+    async fn heartbeat(&self, holding: &Holding, fence: i32, lease: Duration) -> Result<Lease> {
+        match holding {
+            Holding::Job(id) => JobStore::heartbeat(self, *id, fence, lease).await,
+            Holding::Partition { job, activity, n } => {
+                let key = PartitionKey { job: *job, activity, n: *n };
+                self.heartbeat_partition(&key, fence, lease).await
+            }
+        }
     }
 
-    fn finish_attempt(
-        &self,
-        id: Uuid,
-        fence: i32,
-        outcome: &AttemptOutcome,
-    ) -> impl Future<Output = Result<bool>> + Send {
-        JobStore::finish_attempt(self, id, fence, outcome)
+    async fn finish_attempt(&self, holding: &Holding, fence: i32, outcome: &AttemptOutcome) -> Result<bool> {
+        match holding {
+            Holding::Job(id) => JobStore::finish_attempt(self, *id, fence, outcome).await,
+            Holding::Partition { job, activity, n } => {
+                let key = PartitionKey { job: *job, activity, n: *n };
+                self.finish_partition(&key, fence, outcome).await
+            }
+        }
     }
 }
 
-/// Renews the lease of attempt `fence` of job `id` every third of `lease`
+/// Renews the lease of claim `fence` of `holding` every third of `lease`
 /// until it is lost, then stops the attempt (`LeaseLost`) and returns, so
 /// the caller drops the handler at once. A cancel seen on a heartbeat
 /// stops the attempt with `Cancelled` and the lease is kept (the handler
 /// ends at its next checkpoint). Heartbeats that fail for a whole lease
 /// since the last renewal count as lost: past it another worker may have
 /// claimed the job, and running on would be unfenced reading.
-pub async fn keep_lease(leases: &impl Leases, id: Uuid, fence: i32, lease: Duration, stop: &StopSignal) {
+pub async fn keep_lease(
+    leases: &impl Leases,
+    holding: &Holding,
+    fence: i32,
+    lease: Duration,
+    stop: &StopSignal,
+) {
     let mut last_renewed = Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;
-        match leases.heartbeat(id, fence, lease).await {
+        match leases.heartbeat(holding, fence, lease).await {
             Ok(Lease::Held { cancel_requested }) => {
                 last_renewed = Instant::now();
                 if cancel_requested {
@@ -77,12 +96,12 @@ pub async fn keep_lease(leases: &impl Leases, id: Uuid, fence: i32, lease: Durat
     stop.stop(StopReason::LeaseLost);
 }
 
-/// Records `outcome` of attempt `fence`, retrying failures (Postgres
+/// Records `outcome` of claim `fence` of `holding`, retrying failures (Postgres
 /// unreachable) with `backoff` for up to one `lease`: after that the job is
 /// another worker's to take over anyway, and it runs again.
 pub async fn record_end(
     leases: &impl Leases,
-    id: Uuid,
+    holding: &Holding,
     fence: i32,
     outcome: &AttemptOutcome,
     lease: Duration,
@@ -95,7 +114,7 @@ pub async fn record_end(
         tracing::warn!(%error, failures = attempt.failures, "recording the attempt's end failed; retrying");
         Verdict::Retry
     };
-    match retry(plan, judge, || leases.finish_attempt(id, fence, outcome)).await {
+    match retry(plan, judge, || leases.finish_attempt(holding, fence, outcome)).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!("the job was taken over before this attempt could record its end"),
         Err(error) => tracing::error!(
@@ -111,6 +130,7 @@ mod tests {
 
     use deadpool_postgres::{PoolError, TimeoutType};
     use scorekeeper_store::StoreError;
+    use uuid::Uuid;
 
     use super::*;
 
@@ -160,7 +180,7 @@ mod tests {
     }
 
     impl Leases for ScriptedLeases {
-        fn heartbeat(&self, _: Uuid, _: i32, _: Duration) -> impl Future<Output = Result<Lease>> + Send {
+        fn heartbeat(&self, _: &Holding, _: i32, _: Duration) -> impl Future<Output = Result<Lease>> + Send {
             let answer = self.next(&self.heartbeats);
             std::future::ready(match answer {
                 Answer::Held => Ok(Lease::Held { cancel_requested: false }),
@@ -173,7 +193,7 @@ mod tests {
 
         fn finish_attempt(
             &self,
-            _: Uuid,
+            _: &Holding,
             _: i32,
             _: &AttemptOutcome,
         ) -> impl Future<Output = Result<bool>> + Send {
@@ -188,7 +208,9 @@ mod tests {
     }
 
     async fn keep(leases: &ScriptedLeases, stop: &StopSignal, within: Duration) -> bool {
-        tokio::time::timeout(within, keep_lease(leases, Uuid::nil(), 1, LEASE, stop)).await.is_ok()
+        tokio::time::timeout(within, keep_lease(leases, &Holding::Job(Uuid::nil()), 1, LEASE, stop))
+            .await
+            .is_ok()
     }
 
     #[tokio::test(start_paused = true)]
@@ -242,7 +264,7 @@ mod tests {
     async fn the_end_is_recorded_through_outages_shorter_than_a_lease() {
         let leases = ScriptedLeases::new(&[], &[Answer::Unreachable, Answer::Unreachable, Answer::Recorded]);
         let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
-        record_end(&leases, Uuid::nil(), 1, &AttemptOutcome::Succeeded, LEASE, backoff).await;
+        record_end(&leases, &Holding::Job(Uuid::nil()), 1, &AttemptOutcome::Succeeded, LEASE, backoff).await;
         assert_eq!(leases.calls(), [0, 1, 3]);
     }
 
@@ -250,7 +272,7 @@ mod tests {
     async fn recording_the_end_gives_up_within_one_lease() {
         let leases = ScriptedLeases::new(&[], &[Answer::Unreachable]);
         let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
-        record_end(&leases, Uuid::nil(), 1, &AttemptOutcome::Succeeded, LEASE, backoff).await;
+        record_end(&leases, &Holding::Job(Uuid::nil()), 1, &AttemptOutcome::Succeeded, LEASE, backoff).await;
         // Pauses of 1, 2, 4, 5, 5, … s; the one after the try at 27 s would end at 32 s.
         assert_eq!(leases.calls(), [0, 1, 3, 7, 12, 17, 22, 27]);
         assert!(leases.start.elapsed() < LEASE);

@@ -5,6 +5,10 @@
 //! a crate with its own task table would give us two job states to keep in
 //! sync.
 //!
+//! A job's attempt may split an activity into partitions (ranges of its
+//! rows) that any worker claims on leases of their own, so many processes
+//! share one job; the attempt waits for them, working on them itself.
+//!
 //! Semantics: a worker claims a job with `FOR UPDATE SKIP LOCKED` and holds
 //! it with a lease renewed by heartbeat; the attempt number is a fencing
 //! token checked by every progress, checkpoint and result write, so a worker
@@ -26,6 +30,9 @@ pub mod worker;
 
 pub use context::{Covered, JobContext};
 pub use handler::{Activity, JobHandler, Registry, RegistryError, RetryPolicy, RunError};
-pub use job::{ActivityProgress, AttemptOutcome, Claim, Job, JobError, JobFilter, JobState, Lease, NewJob};
+pub use job::{
+    ActivityProgress, AttemptOutcome, Claim, Holding, Job, JobError, JobFilter, JobState, Lease, NewJob,
+    PartitionClaim, PartitionProgress, PartitionState, Split,
+};
 pub use store::{JobStore, migrate_postgres};
 pub use worker::{Worker, WorkerConfig};

@@ -6,6 +6,9 @@ use metrics::Unit;
 
 /// Counter, label `job_type` (the number): job attempts started.
 pub const JOB_ATTEMPTS_TOTAL: &str = "scorekeeper_job_attempts_total";
+/// Counter, labels `job_type` and `outcome`: partition claims run to an
+/// end (`succeeded`, `failed`, `retry`, `cancelled`, `lease_lost`).
+pub const JOB_PARTITIONS_TOTAL: &str = "scorekeeper_job_partitions_total";
 /// Counter, label `schedule`: jobs a scheduler created for its ticks.
 pub const SCHEDULE_JOBS_TOTAL: &str = "scorekeeper_schedule_jobs_total";
 /// Counter, label `schedule`: ticks that failed to fire (each is retried).
@@ -15,6 +18,7 @@ pub const SCHEDULE_FAILURES_TOTAL: &str = "scorekeeper_schedule_failures_total";
 /// help text.
 pub const COUNTERS: &[Described] = &[
     (JOB_ATTEMPTS_TOTAL, Unit::Count, "Job attempts started, by job type."),
+    (JOB_PARTITIONS_TOTAL, Unit::Count, "Partition claims run to an end, by job type and outcome."),
     (SCHEDULE_JOBS_TOTAL, Unit::Count, "Jobs created by a schedule's ticks, by schedule."),
     (
         SCHEDULE_FAILURES_TOTAL,

@@ -55,6 +55,9 @@ fn a_message_without_the_new_fields_decodes_with_them_zero() {
             rows_estimated: old.rows_estimated,
             pages_done: 0,
             checkpoints_done: 0,
+            partitions: Vec::new(),
+            partitions_done: 0,
+            partitions_total: 0,
         }
     );
 }
@@ -73,6 +76,9 @@ fn an_older_client_reads_batches_done_and_skips_the_new_fields() {
         rows_estimated: old.rows_estimated,
         pages_done: 14,
         checkpoints_done: old.batches_done,
+        partitions: Vec::new(),
+        partitions_done: 1,
+        partitions_total: 3,
     };
     let decoded =
         ActivityProgressBefore::decode(today.encode_to_vec().as_slice()).expect("today's message decodes");

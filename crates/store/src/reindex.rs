@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use scorekeeper_domain::TemplateType;
 use scorekeeper_domain::mirror::{ConversationRecord, ScoreRecord, ScorecardRecord};
-use scorekeeper_domain::reindex::{ReindexActivity, ReindexScope, TimeBase};
+use scorekeeper_domain::reindex::{KeyRange, ReindexActivity, ReindexScope, TimeBase};
 use tokio_postgres::types::ToSql;
 
 use crate::Store;
@@ -64,12 +64,13 @@ const SCORECARD_OF_CONVERSATIONS: &str = "($4::bigint[] IS NULL OR c.conversatio
      SELECT 1 FROM process_scorecard_conversations l WHERE l.scorecard_id = c.id AND l.conversation_id = ANY($4)))";
 
 impl Store {
-    /// Conversations in scope with id > `after`; the window applies to the
-    /// start time or the last update, by the scope's time base.
+    /// Conversations in scope with id in `keys` (the first `limit` of
+    /// them, in id order); the window applies to the start time or the last
+    /// update, by the scope's time base.
     pub async fn conversations_in_scope(
         &self,
         scope: &ReindexScope,
-        after: i64,
+        keys: KeyRange,
         limit: usize,
     ) -> Result<Vec<ConversationRecord>> {
         let time = match scope.window.map(|w| w.base) {
@@ -82,24 +83,25 @@ impl Store {
         let rows = client
             .query(
                 &format!(
-                    "{CONVERSATION_SELECT} WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4)) AND id > $5
+                    "{CONVERSATION_SELECT} WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4))
+                       AND id > $5 AND ($7::bigint IS NULL OR id <= $7)
                      ORDER BY id LIMIT $6",
                     customer_and_window("customer_id", time)
                 ),
-                &params.with(&[&after, &limit]),
+                &params.with(&[&keys.after, &limit, &keys.until]),
             )
             .await?;
         rows.iter().map(conversation_record).collect()
     }
 
-    /// Scorecards of `template_type` in scope with id > `after`, the window
+    /// Scorecards of `template_type` in scope with id in `keys`, the window
     /// on `time`, in id order (their scores: `Store::scores_of`).
     pub async fn reindex_scorecards(
         &self,
         scope: &ReindexScope,
         template_type: TemplateType,
         time: ScorecardTime,
-        after: i64,
+        keys: KeyRange,
         limit: usize,
     ) -> Result<Vec<ScorecardRecord>> {
         let time = match time {
@@ -113,10 +115,10 @@ impl Store {
             .query(
                 &format!(
                     "{SCORECARD_SELECT} WHERE c.template_type = $7 AND {} AND {SCORECARD_OF_CONVERSATIONS}
-                       AND c.id > $5 ORDER BY c.id LIMIT $6",
+                       AND c.id > $5 AND ($8::bigint IS NULL OR c.id <= $8) ORDER BY c.id LIMIT $6",
                     customer_and_window("c.customer_id", time)
                 ),
-                &params.with(&[&after, &limit, &kind]),
+                &params.with(&[&keys.after, &limit, &kind, &keys.until]),
             )
             .await?;
         rows.iter().map(scorecard_record).collect()
@@ -156,6 +158,34 @@ impl Store {
 }
 
 impl Store {
+    /// The lowest and highest key of the rows whose keys a partition of
+    /// `activity` ranges over, in a scope by start time (conversations by
+    /// their start, process scorecards by their creation); `None` when the
+    /// scope has none. What the reindex splits into partitions.
+    pub async fn reindex_key_bounds(
+        &self,
+        scope: &ReindexScope,
+        activity: ReindexActivity,
+    ) -> Result<Option<(i64, i64)>> {
+        let sql = match activity {
+            ReindexActivity::Conversations => format!(
+                "SELECT min(id), max(id) FROM conversations WHERE {} AND ($4::bigint[] IS NULL OR id = ANY($4)) AND $5::smallint IS NOT NULL",
+                customer_and_window("customer_id", "started_at")
+            ),
+            ReindexActivity::ProcessScorecards => format!(
+                "SELECT min(c.id), max(c.id) FROM scorecards c
+                 WHERE c.template_type = $5 AND {} AND {SCORECARD_OF_CONVERSATIONS}",
+                customer_and_window("c.customer_id", "c.created_at")
+            ),
+        };
+        let params = ScopeParams::new(scope);
+        let kind = activity.template_type().number();
+        let client = self.pool().get().await?;
+        let row = client.query_one(&sql, &params.with(&[&kind])).await?;
+        let (min, max): (Option<i64>, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+        Ok(min.zip(max))
+    }
+
     /// About how many rows `activity` will copy for `scope`, counted the way
     /// its passes read them (for progress and ETA): conversations and
     /// scorecards exactly, their scores estimated (see below); rows written

@@ -4,7 +4,7 @@
 //! re-create); the outbox and reindex jobs carry them.
 
 use scorekeeper_analytics::{Analytics, WritePath};
-use scorekeeper_domain::reindex::{ReindexScope, TimeBase, TimeWindow};
+use scorekeeper_domain::reindex::{KeyRange, ReindexScope, TimeBase, TimeWindow};
 use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_store::Store;
 use scorekeeper_store::mirror::ConversationSelector;
@@ -34,7 +34,8 @@ pub async fn batch_index(
     let Some(scope) = scope(customer_id, selector) else { return Ok(report) };
     let mut after = 0;
     loop {
-        let conversations = store.conversations_in_scope(&scope, after, PAGE_SIZE).await?;
+        let conversations =
+            store.conversations_in_scope(&scope, KeyRange { after, until: None }, PAGE_SIZE).await?;
         let Some(last) = conversations.last() else {
             break;
         };

@@ -5,7 +5,7 @@
 use chrono::DateTime;
 use scorekeeper_analytics::rows::{self, OutOfMirrorRange};
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch};
-use scorekeeper_domain::reindex::{ReindexScope, TimeBase, TimeWindow};
+use scorekeeper_domain::reindex::{KeyRange, ReindexScope, TimeBase, TimeWindow};
 use scorekeeper_proto::coaching as pb;
 
 use crate::env::Options;
@@ -168,7 +168,7 @@ impl Truth {
             };
             conversations.extend(
                 env.store
-                    .conversations_in_scope(&everything, 0, 10_000)
+                    .conversations_in_scope(&everything, KeyRange::ALL, 10_000)
                     .await
                     .expect("reading conversations"),
             );

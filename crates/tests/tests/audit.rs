@@ -15,7 +15,7 @@ use chrono::DateTime;
 use scorekeeper_analytics::WritePath;
 use scorekeeper_domain::audit::{AuditScope, AuditSpec, AuditTable, AuditWindow, DriftKind};
 use scorekeeper_domain::mirror::MirrorBatch;
-use scorekeeper_domain::reindex::ReindexScope;
+use scorekeeper_domain::reindex::{KeyRange, ReindexScope};
 use scorekeeper_domain::{ConversationId, CustomerId};
 use scorekeeper_jobs::JobState;
 use scorekeeper_proto::v1::{self as pb, AuditRequest};
@@ -32,7 +32,8 @@ async fn mirror_everything(env: &TestEnv, customer: CustomerId) {
     let mut batch = MirrorBatch::default();
     let mut after = 0;
     loop {
-        let page = env.store.conversations_in_scope(&scope, after, 5_000).await.unwrap();
+        let page =
+            env.store.conversations_in_scope(&scope, KeyRange { after, until: None }, 5_000).await.unwrap();
         let Some(last) = page.last() else { break };
         after = last.id.0;
         batch.conversations.extend(page);
@@ -183,7 +184,7 @@ async fn each_kind_of_drift_is_named_by_id_and_the_repair_converges() {
         conversation_ids: vec![ConversationId(first)],
         ..ReindexScope::default()
     };
-    let page = env.store.conversations_in_scope(&one, 0, 1).await.unwrap();
+    let page = env.store.conversations_in_scope(&one, KeyRange::ALL, 1).await.unwrap();
     newer.conversations = page;
     newer.conversations[0].version += 1;
     env.analytics.write(WritePath::Reindex, &newer).await.unwrap();

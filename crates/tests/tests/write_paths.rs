@@ -177,7 +177,11 @@ async fn batch_index_writes_conversations_and_only_conversation_scorecards() {
         conversation_ids: convs.iter().map(|c| scorekeeper_domain::ConversationId(c.id)).collect(),
         ..Default::default()
     };
-    let stored = env.store.conversations_in_scope(&all, 0, 100).await.unwrap();
+    let stored = env
+        .store
+        .conversations_in_scope(&all, scorekeeper_domain::reindex::KeyRange::ALL, 100)
+        .await
+        .unwrap();
     let expected: Vec<scorekeeper_analytics::rows::ConversationRow> =
         scorekeeper_analytics::rows::encode_all(&stored).expect("a time ClickHouse holds");
     assert_eq!(expected.len(), 6);

@@ -185,7 +185,7 @@ fn job_to_wire(job: &stored::Job, principal: Principal) -> Job {
         r#type: i32::from(job.job_type),
         payload: payload_to_wire(job.job_type, &job.payload),
         state: state_to_wire(job.state) as i32,
-        attempts: job.attempts,
+        attempts: job.attempts_made(),
         progress: job
             .activities
             .iter()
@@ -199,12 +199,30 @@ fn job_to_wire(job: &stored::Job, principal: Principal) -> Job {
                 checkpoint: a.checkpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
                 finished: a.finished,
                 rows_estimated: a.rows_estimated,
+                partitions: a.partitions.iter().map(partition_to_wire).collect(),
+                partitions_done: i32::try_from(a.partitions_done()).unwrap_or(i32::MAX),
+                partitions_total: i32::try_from(a.partitions.len()).unwrap_or(i32::MAX),
             })
             .collect(),
         error: job.error.as_ref().map(|e| error_to_wire(e, principal)),
         created_at: Some(to_timestamp(job.created_at)),
         started_at: time(job.started_at),
         finished_at: time(job.finished_at),
+    }
+}
+
+fn partition_to_wire(p: &stored::PartitionProgress) -> PartitionProgress {
+    PartitionProgress {
+        index: p.n,
+        state: p.state.as_str().to_owned(),
+        rows_done: p.rows_done,
+        rows_estimated: p.rows_estimated,
+        pages_done: p.pages_done,
+        rows_per_second: p.rows_per_second(),
+        worker: p.lease_owner.clone().unwrap_or_default(),
+        attempts: p.attempts,
+        range: p.range.to_string(),
+        checkpoint: p.checkpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 

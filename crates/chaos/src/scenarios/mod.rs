@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use scorekeeper_analytics::WritePath;
-use scorekeeper_domain::reindex::ReindexScope;
+use scorekeeper_domain::reindex::{KeyRange, ReindexScope};
 use scorekeeper_jobs::{Job, JobFilter, JobState, JobStore};
 use scorekeeper_tests::stored_jobs::full_reindex;
 use uuid::Uuid;
@@ -24,7 +24,7 @@ pub async fn mirror_everything(world: &World) -> anyhow::Result<()> {
     let scope = ReindexScope { customer_id: Some(world.customer), ..ReindexScope::default() };
     let mut after = 0;
     loop {
-        let page = world.store.conversations_in_scope(&scope, after, 5_000).await?;
+        let page = world.store.conversations_in_scope(&scope, KeyRange { after, until: None }, 5_000).await?;
         let Some(last) = page.last() else { break };
         after = last.id.0;
         let batch = scorekeeper_domain::mirror::MirrorBatch { conversations: page, ..Default::default() };
@@ -67,7 +67,7 @@ pub async fn wait_done(world: &World, id: Uuid, within: Duration) -> anyhow::Res
             return Ok(now);
         }
         if started.elapsed() > within {
-            bail!("job {id} not done after {within:?}: {:?}, attempts {}", now.state, now.attempts);
+            bail!("job {id} not done after {within:?}: {:?}, attempts {}", now.state, now.attempts_made());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

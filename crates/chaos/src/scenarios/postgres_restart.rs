@@ -83,7 +83,9 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
     let notes = vec![
         format!(
             "reindex of {} rows: {:?} after {} attempts (restart 1 hit it running: {mid_job})",
-            bulk.rows, done.state, done.attempts
+            bulk.rows,
+            done.state,
+            done.attempts_made()
         ),
         format!("{} creates and {} updates acknowledged", ledger.creates_acked, ledger.updates_acked),
     ];

@@ -88,7 +88,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
                 break;
             }
             if now.state.is_terminal() {
-                attempts.push(now.attempts);
+                attempts.push(now.attempts_made());
                 if now.state != JobState::Succeeded {
                     failures.push(format!("job {} {:?}: {:?}", now.id, now.state, now.error));
                 }

@@ -84,7 +84,7 @@ pub async fn run(faults: &FaultSettings, settings: &Settings) -> anyhow::Result<
     let crashed = fleet.exited();
     let notes = vec![
         format!("{tears} inserts torn ({armed} tears armed; an insert shorter than its cut passes whole)"),
-        format!("reindex of {} rows: {:?} after {} attempts", bulk.rows, done.state, done.attempts),
+        format!("reindex of {} rows: {:?} after {} attempts", bulk.rows, done.state, done.attempts_made()),
         format!(
             "ClickHouse scorecards rows without FINAL {} vs live with FINAL {}; scores {} vs {} (old versions and retried copies before merges)",
             raw.0, raw.1, raw.2, raw.3

@@ -39,6 +39,22 @@ pub struct ActivityView {
     pub rows_per_second: f64,
     pub finished: bool,
     pub checkpoint: String,
+    pub partitions_done: i32,
+    pub partitions_total: i32,
+    pub partitions: Vec<PartitionView>,
+}
+
+/// One partition of an activity.
+#[derive(Debug, Serialize)]
+pub struct PartitionView {
+    pub index: i32,
+    pub state: String,
+    pub rows_done: i64,
+    pub rows_estimated: i64,
+    pub rows_per_second: f64,
+    pub worker: String,
+    pub attempts: i32,
+    pub range: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,6 +112,22 @@ impl From<&Job> for JobView {
                     rows_per_second: a.rows_per_second,
                     finished: a.finished,
                     checkpoint: a.checkpoint.clone(),
+                    partitions_done: a.partitions_done,
+                    partitions_total: a.partitions_total,
+                    partitions: a
+                        .partitions
+                        .iter()
+                        .map(|p| PartitionView {
+                            index: p.index,
+                            state: p.state.clone(),
+                            rows_done: p.rows_done,
+                            rows_estimated: p.rows_estimated,
+                            rows_per_second: p.rows_per_second,
+                            worker: p.worker.clone(),
+                            attempts: p.attempts,
+                            range: p.range.clone(),
+                        })
+                        .collect(),
                 })
                 .collect(),
             error: job.error.as_ref().map(|e| ErrorView {
@@ -137,6 +169,21 @@ impl JobView {
                 a.rows_per_second,
                 if a.finished { "finished" } else { "" }
             ));
+            if a.partitions_total > 1 {
+                lines.push(format!("    {} of {} partitions done", a.partitions_done, a.partitions_total));
+                for p in a.partitions.iter().filter(|p| p.state != "succeeded") {
+                    lines.push(format!(
+                        "    partition {:>4} {:9} {:>10} of {:>10} rows  {:>10.0} rows/s  attempts {}  {}",
+                        p.index,
+                        p.state,
+                        p.rows_done,
+                        p.rows_estimated,
+                        p.rows_per_second,
+                        p.attempts,
+                        p.worker
+                    ));
+                }
+            }
         }
         if let Some(e) = &self.error {
             lines.push(format!(

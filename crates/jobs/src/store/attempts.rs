@@ -57,7 +57,7 @@ impl JobStore {
             .await?;
         let max_running = i64::try_from(max_running_per_customer).unwrap_or(i64::MAX);
         let tx = client.transaction().await?;
-        advisory_xact_lock(&tx, "scorekeeper_jobs_claim").await?;
+        advisory_xact_lock(&tx, super::partitions::CLAIM_LOCK).await?;
         // `running`: each customer's jobs that hold a live lease now (a job
         // whose lease expired is runnable again, not running).
         let row = tx

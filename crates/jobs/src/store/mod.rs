@@ -3,11 +3,12 @@
 //!
 //! It runs on the store's connection pool (one pool per process) but owns
 //! its SQL: nothing outside this module reads or writes `jobs`,
-//! `job_activities` or `schedules`. Errors are the store's
+//! `job_activities`, `job_partitions` or `schedules`. Errors are the store's
 //! ([`StoreError`]), so that which Postgres failures are transient is
 //! decided in one place.
 
 mod attempts;
+mod partitions;
 mod queue;
 mod rows;
 mod schedules;
@@ -18,6 +19,7 @@ use deadpool_postgres::Pool;
 use scorekeeper_store::{Result, Store, StoreError};
 use tokio::sync::Notify;
 
+pub use partitions::PartitionKey;
 pub use schedules::tick_dedupe_key;
 
 /// The Postgres channel notified whenever a job is queued or its

@@ -11,7 +11,7 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::JobStore;
-use super::rows::{self, ACTIVITY_COLUMNS, JOB_COLUMNS};
+use super::rows::{self, ACTIVITY_COLUMNS, JOB_COLUMNS, PARTITION_COLUMNS};
 use crate::job::{ActivityProgress, Job, JobFilter, JobState, NewJob};
 
 /// Inserts a job and its activity rows in `tx`, returning it with its
@@ -210,6 +210,23 @@ impl JobStore {
             let (job_id, progress) = rows::activity_progress(&row)?;
             by_job.entry(job_id).or_default().push(progress);
         }
+        let partitions = client
+            .query(
+                &format!(
+                    "SELECT {PARTITION_COLUMNS} FROM job_partitions WHERE job_id = ANY($1) ORDER BY job_id, activity, n"
+                ),
+                &[&ids],
+            )
+            .await?;
+        for row in partitions {
+            let (job_id, partition) = rows::partition_progress(&row)?;
+            let activity = by_job
+                .get_mut(&job_id)
+                .and_then(|activities| activities.iter_mut().find(|a| a.activity == partition.activity));
+            if let Some(activity) = activity {
+                add_partition(activity, partition);
+            }
+        }
         Ok(by_job)
     }
 
@@ -230,4 +247,14 @@ impl JobStore {
             .await?;
         self.get_job(id, customer).await
     }
+}
+
+/// Counts `partition`'s work in its activity's progress (the activity's own
+/// row holds only its estimate, wall time and whether it finished) and
+/// lists it there.
+fn add_partition(activity: &mut ActivityProgress, partition: crate::job::PartitionProgress) {
+    activity.rows_done += partition.rows_done;
+    activity.pages_done += partition.pages_done;
+    activity.checkpoints_done += partition.checkpoints_done;
+    activity.partitions.push(partition);
 }

@@ -7,7 +7,7 @@ use scorekeeper_store::{Result, StoreError};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::job::{ActivityProgress, Job, JobError, JobState};
+use crate::job::{ActivityProgress, Job, JobError, JobState, PartitionProgress, PartitionState};
 
 /// The columns [`job`] reads, for `SELECT` and `RETURNING`.
 pub(super) const JOB_COLUMNS: &str = "id, customer_id, job_type, payload, state, attempts, max_attempts, \
@@ -60,6 +60,36 @@ pub(super) fn activity_progress(row: &Row) -> Result<(Uuid, ActivityProgress)> {
             finished: row.try_get("finished")?,
             active_ms: row.try_get("active_ms")?,
             rows_estimated: row.try_get("rows_estimated")?,
+            partitions: Vec::new(),
+        },
+    ))
+}
+
+/// The columns [`partition_progress`] reads.
+pub(super) const PARTITION_COLUMNS: &str = "job_id, activity, n, range, state, attempts, lease_owner, checkpoint, \
+     rows_done, pages_done, checkpoints_done, rows_estimated, active_ms, error";
+
+/// A row of [`PARTITION_COLUMNS`]: the job it belongs to and the partition.
+pub(super) fn partition_progress(row: &Row) -> Result<(Uuid, PartitionProgress)> {
+    let state: &str = row.try_get("state")?;
+    let error: Option<serde_json::Value> = row.try_get("error")?;
+    Ok((
+        row.try_get("job_id")?,
+        PartitionProgress {
+            activity: row.try_get("activity")?,
+            n: row.try_get("n")?,
+            range: row.try_get("range")?,
+            state: PartitionState::parse(state)
+                .ok_or_else(|| StoreError::Corrupt(format!("partition state {state:?}")))?,
+            attempts: row.try_get("attempts")?,
+            lease_owner: row.try_get("lease_owner")?,
+            checkpoint: row.try_get("checkpoint")?,
+            rows_done: row.try_get("rows_done")?,
+            pages_done: row.try_get("pages_done")?,
+            checkpoints_done: row.try_get("checkpoints_done")?,
+            rows_estimated: row.try_get("rows_estimated")?,
+            active_ms: row.try_get("active_ms")?,
+            error: error.map(job_error).transpose()?,
         },
     ))
 }

@@ -156,6 +156,8 @@ impl JobHandler for AuditHandler {
     const NAME: &'static str = "audit";
     const RETRY_POLICY: RetryPolicy = RetryPolicy { max_attempts: 5, backoff: DEFAULT_RETRY_BACKOFF };
     type Payload = AuditSpec;
+    /// An audit runs in one piece.
+    type Partition = ();
 
     fn activities(spec: &AuditSpec) -> Vec<&'static str> {
         if spec.repair { vec![AUDIT.name(), REPAIR.name(), VERIFY.name()] } else { vec![AUDIT.name()] }

@@ -1,7 +1,10 @@
 //! The reindex workflow of `JOB_TYPE_REINDEX_CONVERSATIONS`: the payload's
 //! scorecard types decide which activities run (`ReindexSpec::activities`),
-//! conversation first, then process, each resumable on its own from the
-//! checkpoint committed after ClickHouse acknowledged each batch.
+//! conversation first, then process. Each activity is split into
+//! partitions, key ranges of about `REINDEX_PARTITION_ROWS` rows, that
+//! workers of every `serve` process claim; each partition resumes on its
+//! own from the checkpoint committed after ClickHouse acknowledged each
+//! batch.
 //!
 //! What a scope covers:
 //! * window on the conversation start (or none), or explicit ids: the
@@ -12,15 +15,19 @@
 //!   window, and the scores of every scorecard changed in it (a score row
 //!   carries its scorecard's agent and deletion), so a lookback catches
 //!   changes whatever made them.
+//!
+//! Scopes of explicit ids and windows on the last update are small by
+//! nature and read several tables by their own keys: they run as one
+//! partition.
 
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use scorekeeper_analytics::{Analytics, WritePath};
 use scorekeeper_domain::CustomerId;
-use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec};
+use scorekeeper_domain::reindex::{KeyRange, ReindexActivity, ReindexSpec};
 use scorekeeper_jobs::handler::DEFAULT_RETRY_BACKOFF;
-use scorekeeper_jobs::{Activity, Covered, JobContext, JobHandler, NewJob, RetryPolicy, RunError};
+use scorekeeper_jobs::{Activity, Covered, JobContext, JobHandler, NewJob, RetryPolicy, RunError, Split};
 use scorekeeper_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -43,9 +50,12 @@ pub const JOB_TYPE: i16 = 1;
 pub struct ReindexSettings {
     pub conversations_batch_size: usize,
     pub process_scorecards_batch_size: usize,
-    /// Rows after which an activity's open ClickHouse inserts are ended and
+    /// Rows after which a partition's open ClickHouse inserts are ended and
     /// its checkpoint committed (`REINDEX_WRITE_ROWS`); 1 commits every page.
     pub write_rows: usize,
+    /// Rows (as the activity's estimate counts them) a partition aims at
+    /// (`REINDEX_PARTITION_ROWS`).
+    pub partition_rows: usize,
 }
 
 impl Default for ReindexSettings {
@@ -55,11 +65,18 @@ impl Default for ReindexSettings {
             process_scorecards_batch_size: 4000,
             // About ClickHouse's max_insert_block_size: one part per table.
             write_rows: 1_000_000,
+            // A few seconds of one worker's copying: small enough that
+            // several workers share a job evenly and a takeover redoes
+            // little, large enough that claims cost nothing next to it.
+            partition_rows: 500_000,
         }
     }
 }
 
-/// Where an activity resumes: the phase and the last id done in it.
+/// Partitions one activity is split into at most.
+const MAX_PARTITIONS: usize = 1000;
+
+/// Where a partition resumes: the phase and the last id done in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub phase: Phase,
@@ -105,6 +122,7 @@ impl JobHandler for ReindexHandler {
     const NAME: &'static str = "reindex";
     const RETRY_POLICY: RetryPolicy = RetryPolicy { max_attempts: 10, backoff: DEFAULT_RETRY_BACKOFF };
     type Payload = ReindexSpec;
+    type Partition = KeyRange;
 
     fn activities(spec: &ReindexSpec) -> Vec<&'static str> {
         spec.activities().iter().map(|a| a.name()).collect()
@@ -112,20 +130,88 @@ impl JobHandler for ReindexHandler {
 
     fn run<'a>(&'a self, ctx: &'a JobContext, spec: ReindexSpec) -> BoxFuture<'a, Result<(), RunError>> {
         Box::pin(async move {
-            // The activities run side by side: each has its own pages,
-            // checkpoint and progress, and together they keep both
-            // Postgres and ClickHouse busy.
-            let mut runs = Vec::new();
+            // One activity after the other; the parallelism is the
+            // partitions'.
             for kind in spec.activities() {
-                if ctx.finished(&activity(kind)) {
+                let progress = activity(kind);
+                if ctx.finished(&progress) {
                     continue;
                 }
-                let resume = ctx.checkpoint(&activity(kind))?;
-                runs.push(ActivityRun { handler: self, ctx, spec: &spec, activity: kind }.execute(resume));
+                if !ctx.is_planned(&progress) {
+                    // Begun in one piece by a version that did not
+                    // partition: resume it, in one partition, from its
+                    // checkpoint (which must decode).
+                    let splits = match ctx.checkpoint(&progress)? {
+                        Some(_) => {
+                            let estimate = ctx.progress(&progress).map_or(0, |p| p.rows_estimated);
+                            vec![Split { range: KeyRange::ALL, rows_estimated: estimate }]
+                        }
+                        None => self.plan(&spec, kind).await?,
+                    };
+                    tracing::info!(
+                        activity = kind.name(),
+                        partitions = splits.len(),
+                        "reindex activity planned"
+                    );
+                    ctx.plan_partitions::<Self, _>(&progress, splits).await?;
+                }
+                ctx.run_partitions(&progress).await?;
             }
-            futures::future::try_join_all(runs).await?;
             Ok(())
         })
+    }
+
+    fn run_partition<'a>(
+        &'a self,
+        ctx: &'a JobContext,
+        spec: ReindexSpec,
+        keys: KeyRange,
+    ) -> BoxFuture<'a, Result<(), RunError>> {
+        Box::pin(async move {
+            let name = ctx.partition().map(|p| p.activity.as_str()).unwrap_or_default();
+            let Some(kind) = ReindexActivity::named(name) else {
+                return Err(RunError::fatal(
+                    "invalid_partition",
+                    format!("no reindex activity is named {name:?}"),
+                ));
+            };
+            let resume = ctx.checkpoint(&activity(kind))?;
+            PartitionRun { handler: self, ctx, spec: &spec, activity: kind, keys }.execute(resume).await
+        })
+    }
+}
+
+impl ReindexHandler {
+    /// The partitions of `kind` for `spec`: key ranges of about
+    /// `partition_rows` rows each by the activity's estimate, or one
+    /// partition of every key for scopes that are not split.
+    async fn plan(
+        &self,
+        spec: &ReindexSpec,
+        kind: ReindexActivity,
+    ) -> Result<Vec<Split<KeyRange>>, RunError> {
+        let store = &self.store;
+        let estimate = store.reindex_estimate(&spec.scope, kind).await.map_err(SyncError::from)?;
+        let splittable = !spec.scope.by_update() && spec.scope.conversation_ids.is_empty();
+        let wanted = usize::try_from(estimate).unwrap_or(0).div_ceil(self.settings.partition_rows.max(1));
+        let bounds = match splittable && wanted > 1 {
+            true => store.reindex_key_bounds(&spec.scope, kind).await.map_err(SyncError::from)?,
+            false => None,
+        };
+        let ranges = match bounds {
+            Some((min, max)) => KeyRange::split(min, max, wanted.min(MAX_PARTITIONS)),
+            None => vec![KeyRange::ALL],
+        };
+        let parts = ranges.len() as i64;
+        Ok(ranges
+            .into_iter()
+            .enumerate()
+            .map(|(i, range)| {
+                // Even shares, the remainder to the first.
+                let share = estimate / parts + i64::from(i == 0) * (estimate % parts);
+                Split { range, rows_estimated: share }
+            })
+            .collect())
     }
 }
 
@@ -139,15 +225,16 @@ const READ_AHEAD: usize = 2;
 /// cancel are seen when pages come slowly.
 const WRITE_SECONDS: Duration = Duration::from_secs(5);
 
-/// One activity of one attempt.
-struct ActivityRun<'a> {
+/// One claim of one partition of an activity.
+struct PartitionRun<'a> {
     handler: &'a ReindexHandler,
     ctx: &'a JobContext,
     spec: &'a ReindexSpec,
     activity: ReindexActivity,
+    keys: KeyRange,
 }
 
-impl ActivityRun<'_> {
+impl PartitionRun<'_> {
     fn by_update(&self) -> bool {
         self.spec.scope.by_update()
     }
@@ -169,21 +256,13 @@ impl ActivityRun<'_> {
     /// it and every page before it.
     async fn execute(self, resume: Option<Checkpoint>) -> Result<(), RunError> {
         let progress = activity(self.activity);
-        if self.ctx.progress(&progress).is_none_or(|p| p.rows_estimated == 0 && p.checkpoint.is_none()) {
-            let estimate = self
-                .handler
-                .store
-                .reindex_estimate(&self.spec.scope, self.activity)
-                .await
-                .map_err(SyncError::from)?;
-            self.ctx.record_estimate(&progress, estimate).await?;
-        }
         let reader = PageReader {
             store: self.handler.store.clone(),
             spec: self.spec.clone(),
             activity: self.activity,
             by_update: self.by_update(),
             limit: self.batch_size(),
+            keys: self.keys,
         };
         let (pages, mut received) = mpsc::channel(READ_AHEAD);
         // Aborted if this attempt stops early (an error, a cancel).
@@ -204,6 +283,11 @@ impl ActivityRun<'_> {
                 let page: Page = page?;
                 bulk.append(&page.batch).await.map_err(SyncError::from)?;
                 pages += 1;
+                // A cancel stops the partition at its next page; the open
+                // insert is dropped, and the job ends cancelled.
+                if let Some(reason) = self.ctx.stop_reason() {
+                    return Err(RunError::Stopped(reason));
+                }
                 done = Some(Checkpoint { phase: page.phase, after: page.last });
                 if bulk.rows() < self.handler.settings.write_rows && since.elapsed() < WRITE_SECONDS {
                     continue;
@@ -225,9 +309,6 @@ impl ActivityRun<'_> {
         }
         // The reader sends every page, or an error, before it ends; one that
         // ended otherwise panicked.
-        reading
-            .await
-            .map_err(|e| RunError::fatal("internal", format!("the reindex page reader failed: {e}")))?;
-        self.ctx.finish_activity(&progress, Duration::ZERO).await
+        reading.await.map_err(|e| RunError::fatal("internal", format!("the reindex page reader failed: {e}")))
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use scorekeeper_domain::ConversationId;
 use scorekeeper_domain::mirror::{ConversationRecord, MirrorBatch, ScoreRecord, ScorecardRecord};
-use scorekeeper_domain::reindex::{ReindexActivity, ReindexSpec};
+use scorekeeper_domain::reindex::{KeyRange, ReindexActivity, ReindexSpec};
 use scorekeeper_store::Store;
 use scorekeeper_store::reindex::ScorecardTime;
 use tokio::sync::mpsc;
@@ -25,14 +25,18 @@ pub(super) struct Page {
     pub(super) last: i64,
 }
 
-/// Reads an activity's phases page by page from a checkpoint; owns what it
-/// needs, so that it runs as a task beside the writer.
+/// Reads an activity's phases page by page from a checkpoint, within the
+/// keys of one partition; owns what it needs, so that it runs as a task
+/// beside the writer.
 pub(super) struct PageReader {
     pub(super) store: Store,
     pub(super) spec: ReindexSpec,
     pub(super) activity: ReindexActivity,
     pub(super) by_update: bool,
     pub(super) limit: usize,
+    /// The partition's keys. Every phase reads within them: an activity of
+    /// several phases (by update) is never split, and has all keys.
+    pub(super) keys: KeyRange,
 }
 
 impl PageReader {
@@ -57,9 +61,9 @@ impl PageReader {
     pub(super) async fn run(self, resume: Option<Checkpoint>, pages: mpsc::Sender<Result<Page, SyncError>>) {
         for &phase in self.phases() {
             let mut after = match resume {
-                Some(c) if c.phase == phase => c.after,
+                Some(c) if c.phase == phase => c.after.max(self.keys.after),
                 Some(c) if c.phase > phase => continue,
-                _ => 0,
+                _ => self.keys.after,
             };
             let mut in_flight = VecDeque::new();
             let (mut more, mut failed) = (true, None);
@@ -94,16 +98,15 @@ impl PageReader {
     /// The head of the page of `phase` after id `after`.
     async fn head(&self, phase: Phase, after: i64) -> Result<Head, SyncError> {
         let (store, scope, limit) = (&self.store, &self.spec.scope, self.limit);
+        let keys = KeyRange { after, until: self.keys.until };
         Ok(match phase {
             Phase::Conversations => {
-                Head::Conversations(store.conversations_in_scope(scope, after, limit).await?)
+                Head::Conversations(store.conversations_in_scope(scope, keys, limit).await?)
             }
             Phase::Scorecards => {
                 let time = if self.by_update { ScorecardTime::UpdatedAt } else { ScorecardTime::CreatedAt };
                 Head::Scorecards(
-                    store
-                        .reindex_scorecards(scope, self.activity.template_type(), time, after, limit)
-                        .await?,
+                    store.reindex_scorecards(scope, self.activity.template_type(), time, keys, limit).await?,
                 )
             }
             Phase::Scores => Head::Scores(
