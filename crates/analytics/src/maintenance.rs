@@ -24,15 +24,7 @@ impl Analytics {
     /// mutation runs on every node's local table; through the replicas'
     /// log it reaches a node that is down when it returns.
     pub async fn delete_rows(&self, table: &str, condition: &str) -> Result<()> {
-        let statement = match &self.config.cluster {
-            None => format!("ALTER TABLE {table} DELETE WHERE {condition}"),
-            Some(name) => format!(
-                "ALTER TABLE {}.{} ON CLUSTER {name} DELETE WHERE {condition}",
-                self.config.database,
-                cluster::local_table(table)
-            ),
-        };
-        // ON CLUSTER statements name their database: select none.
+        let statement = delete_statement(&self.config, table, condition);
         server_client(&self.config).query(&statement).execute().await.map_err(AnalyticsError::from_query)?;
         let started = Instant::now();
         loop {
@@ -53,6 +45,20 @@ impl Analytics {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// The `ALTER TABLE … DELETE` of `table`'s rows matching `condition` in
+/// the database of `config`: on a cluster, of every node's local table.
+/// The mutation runs in the background; its rows go some time after.
+pub fn delete_statement(config: &ClickHouseConfig, table: &str, condition: &str) -> String {
+    let database = &config.database;
+    match &config.cluster {
+        None => format!("ALTER TABLE {database}.{table} DELETE WHERE {condition}"),
+        Some(cluster) => format!(
+            "ALTER TABLE {database}.{} ON CLUSTER {cluster} DELETE WHERE {condition}",
+            cluster::local_table(table)
+        ),
     }
 }
 
