@@ -8,7 +8,7 @@
 //! highest version wins. Readers use `FINAL`.
 //!
 //! The target is one server, or a cluster (`ClickHouseConfig::cluster`):
-//! see [`cluster`] for what changes there.
+//! see the `cluster` module for what changes there.
 
 pub mod audit;
 mod cluster;
@@ -47,7 +47,7 @@ pub struct Analytics {
     client: clickhouse::Client,
     config: ClickHouseConfig,
     /// On a cluster, the server's name of the synchronous insert setting,
-    /// once asked ([`cluster`]); shared by the clones.
+    /// once asked (the `cluster` module); shared by the clones.
     sync_insert: Arc<OnceLock<&'static str>>,
 }
 

@@ -13,11 +13,6 @@ use crate::{Analytics, ClickHouseConfig, cluster, server_client};
 const MUTATION_WAIT: Duration = Duration::from_secs(30);
 
 impl Analytics {
-    /// Whether the target is a cluster (`CLICKHOUSE_CLUSTER`).
-    pub fn is_cluster(&self) -> bool {
-        self.config.cluster.is_some()
-    }
-
     /// Deletes `table`'s rows matching `condition` (SQL of the caller's
     /// own making) with `ALTER TABLE … DELETE`, and waits until they are
     /// gone: a mutation is applied in the background. On a cluster the

@@ -1,6 +1,6 @@
 //! The ClickHouse schema, embedded from `sql/schema/*.sql` (the same files
 //! `scripts/check-clickhouse-sql` runs on 18.16 and current ClickHouse); on
-//! a cluster, `sql/cluster/*.sql` instead ([`crate::cluster`]).
+//! a cluster, `sql/cluster/*.sql` instead (the `cluster` module).
 
 const FILES: &[&str] = &[
     include_str!("../sql/schema/001_conversations.sql"),

@@ -5,7 +5,7 @@
 //!
 //! Contract: the batch's three tables are inserted at once; on error some
 //! tables (on a cluster: some shards) may already hold their rows.
-//! On a cluster every insert is synchronous ([`crate::cluster`]): its
+//! On a cluster every insert is synchronous (the `cluster` module): its
 //! acknowledgement means the shards hold the rows.
 //! That is safe because rows are idempotent by version: the caller retries
 //! the whole batch.
