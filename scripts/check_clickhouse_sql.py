@@ -5,7 +5,10 @@ Runs every statement of every .sql file under crates/analytics/sql against
   (a) the ClickHouse server named by $CLICKHOUSE_URL (the local stack runs Debian's
       18.16), inside a throwaway database `sqlcheck_<random>` that is dropped afterwards;
   (b) current ClickHouse embedded in the Python package chdb (PyPI: chdb-core), in a
-      chdb Session so tables persist between statements.
+      chdb Session so tables persist between statements;
+  (c) the local ClickHouse cluster (18.16, `scripts/stack cluster`; node 1 at
+      $SK_CLUSTER_URL, cluster $SK_CLUSTER_NAME): the cluster DDL ON CLUSTER in a
+      throwaway database, then every query through its Distributed tables.
 Invoked by scripts/check-clickhouse-sql, which sets up the environment.
 
 Rules for the .sql files:
@@ -20,6 +23,14 @@ Rules for the .sql files:
                        `{table}`, `{time}`, ... (the Rust code fills them in); a line
                            -- check-names: table=conversations time=started_at | table=scores time=...
                        lists every filling, and each is checked.
+  * sql/cluster/**.sql  the schema on a cluster (CLICKHOUSE_CLUSTER), applied after the
+                       schema: `{database}` and `{cluster}` are filled in by the checker
+                       (the Rust code fills them in too); `{shard}` and `{replica}` are the
+                       nodes' macros. On the cluster (c) they run as written. chdb cannot
+                       form a cluster: there each statement must parse (EXPLAIN AST) and
+                       its local-table form (no ON CLUSTER, ReplacingMergeTree for
+                       ReplicatedReplacingMergeTree) must apply; Distributed tables only
+                       parse. The single server (a) has no cluster and skips them.
   * Lines starting with `--` are stripped before a statement is sent.
   * Use unqualified table names: statements run with the throwaway database as default.
 Exit status: 0 if every file passed on both engines (or the sql directory does not
@@ -206,7 +217,7 @@ def collect(sql_dir):
                 path = os.path.join(dirpath, name)
                 rel = os.path.relpath(path, sql_dir)
                 top = rel.split(os.sep)[0] if os.sep in rel else ""
-                kind = {"schema": 0, "queries": 1}.get(top, 2)
+                kind = {"schema": 0, "cluster": 1, "queries": 2}.get(top, 3)
                 files.append(SqlFile(path, rel, kind))
     files.sort(key=lambda f: (f.kind, f.rel))
     return files
@@ -221,8 +232,19 @@ def short(msg):
     return msg if len(msg) <= ERROR_LIMIT else msg[:ERROR_LIMIT] + " ..."
 
 
+SCHEMA, CLUSTER, QUERIES = 0, 1, 2
+REPLICATED_RE = re.compile(r"ReplicatedReplacingMergeTree\('[^']*',\s*'[^']*',\s*(\w+)\)")
+ON_CLUSTER_RE = re.compile(r"\s+ON CLUSTER\s+\w+")
+
+
+def fill_cluster_names(sql, database, cluster):
+    return sql.replace("{database}", database).replace("{cluster}", cluster)
+
+
 class ServerEngine:
     """A ClickHouse server over HTTP, in a throwaway database."""
+
+    kinds = (SCHEMA, QUERIES)
 
     def __init__(self, url, database):
         self.url = url.rstrip("/") + "/"
@@ -257,8 +279,34 @@ class ServerEngine:
         self._post("DROP DATABASE IF EXISTS %s" % self.database, database=None)
 
 
+class ClusterEngine(ServerEngine):
+    """A ClickHouse cluster through one node: the cluster schema ON CLUSTER (it
+    makes the throwaway database on every node), then the queries through the
+    Distributed tables."""
+
+    kinds = (CLUSTER, QUERIES)
+
+    def __init__(self, url, cluster, database):
+        super().__init__(url, database)
+        self.cluster = cluster
+        self.label = "clickhouse-server %s cluster %s" % (self.version, cluster)
+
+    def setup(self):
+        pass  # sql/cluster/000_database.sql makes the database
+
+    def run(self, sql):
+        self._post(fill_cluster_names(sql, self.database, self.cluster),
+                   database=None if "ON CLUSTER" in sql else self.database)
+
+    def teardown(self):
+        self._post("DROP DATABASE IF EXISTS %s ON CLUSTER %s" % (self.database, self.cluster),
+                   database=None)
+
+
 class ChdbEngine:
     """Current ClickHouse embedded in chdb; one Session so tables persist."""
+
+    kinds = (SCHEMA, CLUSTER, QUERIES)
 
     def __init__(self, database):
         import chdb
@@ -287,7 +335,14 @@ class ChdbEngine:
         self._query("USE %s" % self.database)
 
     def run(self, sql):
-        self._query(sql)
+        if "ON CLUSTER" not in sql:
+            self._query(sql)
+            return
+        # No cluster here: the statement must parse, and its local form apply.
+        sql = fill_cluster_names(sql, self.database, "sqlcheck_cluster")
+        self._query("EXPLAIN AST " + sql)
+        if "ENGINE = Distributed" not in sql:
+            self._query(REPLICATED_RE.sub(r"ReplacingMergeTree(\1)", ON_CLUSTER_RE.sub("", sql)))
 
     def teardown(self):
         try:
@@ -304,13 +359,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sql-dir", default=DEFAULT_SQL_DIR,
                     help="directory searched for .sql files (default: crates/analytics/sql)")
-    ap.add_argument("--engines", default="server,chdb",
-                    help="comma-separated subset of: server, chdb (default: both)")
+    ap.add_argument("--engines", default="server,chdb,cluster",
+                    help="comma-separated subset of: server, chdb, cluster (default: all)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each statement sent")
     args = ap.parse_args()
     wanted = {e.strip() for e in args.engines.split(",") if e.strip()}
-    if not wanted or wanted - {"server", "chdb"}:
-        ap.error("--engines takes server and/or chdb")
+    if not wanted or wanted - {"server", "chdb", "cluster"}:
+        ap.error("--engines takes server, chdb and/or cluster")
 
     sql_dir = os.path.abspath(args.sql_dir)
     shown_dir = os.path.relpath(sql_dir, REPO_ROOT) if sql_dir.startswith(REPO_ROOT + os.sep) else sql_dir
@@ -336,6 +391,18 @@ def main():
             except EngineError as e:
                 print("error: ClickHouse server at %s: %s" % (url, short(e)))
                 return 1
+        if "cluster" in wanted:
+            url, name = os.environ.get("SK_CLUSTER_URL"), os.environ.get("SK_CLUSTER_NAME")
+            if not url or not name:
+                print("error: SK_CLUSTER_URL or SK_CLUSTER_NAME is not set (start the cluster: "
+                      "scripts/stack cluster up; or leave it out: --engines server,chdb)")
+                return 1
+            try:
+                engines.append(ClusterEngine(url, name, database))
+            except EngineError as e:
+                print("error: ClickHouse cluster at %s: %s (start it: scripts/stack cluster up)"
+                      % (url, short(e)))
+                return 1
         if "chdb" in wanted:
             try:
                 engines.append(ChdbEngine(database))
@@ -350,7 +417,7 @@ def main():
         for f in files:
             errors = list(f.problems)
             if not f.problems:
-                for engine in engines:
+                for engine in (e for e in engines if f.kind in e.kinds):
                     for n, stmt in enumerate(f.statements, 1):
                         if args.verbose:
                             print("    [%s] %s" % (engine.label, " ".join(stmt.split())))

@@ -6,9 +6,14 @@
 //! (customer_id, id) with an `is_deleted` tombstone column, and versions come
 //! from Postgres, so any path may write again, late or out of order, and the
 //! highest version wins. Readers use `FINAL`.
+//!
+//! The target is one server, or a cluster (`ClickHouseConfig::cluster`):
+//! see the `cluster` module for what changes there.
 
 pub mod audit;
+mod cluster;
 pub mod error;
+pub mod maintenance;
 pub mod metrics;
 pub mod rows;
 mod schema;
@@ -20,6 +25,8 @@ pub mod writer;
 pub use error::{AnalyticsError, Result};
 pub use writer::WritePath;
 
+use std::sync::{Arc, OnceLock};
+
 /// Where ClickHouse is and who we are there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClickHouseConfig {
@@ -28,6 +35,10 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: String,
+    /// `CLICKHOUSE_CLUSTER`: the cluster (a name in the servers'
+    /// `<remote_servers>`) whose nodes hold the tables, `url` being one of
+    /// them. `None`: one server.
+    pub cluster: Option<String>,
 }
 
 /// A handle on the analytics database. Cheap to clone.
@@ -35,18 +46,27 @@ pub struct ClickHouseConfig {
 pub struct Analytics {
     client: clickhouse::Client,
     config: ClickHouseConfig,
+    /// On a cluster, the server's name of the synchronous insert setting,
+    /// once asked (the `cluster` module); shared by the clones.
+    sync_insert: Arc<OnceLock<&'static str>>,
+}
+
+/// Whether `name` may stand in SQL as it is (database and cluster names).
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl Analytics {
     /// Checks the settings; connects lazily.
     pub fn new(config: ClickHouseConfig) -> Result<Analytics> {
-        if config.database.is_empty()
-            || !config.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if !is_identifier(&config.database) {
             return Err(AnalyticsError::BadDatabaseName(config.database.clone()));
         }
+        if let Some(cluster) = config.cluster.as_deref().filter(|c| !is_identifier(c)) {
+            return Err(AnalyticsError::BadClusterName(cluster.to_owned()));
+        }
         let client = server_client(&config).with_database(&config.database);
-        Ok(Analytics { client, config })
+        Ok(Analytics { client, config, sync_insert: Arc::default() })
     }
 
     pub fn config(&self) -> &ClickHouseConfig {
@@ -61,14 +81,25 @@ impl Analytics {
     }
 
     /// Creates the database if missing and applies every schema file. The
-    /// statements are `IF NOT EXISTS`, so this is safe to repeat.
+    /// statements are `IF NOT EXISTS`, so this is safe to repeat. On a
+    /// cluster, everything is made `ON CLUSTER` (every node must answer),
+    /// and the synchronous insert setting is looked up, so a server without
+    /// one fails here rather than at the first write.
     pub async fn migrate(&self) -> Result<()> {
-        let create = format!("CREATE DATABASE IF NOT EXISTS {}", self.config.database);
-        server_client(&self.config).query(&create).execute().await.map_err(AnalyticsError::from_query)?;
-        for statement in schema::statements() {
-            self.client.query(&statement).execute().await.map_err(AnalyticsError::from_query)?;
+        let server = server_client(&self.config);
+        let Some(cluster) = &self.config.cluster else {
+            let create = format!("CREATE DATABASE IF NOT EXISTS {}", self.config.database);
+            server.query(&create).execute().await.map_err(AnalyticsError::from_query)?;
+            for statement in schema::statements() {
+                self.client.query(&statement).execute().await.map_err(AnalyticsError::from_query)?;
+            }
+            return Ok(());
+        };
+        // Names are qualified in the cluster DDL: no database is selected.
+        for statement in cluster::statements(&self.config.database, cluster) {
+            server.query(&statement).execute().await.map_err(AnalyticsError::from_query)?;
         }
-        Ok(())
+        self.sync_insert_setting().await.map(drop)
     }
 
     /// Checks that ClickHouse answers.

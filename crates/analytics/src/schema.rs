@@ -1,5 +1,6 @@
 //! The ClickHouse schema, embedded from `sql/schema/*.sql` (the same files
-//! `scripts/check-clickhouse-sql` runs on 18.16 and current ClickHouse).
+//! `scripts/check-clickhouse-sql` runs on 18.16 and current ClickHouse); on
+//! a cluster, `sql/cluster/*.sql` instead (the `cluster` module).
 
 const FILES: &[&str] = &[
     include_str!("../sql/schema/001_conversations.sql"),
@@ -7,13 +8,16 @@ const FILES: &[&str] = &[
     include_str!("../sql/schema/003_scores.sql"),
 ];
 
-/// The schema statements in order, comments removed.
+/// The schema statements of one server in order, comments removed.
 pub(crate) fn statements() -> impl Iterator<Item = String> {
-    FILES.iter().flat_map(|file| {
-        let code: String =
-            file.lines().filter(|line| !line.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
-        code.split(';').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>()
-    })
+    FILES.iter().flat_map(|file| split(file))
+}
+
+/// The statements of a `.sql` file, comment lines removed.
+pub(crate) fn split(file: &str) -> Vec<String> {
+    let code: String =
+        file.lines().filter(|line| !line.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+    code.split(';').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! which path it is, for metrics.
 //!
 //! Contract: the batch's three tables are inserted at once; on error some
-//! tables may already hold their rows.
+//! tables (on a cluster: some shards) may already hold their rows.
+//! On a cluster every insert is synchronous (the `cluster` module): its
+//! acknowledgement means the shards hold the rows.
 //! That is safe because rows are idempotent by version: the caller retries
 //! the whole batch.
 
@@ -87,7 +89,9 @@ fn record_last_write(path: WritePath) {
 /// kept. Nothing is acknowledged until [`BulkWrite::finish`]; dropped
 /// unfinished, the inserts are aborted.
 pub struct BulkWrite {
-    client: clickhouse::Client,
+    analytics: Analytics,
+    /// The client of the inserts, once asked for ([`Analytics::insert_client`]).
+    client: Option<clickhouse::Client>,
     path: WritePath,
     started: Instant,
     conversations: Table<ConversationRow>,
@@ -154,7 +158,8 @@ impl Analytics {
     /// Starts a bulk write (see [`BulkWrite`]).
     pub fn bulk_write(&self, path: WritePath) -> BulkWrite {
         BulkWrite {
-            client: self.client.clone(),
+            analytics: self.clone(),
+            client: None,
             path,
             started: Instant::now(),
             conversations: Table::new("conversations"),
@@ -170,7 +175,12 @@ impl BulkWrite {
     /// ([`AnalyticsError::OutOfMirrorRange`], not transient) before it is
     /// sent; the whole write must then be dropped, unfinished.
     pub async fn append(&mut self, batch: &MirrorBatch) -> Result<()> {
-        let (client, path, started) = (&self.client, self.path, self.started);
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => self.analytics.insert_client().await?,
+        };
+        let client = &*self.client.insert(client);
+        let (path, started) = (self.path, self.started);
         let conversations = batch.conversations.iter().map(TryInto::try_into);
         self.conversations.append(client, path, started, conversations).await?;
         let scorecards = batch.scorecards.iter().map(TryInto::try_into);

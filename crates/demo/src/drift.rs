@@ -287,16 +287,8 @@ async fn lose_rows(
     );
     let scores = clickhouse.count(&scores_sql).await?;
     let started = Instant::now();
-    clickhouse
-        .execute(&format!(
-            "ALTER TABLE scorecards DELETE WHERE customer_id = {customer_id} AND id IN ({list})"
-        ))
-        .await?;
-    clickhouse
-        .execute(&format!(
-            "ALTER TABLE scores DELETE WHERE customer_id = {customer_id} AND scorecard_id IN ({list})"
-        ))
-        .await?;
+    clickhouse.delete("scorecards", &format!("customer_id = {customer_id} AND id IN ({list})")).await?;
+    clickhouse.delete("scores", &format!("customer_id = {customer_id} AND scorecard_id IN ({list})")).await?;
     loop {
         let left = clickhouse.count(&scorecards_sql).await? + clickhouse.count(&scores_sql).await?;
         if left == 0 {
@@ -455,6 +447,7 @@ fn report(job: &Job, kind: ScorecardTemplateType, elapsed: Duration) -> JobOutco
 /// are the application's own.
 struct DirectClickHouse {
     client: clickhouse::Client,
+    config: ClickHouseConfig,
     url: String,
     database: String,
 }
@@ -462,12 +455,20 @@ struct DirectClickHouse {
 impl DirectClickHouse {
     fn new(config: &ClickHouseConfig) -> anyhow::Result<DirectClickHouse> {
         let client = scorekeeper_analytics::server_client(config).with_database(&config.database);
-        Ok(DirectClickHouse { client, url: config.url.clone(), database: config.database.clone() })
+        Ok(DirectClickHouse {
+            client,
+            config: config.clone(),
+            url: config.url.clone(),
+            database: config.database.clone(),
+        })
     }
 
-    /// Runs a statement.
-    async fn execute(&self, sql: &str) -> anyhow::Result<()> {
-        self.client.query(sql).execute().await.with_context(|| format!("ClickHouse at {}: {sql}", self.url))
+    /// Starts the deletion of `table`'s rows matching `condition` (on a
+    /// cluster, of every node's local table: a Distributed table takes no
+    /// ALTER).
+    async fn delete(&self, table: &str, condition: &str) -> anyhow::Result<()> {
+        let sql = scorekeeper_analytics::maintenance::delete_statement(&self.config, table, condition);
+        self.client.query(&sql).execute().await.with_context(|| format!("ClickHouse at {}: {sql}", self.url))
     }
 
     /// Runs a query returning one number.

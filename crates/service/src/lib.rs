@@ -216,6 +216,7 @@ mod tests {
             database: "none".into(),
             user: "default".into(),
             password: String::new(),
+            cluster: None,
         };
         let parts = Parts {
             api: None,

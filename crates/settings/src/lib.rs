@@ -40,6 +40,12 @@ pub struct ClickHouseArgs {
     pub clickhouse_user: String,
     #[arg(long, env = "CLICKHOUSE_PASSWORD", default_value = "", hide_env_values = true)]
     pub clickhouse_password: String,
+    /// A ClickHouse cluster (a name in the servers' <remote_servers>) whose
+    /// nodes hold the tables, CLICKHOUSE_URL being one of them: migrate makes
+    /// replicated local tables and Distributed tables over them ON CLUSTER,
+    /// and every insert is synchronous. Unset: one server.
+    #[arg(long, env = "CLICKHOUSE_CLUSTER")]
+    pub clickhouse_cluster: Option<String>,
 }
 
 impl ClickHouseArgs {
@@ -50,10 +56,12 @@ impl ClickHouseArgs {
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
             password: self.clickhouse_password.clone(),
+            // Set but empty (`CLICKHOUSE_CLUSTER=`) is unset: one server.
+            cluster: self.clickhouse_cluster.clone().filter(|name| !name.is_empty()),
         }
     }
 
     pub fn analytics(&self) -> anyhow::Result<Analytics> {
-        Analytics::new(self.config()).context("CLICKHOUSE_DATABASE")
+        Analytics::new(self.config()).context("CLICKHOUSE_DATABASE or CLICKHOUSE_CLUSTER")
     }
 }

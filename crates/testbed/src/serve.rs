@@ -11,7 +11,9 @@
 //! The process never inherits the scheduler settings of the environment the
 //! caller runs in (`REINDEX_SCHEDULE`, `AUDIT_SCHEDULE`): a scheduled job
 //! appearing in the middle of a test or a measurement would change what it
-//! sees. Callers that want a scheduler say so with [`Serve::env`].
+//! sees. Callers that want a scheduler say so with [`Serve::env`]. Nor does
+//! it inherit `CLICKHOUSE_CLUSTER`: the cluster goes with the server it
+//! names ([`Serve::clickhouse_cluster`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -71,6 +73,8 @@ impl Serve {
         let mut env = BTreeMap::new();
         env.insert("REINDEX_SCHEDULE".to_owned(), None);
         env.insert("AUDIT_SCHEDULE".to_owned(), None);
+        // One server unless the caller names a cluster (`clickhouse_cluster`).
+        env.insert("CLICKHOUSE_CLUSTER".to_owned(), None);
         env.insert("RUST_LOG".to_owned(), Some("warn".to_owned()));
         Serve { binary: binary.into(), env, api: true, log: None, tls_ca: None }
     }
@@ -93,6 +97,12 @@ impl Serve {
             .env("CLICKHOUSE_DATABASE", database)
             .env("CLICKHOUSE_USER", user)
             .env("CLICKHOUSE_PASSWORD", password)
+    }
+
+    /// The ClickHouse cluster the server of [`Serve::clickhouse`] belongs
+    /// to (`CLICKHOUSE_CLUSTER`).
+    pub fn clickhouse_cluster(self, cluster: &str) -> Serve {
+        self.env("CLICKHOUSE_CLUSTER", cluster)
     }
 
     /// No gRPC API in this process (`SK_NO_API`): a worker node.

@@ -23,6 +23,7 @@ use scorekeeper_sync::outbox::DispatcherConfig;
 use scorekeeper_testbed::postgres_url::{self, with_addr, with_database};
 use tonic::transport::Channel;
 
+use crate::cluster::Cluster;
 use crate::proxy::TcpProxy;
 use crate::stack::{self, DropDatabases, setting};
 
@@ -71,6 +72,10 @@ pub struct Options {
     pub autoqa: scorekeeper_service::AutoQaSettings,
     /// What one customer may start through the API.
     pub limits: scorekeeper_service::TenantLimits,
+    /// ClickHouse is the local cluster ([`crate::cluster`]), not the single
+    /// server; the cluster is brought back up (`scripts/stack cluster up`)
+    /// when the environment is dropped, also when the test failed.
+    pub cluster: bool,
 }
 
 impl Default for Options {
@@ -81,6 +86,7 @@ impl Default for Options {
             reindex: Default::default(),
             autoqa: Default::default(),
             limits: Default::default(),
+            cluster: false,
         }
     }
 }
@@ -120,6 +126,8 @@ pub struct TestEnv {
     /// This test's databases, dropped after everything above (fields drop
     /// in order).
     databases: DropDatabases,
+    /// The cluster ClickHouse is, when [`Options::cluster`].
+    pub cluster: Option<Cluster>,
 }
 
 impl TestEnv {
@@ -146,7 +154,11 @@ impl TestEnv {
             16,
         )?;
 
-        let clickhouse = stack::clickhouse_config(&postgres_db)?;
+        let cluster = if options.cluster { Some(Cluster::from_env()?) } else { None };
+        let clickhouse = match &cluster {
+            Some(cluster) => cluster.clickhouse_config(&postgres_db),
+            None => stack::clickhouse_config(&postgres_db)?,
+        };
         let analytics = Analytics::new(clickhouse.clone())?;
         analytics.migrate().await?;
         let upstream = clickhouse.url.trim_start_matches("http://").trim_end_matches('/').to_owned();
@@ -187,6 +199,7 @@ impl TestEnv {
             channel,
             service: Some(service),
             databases: DropDatabases { admin_url, postgres_db, clickhouse },
+            cluster,
         })
     }
 
@@ -343,6 +356,13 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         // The server first, so that nothing writes while the databases go.
         drop(self.service.take());
+        // Every node back before the databases are dropped ON CLUSTER (which
+        // waits for every node), and for the next cluster test.
+        if self.cluster.is_some()
+            && let Err(error) = crate::cluster::cluster_up()
+        {
+            eprintln!("bringing the ClickHouse cluster back up after the test: {error:#}");
+        }
     }
 }
 

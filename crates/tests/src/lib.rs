@@ -13,8 +13,10 @@
 //! [`world`] and what Postgres says ClickHouse must hold ([`mirror`]), a
 //! fingerprint of everything stored ([`snapshot`]), refused requests
 //! ([`rejection`]) and AutoQA work as costly as the limits admit
-//! ([`costly_autoqa`]).
+//! ([`costly_autoqa`]). Tests on the ClickHouse cluster start with
+//! [`env::Options::cluster`] and kill nodes through [`cluster`].
 
+pub mod cluster;
 pub mod costly_autoqa;
 pub mod env;
 pub mod fixtures;

@@ -23,10 +23,14 @@ use crate::stack::setting;
 /// add what they need and spawn it.
 pub fn serve(binary: impl Into<PathBuf>, env: &TestEnv) -> Serve {
     let clickhouse = env.clickhouse_config();
-    Serve::new(binary)
+    let serve = Serve::new(binary)
         .postgres(&env.database_url())
         .clickhouse(&clickhouse.url, &clickhouse.database, &clickhouse.user, &clickhouse.password)
-        .env("OUTBOX_POLL_MS", "100")
+        .env("OUTBOX_POLL_MS", "100");
+    match &clickhouse.cluster {
+        Some(cluster) => serve.clickhouse_cluster(cluster),
+        None => serve,
+    }
 }
 
 /// Runs `binary` (the `scorekeeper` CLI: `env!("CARGO_BIN_EXE_scorekeeper")`

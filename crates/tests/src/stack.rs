@@ -27,11 +27,13 @@ pub fn clickhouse_config(database: &str) -> anyhow::Result<ClickHouseConfig> {
         database: database.to_owned(),
         user: std::env::var("CLICKHOUSE_USER").unwrap_or_else(|_| "default".into()),
         password: std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
+        cluster: None,
     })
 }
 
 /// Drops a Postgres database (through the admin URL, `WITH (FORCE)` so
-/// open connections do not keep it) and a ClickHouse database when dropped,
+/// open connections do not keep it) and a ClickHouse database (`ON CLUSTER`
+/// on a cluster) when dropped,
 /// also when the test panics. Errors are ignored: the database may never
 /// have been made.
 pub struct DropDatabases {
@@ -92,13 +94,8 @@ impl Drop for DropDatabases {
                         .batch_execute(&format!("DROP DATABASE IF EXISTS {postgres_db} WITH (FORCE)"))
                         .await;
                 }
-                let _ = clickhouse::Client::default()
-                    .with_url(&clickhouse.url)
-                    .with_user(&clickhouse.user)
-                    .with_password(&clickhouse.password)
-                    .query(&format!("DROP DATABASE IF EXISTS {}", clickhouse.database))
-                    .execute()
-                    .await;
+                // On every node of its cluster, if it has one.
+                let _ = scorekeeper_analytics::maintenance::drop_database(&clickhouse).await;
             });
             Some(())
         });

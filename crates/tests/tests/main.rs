@@ -5,6 +5,7 @@ mod audit;
 mod autoqa;
 mod autoqa_limits;
 mod bad_input;
+mod cluster;
 mod contract;
 mod fair_sharing;
 mod fuzz_validation;
