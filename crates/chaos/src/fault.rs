@@ -1,5 +1,6 @@
 //! A server made unavailable and brought back: for real (the server
-//! process stopped and started) or simulated (a [`TcpProxy`] in front of it
+//! process stopped and started, or a ClickHouse cluster node killed with
+//! SIGKILL and started again) or simulated (a [`TcpProxy`] in front of it
 //! cut and restored). Clients see the same in both: connections dropped,
 //! reconnects refused until the server is back. A real stop also loses
 //! what a server holds in memory, which only the real one shows.
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use scorekeeper_tests::cluster::{cluster_up, kill_node};
 use scorekeeper_tests::private_postgres::PrivatePostgres;
 use scorekeeper_tests::proxy::TcpProxy;
 
@@ -21,6 +23,9 @@ pub enum ServerFault {
     /// Shell commands that stop and start a real server, e.g.
     /// `scripts/stack stop-clickhouse` on a private stack.
     Commands { name: String, stop: String, start: String },
+    /// A node (1-based) of the local ClickHouse cluster: SIGKILL of its
+    /// server, then `scripts/stack cluster up` (`scorekeeper_tests::cluster`).
+    ClusterNode(usize),
 }
 
 impl ServerFault {
@@ -35,6 +40,9 @@ impl ServerFault {
             ServerFault::ProxyCut(_) => "proxy cut (simulated)".into(),
             ServerFault::PrivatePostgres(_) => "pg_ctl stop -m fast / start (real)".into(),
             ServerFault::Commands { name, .. } => format!("{name} stopped / started (real)"),
+            ServerFault::ClusterNode(node) => {
+                format!("ClickHouse node {node} SIGKILL / `scripts/stack cluster up` (real)")
+            }
         }
     }
 
@@ -49,6 +57,10 @@ impl ServerFault {
                 tokio::task::spawn_blocking(move || cluster.stop()).await?
             }
             ServerFault::Commands { stop, .. } => shell(stop).await,
+            ServerFault::ClusterNode(node) => {
+                let node = *node;
+                tokio::task::spawn_blocking(move || kill_node(node)).await?
+            }
         }
     }
 
@@ -63,6 +75,7 @@ impl ServerFault {
                 tokio::task::spawn_blocking(move || cluster.start_again()).await?
             }
             ServerFault::Commands { start, .. } => shell(start).await,
+            ServerFault::ClusterNode(_) => tokio::task::spawn_blocking(cluster_up).await?,
         }
     }
 

@@ -10,7 +10,7 @@ use anyhow::bail;
 use clap::Parser;
 use scorekeeper_chaos::report::{self, ScenarioReport};
 use scorekeeper_chaos::scenarios::{
-    clickhouse_outage, fleet_kills, postgres_restart, reindex_kills, torn_insert,
+    clickhouse_outage, cluster_kills, fleet_kills, postgres_restart, reindex_kills, torn_insert,
 };
 use scorekeeper_chaos::world::{FaultSettings, StopStart};
 
@@ -19,7 +19,9 @@ use scorekeeper_chaos::world::{FaultSettings, StopStart};
     about = "Fault scenarios against real serve processes and servers; proves no acknowledged write is lost"
 )]
 struct Args {
-    /// Which scenarios: 1..5 (comma-separated) or `all`.
+    /// Which scenarios: 1..6 (comma-separated) or `all`. Scenario 6 needs
+    /// the ClickHouse cluster (`scripts/stack cluster up`; scripts/chaos
+    /// starts one of its own).
     #[arg(long, default_value = "all")]
     scenario: String,
     /// How long scenario 4 runs its load and kills.
@@ -44,6 +46,12 @@ struct Args {
     postgres_stop: Option<String>,
     #[arg(long, requires = "postgres_stop")]
     postgres_start: Option<String>,
+    /// Serve process kills of scenario 6.
+    #[arg(long, default_value_t = 12)]
+    cluster_serve_kills: u32,
+    /// Shard (node 3) kills of scenario 6.
+    #[arg(long, default_value_t = 4)]
+    shard_kills: u32,
     /// Write the reports as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -51,13 +59,13 @@ struct Args {
 
 fn scenarios(text: &str) -> anyhow::Result<Vec<u8>> {
     if text == "all" {
-        return Ok(vec![1, 2, 3, 4, 5]);
+        return Ok(vec![1, 2, 3, 4, 5, 6]);
     }
     let mut picked = Vec::new();
     for part in text.split(',') {
         match part.trim().parse::<u8>() {
-            Ok(n @ 1..=5) => picked.push(n),
-            _ => bail!("--scenario: {part:?} is not 1..5 or all"),
+            Ok(n @ 1..=6) => picked.push(n),
+            _ => bail!("--scenario: {part:?} is not 1..6 or all"),
         }
     }
     Ok(picked)
@@ -67,6 +75,10 @@ fn scenarios(text: &str) -> anyhow::Result<Vec<u8>> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let picked = scenarios(&args.scenario)?;
+    // Refused before anything runs, rather than after the other scenarios.
+    if picked.contains(&6) {
+        cluster_kills::reachable().await?;
+    }
     let pair = |stop: &Option<String>, start: &Option<String>| match (stop, start) {
         (Some(stop), Some(start)) => Some(StopStart { stop: stop.clone(), start: start.clone() }),
         _ => None,
@@ -93,7 +105,15 @@ async fn main() -> anyhow::Result<()> {
                 let settings = fleet_kills::Settings { duration: args.duration, ..Default::default() };
                 fleet_kills::run(&faults, &settings).await
             }
-            _ => torn_insert::run(&faults, &Default::default()).await,
+            5 => torn_insert::run(&faults, &Default::default()).await,
+            _ => {
+                let settings = cluster_kills::Settings {
+                    serve_kills: args.cluster_serve_kills,
+                    shard_kills: args.shard_kills,
+                    ..Default::default()
+                };
+                cluster_kills::run(&faults, &settings).await
+            }
         };
         match result {
             Ok(report) => {

@@ -1,5 +1,6 @@
 //! One scenario's world: a fresh Postgres database and ClickHouse database
-//! (the harness's [`TestEnv`], dropped afterwards), or a private Postgres
+//! (the harness's [`TestEnv`], dropped afterwards; on the local ClickHouse
+//! cluster for the cluster scenario), or a private Postgres
 //! cluster when the scenario restarts Postgres; a proxy in front of
 //! ClickHouse that every serve process goes through; the faults that can be
 //! injected; and a customer with a token.
@@ -66,8 +67,27 @@ impl World {
         faults: &FaultSettings,
         restartable_postgres: bool,
     ) -> anyhow::Result<World> {
+        World::start_with(name, faults, restartable_postgres, false).await
+    }
+
+    /// A world whose ClickHouse is the local cluster of `scripts/stack
+    /// cluster` (`SK_CLUSTER_*`, see `scorekeeper_tests::cluster`): its
+    /// database is made `ON CLUSTER`, and the serve processes get
+    /// `CLICKHOUSE_CLUSTER`. Call [`crate::scenarios::cluster_kills::reachable`]
+    /// first for a clear refusal when the cluster is not up.
+    pub async fn start_on_cluster(name: &str, faults: &FaultSettings) -> anyhow::Result<World> {
+        World::start_with(name, faults, false, true).await
+    }
+
+    async fn start_with(
+        name: &str,
+        faults: &FaultSettings,
+        restartable_postgres: bool,
+        cluster: bool,
+    ) -> anyhow::Result<World> {
         let env =
-            TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
+            TestEnv::start_with(Options { dispatcher: false, worker: false, cluster, ..Options::default() })
+                .await;
         let (store, database_url, postgres) = match (restartable_postgres, &faults.postgres) {
             (false, _) => (env.store.clone(), env.database_url(), None),
             (true, Some(commands)) => {

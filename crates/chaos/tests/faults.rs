@@ -1,6 +1,7 @@
-//! Short runs of the five fault scenarios against the local stack, each
-//! failing on a lost acknowledged write, drift after recovery, or its own
-//! checks (a job that did not succeed, a process that crashed). Outages
+//! Short runs of fault scenarios 1 to 5 against the local stack (6, on the
+//! ClickHouse cluster, is in `cluster.rs`), each failing on a lost
+//! acknowledged write, drift after recovery, or its own checks (a job that
+//! did not succeed, a process that crashed). Outages
 //! never stop the shared servers: ClickHouse is cut at a proxy, and
 //! Postgres restarts are of a private cluster (`pg_ctl`). The full runs
 //! are `scripts/chaos`.
@@ -13,7 +14,7 @@ use scorekeeper_chaos::scenarios::{
 };
 use scorekeeper_chaos::world::FaultSettings;
 
-fn assert_passed(report: &ScenarioReport) {
+pub(crate) fn assert_passed(report: &ScenarioReport) {
     eprintln!("{}", scorekeeper_chaos::report::table(std::slice::from_ref(report)));
     eprintln!("notes: {:#?}", report.notes);
     assert_eq!(report.rows_lost, 0, "acknowledged writes lost: {:#?}", report.verdict);

@@ -1,7 +1,8 @@
-//! The five fault scenarios, and what they share: a world in sync to start
+//! The six fault scenarios, and what they share: a world in sync to start
 //! from, reindex jobs, waiting on jobs.
 
 pub mod clickhouse_outage;
+pub mod cluster_kills;
 pub mod fleet_kills;
 pub mod postgres_restart;
 pub mod reindex_kills;
