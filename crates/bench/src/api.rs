@@ -180,9 +180,9 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     let serve_pid = serve.pid();
     let cpu_window = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let from = CpuSample::now(serve_pid);
+        let from = CpuSample::now(serve_pid.as_slice());
         tokio::time::sleep_until(measure_until.into()).await;
-        CpuSample::now(serve_pid).since(&from)
+        CpuSample::now(serve_pid.as_slice()).since(&from)
     });
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0..args.concurrency {

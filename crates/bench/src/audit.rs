@@ -183,7 +183,7 @@ async fn ensure_mirror(databases: &BenchDatabases, rows: &DatasetRows) -> anyhow
     }
     eprintln!("the ClickHouse mirror is incomplete: a reindex job through a worker process…");
     let analytics = reindex::fresh(&databases.clickhouse, "").await?;
-    reindex::run_job(databases, &[]).await?;
+    reindex::run_job(databases, &[], 1).await?;
     baselines::settle(&database_client(analytics.config())).await?;
     Ok(true)
 }

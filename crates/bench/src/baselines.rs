@@ -179,7 +179,7 @@ pub async fn limit_write(
 
         let mut file = tokio::fs::File::open(&path).await?;
         let mut buffer = vec![0u8; 1 << 20];
-        let (started, cpu_before) = (Instant::now(), CpuSample::now(None));
+        let (started, cpu_before) = (Instant::now(), CpuSample::now(&[]));
         let mut insert = into.insert_formatted_with(format!("INSERT INTO {table} FORMAT RowBinary"));
         loop {
             let read = file.read(&mut buffer).await?;
@@ -190,7 +190,7 @@ pub async fn limit_write(
         }
         insert.end().await?;
         elapsed += started.elapsed();
-        cpu += CpuSample::now(None).since(&cpu_before);
+        cpu += CpuSample::now(&[]).since(&cpu_before);
         tokio::fs::remove_file(&path).await?;
     }
     Ok((elapsed, cpu))

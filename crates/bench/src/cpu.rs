@@ -37,8 +37,8 @@ pub struct CpuSample {
 }
 
 impl CpuSample {
-    /// Now, counting `worker` (a pid) if given.
-    pub fn now(worker: Option<u32>) -> CpuSample {
+    /// Now, counting the `workers` (pids) as the worker.
+    pub fn now(workers: &[u32]) -> CpuSample {
         let mut sample =
             CpuSample { postgres: HashMap::new(), clickhouse: 0.0, worker: 0.0, tools: 0.0, bench: 0.0 };
         let Ok(entries) = std::fs::read_dir("/proc") else { return sample };
@@ -53,7 +53,7 @@ impl CpuSample {
                 }
                 // The kernel keeps 15 bytes of `clickhouse-server`.
                 "clickhouse-serv" => sample.clickhouse += stat.own,
-                _ if Some(pid) == worker => sample.worker += stat.own + stat.reaped,
+                _ if workers.contains(&pid) => sample.worker += stat.own + stat.reaped,
                 _ => {}
             }
         }
@@ -176,14 +176,14 @@ mod tests {
 
     #[test]
     fn counts_this_process_s_children() {
-        let before = CpuSample::now(None);
+        let before = CpuSample::now(&[]);
         // A child that burns a little CPU, then is reaped.
         let status = std::process::Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
             .status()
             .expect("sh runs");
         assert!(status.success());
-        let used = CpuSample::now(None).since(&before);
+        let used = CpuSample::now(&[]).since(&before);
         assert!(used.tools > 0.0, "the reaped child's CPU is counted: {used:?}");
     }
 

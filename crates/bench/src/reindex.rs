@@ -42,6 +42,11 @@ pub struct ReindexBenchArgs {
     /// Skip the peer pipeline (and the row check against it), to iterate on ours.
     #[arg(long)]
     skip_peer: bool,
+    /// Worker processes sharing the job, one run of ours per count, each
+    /// into an empty database (e.g. `1,2`); the headline figures are the
+    /// first run's, and the others are compared with it.
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u32).range(1..=16))]
+    workers: Vec<u32>,
     #[command(flatten)]
     postgres: PostgresArgs,
     #[command(flatten)]
@@ -76,6 +81,10 @@ struct Figures {
     rows_per_s: f64,
     peer_rows_per_s: Option<f64>,
     worker_peak_rss_mb: f64,
+    /// Worker processes of the headline run.
+    workers: u32,
+    /// The runs with other worker counts, each against the headline run.
+    other_worker_counts: Vec<WorkersRun>,
     /// CPU seconds each took, by process (see `bench::cpu`).
     cpu_s: CpuFigures,
     /// Ours equals the peer in every table (count and checksum); `None`
@@ -83,6 +92,18 @@ struct Figures {
     rows_match_peer: Option<bool>,
     cores: usize,
     serve_env: Vec<String>,
+}
+
+/// A run of ours with another number of worker processes.
+#[derive(Serialize)]
+struct WorkersRun {
+    workers: u32,
+    ours_s: f64,
+    /// Its time over the headline run's: below 1, faster.
+    ratio_to_headline: f64,
+    cpu: CpuUse,
+    /// The most any one of its processes held.
+    worker_peak_rss_mb: f64,
 }
 
 #[derive(Serialize)]
@@ -95,9 +116,9 @@ struct CpuFigures {
 
 /// `work`'s result and the CPU used meanwhile (no worker process).
 async fn measured<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<(T, CpuUse)> {
-    let before = CpuSample::now(None);
+    let before = CpuSample::now(&[]);
     let result = work.await?;
-    Ok((result, CpuSample::now(None).since(&before)))
+    Ok((result, CpuSample::now(&[]).since(&before)))
 }
 
 /// The bench databases of the reindex dataset at `scale` (shared with
@@ -138,8 +159,16 @@ pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
         (Some(peer), Some(cpu))
     };
 
-    eprintln!("ours: a reindex job through a worker process…");
-    let ours_run = run_job(&databases, &args.serve_env).await?;
+    let (headline, others) = args.workers.split_first().expect("clap gives at least one count");
+    let mut other_runs = Vec::new();
+    for &workers in others {
+        eprintln!("ours: a reindex job shared by {workers} worker processes…");
+        let run = run_job(&databases, &args.serve_env, workers).await?;
+        fresh(&databases.clickhouse, "").await?;
+        other_runs.push((workers, run));
+    }
+    eprintln!("ours: a reindex job through {headline} worker process(es)…");
+    let ours_run = run_job(&databases, &args.serve_env, *headline).await?;
     let ours_time = ours_run.time;
     baselines::settle(&database_client(ours.config())).await?;
 
@@ -181,6 +210,17 @@ pub async fn run(args: ReindexBenchArgs) -> anyhow::Result<()> {
         rows_per_s: total as f64 / secs(ours_time),
         peer_rows_per_s: peer.map(|p| total as f64 / secs(p)),
         worker_peak_rss_mb: ours_run.peak_rss_mb,
+        workers: *headline,
+        other_worker_counts: other_runs
+            .into_iter()
+            .map(|(workers, run)| WorkersRun {
+                workers,
+                ours_s: secs(run.time),
+                ratio_to_headline: secs(run.time) / secs(ours_time),
+                cpu: run.cpu,
+                worker_peak_rss_mb: run.peak_rss_mb,
+            })
+            .collect(),
         cpu_s: CpuFigures {
             ours: ours_run.cpu,
             peer: peer_cpu,
@@ -223,16 +263,22 @@ pub(super) struct JobRun {
     pub cpu: CpuUse,
 }
 
-/// Starts a worker process, creates the job (every customer, both scorecard
-/// types, no window) and follows it to the end.
+/// Starts `workers` worker processes, creates the job (every customer, both
+/// scorecard types, no window) through the first and follows it to the
+/// end; the CPU of all of them counts as the worker's.
 pub(super) async fn run_job(
     databases: &BenchDatabases,
     serve_env: &[(String, String)],
+    workers: u32,
 ) -> anyhow::Result<JobRun> {
     let token = databases.admin_token().await?;
     let env: Vec<(&str, String)> = serve_env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let serve = ServeProcess::start(databases, &env).await?;
-    let channel = channel::connect(&serve.grpc_url, Duration::from_secs(30)).await?;
+    let mut fleet = Vec::new();
+    for _ in 0..workers {
+        fleet.push(ServeProcess::start(databases, &env).await?);
+    }
+    let pids: Vec<u32> = fleet.iter().filter_map(ServeProcess::pid).collect();
+    let channel = channel::connect(&fleet[0].grpc_url, Duration::from_secs(30)).await?;
     let mut jobs = JobServiceClient::with_interceptor(channel, BearerToken::new(&token)?);
     let payload = ReindexConversationsPayload {
         customer_id: 0,
@@ -246,7 +292,7 @@ pub(super) async fn run_job(
         r#type: JobType::ReindexConversations as i32,
         payload: Some(JobPayload { payload: Some(Payload::ReindexConversations(payload)) }),
     };
-    let (started, cpu_before) = (Instant::now(), CpuSample::now(serve.pid()));
+    let (started, cpu_before) = (Instant::now(), CpuSample::now(&pids));
     let job = jobs.create_job(request).await?.into_inner().job.context("CreateJob returned no job")?;
     let finished = loop {
         let job = jobs
@@ -263,9 +309,12 @@ pub(super) async fn run_job(
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
-    let cpu = CpuSample::now(serve.pid()).since(&cpu_before);
-    let peak_rss_mb = serve.peak_rss_mb()?;
-    serve.stop().await;
+    let cpu = CpuSample::now(&pids).since(&cpu_before);
+    let mut peak_rss_mb: f64 = 0.0;
+    for serve in fleet {
+        peak_rss_mb = peak_rss_mb.max(serve.peak_rss_mb()?);
+        serve.stop().await;
+    }
     Ok(JobRun { time: finished, peak_rss_mb, cpu })
 }
 
@@ -303,6 +352,19 @@ fn print(f: &Figures) {
     rows.push(("cpu: limit read", cpu.limit_read.describe()));
     rows.push(("cpu: limit write", cpu.limit_write.describe()));
     rows.push(("worker peak RSS", format!("{:.0} MB  (target <= 256 at scale l)", f.worker_peak_rss_mb)));
+    rows.push(("worker processes", f.workers.to_string()));
+    for other in &f.other_worker_counts {
+        rows.push((
+            "ours with other workers",
+            format!(
+                "{} processes: {:.2} s, {:.2} × the headline's  ({})",
+                other.workers,
+                other.ours_s,
+                other.ratio_to_headline,
+                other.cpu.describe()
+            ),
+        ));
+    }
     rows.push((
         "rows equal to peer",
         match f.rows_match_peer {
