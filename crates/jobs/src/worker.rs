@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use scorekeeper_retry::Backoff;
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::context::JobContext;
-use crate::handler::{Registry, RunError, StopReason};
+use crate::handler::{Registry, RegistryError, RunError, StopReason};
 use crate::job::{AttemptOutcome, Claim, Holding, JobError, PartitionClaim};
 use crate::lease::{keep_lease, record_end};
 use crate::store::JobStore;
@@ -199,61 +200,29 @@ impl Runner {
 
     async fn run_attempt(self: Arc<Self>, claim: Claim) {
         let Claim { job, fence } = claim;
-        let job_type = job.job_type;
         tracing::info!("attempt started");
-        metrics::counter!(crate::metrics::JOB_ATTEMPTS_TOTAL, "job_type" => job_type.to_string())
+        metrics::counter!(crate::metrics::JOB_ATTEMPTS_TOTAL, "job_type" => job.job_type.to_string())
             .increment(1);
         let holding = Holding::Job(job.id);
         let ctx = JobContext::new(self.store.clone(), job, fence, Some(self.clone()));
-        let (run, policy) = match (self.registry.run(&ctx), self.registry.retry_policy(job_type)) {
-            (Ok(run), Ok(policy)) => (run, policy),
-            (Err(error), _) | (_, Err(error)) => {
-                self.finish(&holding, fence, AttemptOutcome::Failed(unregistered(error))).await;
-                return;
-            }
-        };
         let started = Instant::now();
-        let result = tokio::select! {
-            result = run => result,
-            // The heartbeat fires this on a lost lease: drop the handler's
-            // future at once, whatever it is waiting on.
-            () = keep_lease(&self.store, &holding, fence, self.config.lease, ctx.stop_signal()) => {
-                Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost)))
-            }
-        };
-        let backoff = self.config.retry_backoff.unwrap_or(policy.backoff);
-        let Some(outcome) = decide(result, ctx.job().attempts, ctx.job().max_attempts, backoff) else {
-            return;
-        };
-        tracing::info!(elapsed = ?started.elapsed(), outcome = outcome.word(), "attempt ended");
-        self.finish(&holding, fence, outcome).await;
+        let outcome = self.run_claim(&ctx, &holding, ctx.job().attempts, self.registry.run(&ctx)).await;
+        if let Some(outcome) = outcome {
+            tracing::info!(elapsed = ?started.elapsed(), outcome = outcome.word(), "attempt ended");
+            self.finish(&holding, fence, outcome).await;
+        }
     }
 
     /// Runs one claim of a partition to its end and records it.
     pub(crate) async fn run_partition(&self, claim: PartitionClaim) {
         let PartitionClaim { job, partition, fence } = claim;
-        let (job_type, max_attempts) = (job.job_type, job.max_attempts);
-        let holding =
-            Holding::Partition { job: job.id, activity: partition.activity.clone(), n: partition.n };
+        let job_type = job.job_type;
+        let holding = Holding::Partition { job: job.id, activity: partition.activity.clone(), n: partition.n };
         let span = tracing::info_span!("partition", job = %job.id, activity = %partition.activity, n = partition.n, attempt = fence);
         let ctx = JobContext::for_partition(self.store.clone(), job, partition, fence);
         async {
-            let (run, policy) = match (self.registry.run_partition(&ctx), self.registry.retry_policy(job_type)) {
-                (Ok(run), Ok(policy)) => (run, policy),
-                (Err(error), _) | (_, Err(error)) => {
-                    self.finish(&holding, fence, AttemptOutcome::Failed(unregistered(error))).await;
-                    return;
-                }
-            };
             let started = Instant::now();
-            let result = tokio::select! {
-                result = run => result,
-                () = keep_lease(&self.store, &holding, fence, self.config.lease, ctx.stop_signal()) => {
-                    Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost)))
-                }
-            };
-            let backoff = self.config.retry_backoff.unwrap_or(policy.backoff);
-            let outcome = decide(result, fence, max_attempts, backoff);
+            let outcome = self.run_claim(&ctx, &holding, fence, self.registry.run_partition(&ctx)).await;
             let word = outcome.as_ref().map_or("lease_lost", AttemptOutcome::word);
             metrics::counter!(crate::metrics::JOB_PARTITIONS_TOTAL, "job_type" => job_type.to_string(), "outcome" => word)
                 .increment(1);
@@ -266,6 +235,32 @@ impl Runner {
         .await
     }
 
+    /// Runs a claim's handler (`run`, or the registry's refusal of it)
+    /// while keeping the claim's lease, and decides how it ended after
+    /// `attempts` claims (see [`decide`]); `None` when the claim was lost.
+    async fn run_claim<'a>(
+        &self,
+        ctx: &'a JobContext,
+        holding: &Holding,
+        attempts: i32,
+        run: Result<BoxFuture<'a, Result<(), RunError>>, RegistryError>,
+    ) -> Option<AttemptOutcome> {
+        let (run, policy) = match (run, self.registry.retry_policy(ctx.job().job_type)) {
+            (Ok(run), Ok(policy)) => (run, policy),
+            (Err(error), _) | (_, Err(error)) => return Some(AttemptOutcome::Failed(unregistered(error))),
+        };
+        let result = tokio::select! {
+            result = run => result,
+            // The heartbeat fires this on a lost lease: drop the handler's
+            // future at once, whatever it is waiting on.
+            () = keep_lease(&self.store, holding, ctx.fence(), self.config.lease, ctx.stop_signal()) => {
+                Err(RunError::Stopped(ctx.stop_reason().unwrap_or(StopReason::LeaseLost)))
+            }
+        };
+        let backoff = self.config.retry_backoff.unwrap_or(policy.backoff);
+        decide(result, attempts, ctx.job().max_attempts, backoff)
+    }
+
     /// Records the outcome (see [`record_end`]).
     async fn finish(&self, holding: &Holding, fence: i32, outcome: AttemptOutcome) {
         let backoff = self.config.claim_backoff.capped(Duration::from_secs(5));
@@ -275,7 +270,7 @@ impl Runner {
 
 /// A job type missing from the registry: claimed only registered types, so
 /// a changed registry is a bug.
-fn unregistered(error: crate::handler::RegistryError) -> JobError {
+fn unregistered(error: RegistryError) -> JobError {
     let error = JobError {
         code: "unregistered_job_type".into(),
         message: error.to_string(),
