@@ -335,6 +335,19 @@ async fn an_old_client_without_scorecard_types_gets_the_conversation_reindex() {
     }
     let truth = Truth::read(&env, &world).await;
     assert_clickhouse_holds(&env, case, &truth.scope(&a.conversations, &[])).await;
+
+    // The job ran as partitions; which worker ran them names a host of the
+    // operator's, shown to admin tokens only.
+    let seen = get_job(&mut a.customer.jobs(), &job.id).await;
+    let partitions: Vec<_> = seen.progress.iter().flat_map(|p| &p.partitions).collect();
+    assert!(!partitions.is_empty(), "{seen:?}");
+    assert!(partitions.iter().all(|p| p.state == "succeeded" && p.worker.is_empty()), "{partitions:?}");
+    let as_admin = get_job(&mut env.admin(&a.customer).await.jobs(), &job.id).await;
+    assert!(
+        as_admin.progress.iter().flat_map(|p| &p.partitions).all(|p| !p.worker.is_empty()),
+        "{as_admin:?}"
+    );
+    assert_eq!(seen.progress[0].partitions_done, seen.progress[0].partitions_total);
 }
 
 #[test]

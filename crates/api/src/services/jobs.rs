@@ -199,7 +199,7 @@ fn job_to_wire(job: &stored::Job, principal: Principal) -> Job {
                 checkpoint: a.checkpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
                 finished: a.finished,
                 rows_estimated: a.rows_estimated,
-                partitions: a.partitions.iter().map(partition_to_wire).collect(),
+                partitions: a.partitions.iter().map(|p| partition_to_wire(p, principal)).collect(),
                 partitions_done: i32::try_from(a.partitions_done()).unwrap_or(i32::MAX),
                 partitions_total: i32::try_from(a.partitions.len()).unwrap_or(i32::MAX),
             })
@@ -211,7 +211,9 @@ fn job_to_wire(job: &stored::Job, principal: Principal) -> Job {
     }
 }
 
-fn partition_to_wire(p: &stored::PartitionProgress) -> PartitionProgress {
+/// A partition as the API answers it. Which worker holds it names a host
+/// of the operator's: admin tokens only.
+fn partition_to_wire(p: &stored::PartitionProgress, principal: Principal) -> PartitionProgress {
     PartitionProgress {
         index: p.n,
         state: p.state.as_str().to_owned(),
@@ -219,7 +221,7 @@ fn partition_to_wire(p: &stored::PartitionProgress) -> PartitionProgress {
         rows_estimated: p.rows_estimated,
         pages_done: p.pages_done,
         rows_per_second: p.rows_per_second(),
-        worker: p.lease_owner.clone().unwrap_or_default(),
+        worker: if principal.is_admin { p.lease_owner.clone().unwrap_or_default() } else { String::new() },
         attempts: p.attempts,
         range: p.range.to_string(),
         checkpoint: p.checkpoint.as_ref().map(ToString::to_string).unwrap_or_default(),
