@@ -217,7 +217,8 @@ impl Runner {
     pub(crate) async fn run_partition(&self, claim: PartitionClaim) {
         let PartitionClaim { job, partition, fence } = claim;
         let job_type = job.job_type;
-        let holding = Holding::Partition { job: job.id, activity: partition.activity.clone(), n: partition.n };
+        let holding =
+            Holding::Partition { job: job.id, activity: partition.activity.clone(), n: partition.n };
         let span = tracing::info_span!("partition", job = %job.id, activity = %partition.activity, n = partition.n, attempt = fence);
         let ctx = JobContext::for_partition(self.store.clone(), job, partition, fence);
         async {
