@@ -62,9 +62,13 @@ async fn three_workers_share_a_partitioned_reindex_and_a_killed_one_s_partition_
     let env = TestEnv::start_with(Options { dispatcher: false, worker: false, ..Options::default() }).await;
     let customer = env.customer("acme").await;
     let data = bulk_import(&env.store, customer.id, 1500).await;
-    let (job, _) = env.jobs.create_job(&full_reindex(customer.id, Some(10))).await.unwrap();
-
+    // All three up before the job exists, so that each can claim from the
+    // first partition on (a late starter could otherwise find none left).
     let mut workers = [worker_process(&env), worker_process(&env), worker_process(&env)];
+    for worker in &mut workers {
+        worker.wait_healthy(Duration::from_secs(60)).await.expect("a worker process up");
+    }
+    let (job, _) = env.jobs.create_job(&full_reindex(customer.id, Some(10))).await.unwrap();
     // Every worker holds a partition, or has held one: then kill one that
     // holds one now, mid-partition.
     let spread = wait_job(&env.jobs, &job, Duration::from_secs(60), |j| {
