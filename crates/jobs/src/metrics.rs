@@ -6,6 +6,10 @@ use metrics::Unit;
 
 /// Counter, label `job_type` (the number): job attempts started.
 pub const JOB_ATTEMPTS_TOTAL: &str = "scorekeeper_job_attempts_total";
+/// Counter, labels `job_type` and `outcome`: job attempts run to an end
+/// (`succeeded`, `failed`, `retry`, `cancelled`, `lease_lost`); `failed` is
+/// a job failed for good.
+pub const JOB_ATTEMPTS_ENDED_TOTAL: &str = "scorekeeper_job_attempts_ended_total";
 /// Counter, labels `job_type` and `outcome`: partition claims run to an
 /// end (`succeeded`, `failed`, `retry`, `cancelled`, `lease_lost`).
 pub const JOB_PARTITIONS_TOTAL: &str = "scorekeeper_job_partitions_total";
@@ -18,6 +22,11 @@ pub const SCHEDULE_FAILURES_TOTAL: &str = "scorekeeper_schedule_failures_total";
 /// help text.
 pub const COUNTERS: &[Described] = &[
     (JOB_ATTEMPTS_TOTAL, Unit::Count, "Job attempts started, by job type."),
+    (
+        JOB_ATTEMPTS_ENDED_TOTAL,
+        Unit::Count,
+        "Job attempts run to an end, by job type and outcome (failed: the job failed for good).",
+    ),
     (JOB_PARTITIONS_TOTAL, Unit::Count, "Partition claims run to an end, by job type and outcome."),
     (SCHEDULE_JOBS_TOTAL, Unit::Count, "Jobs created by a schedule's ticks, by schedule."),
     (

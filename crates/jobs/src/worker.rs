@@ -207,6 +207,9 @@ impl Runner {
         let ctx = JobContext::new(self.store.clone(), job, fence, Some(self.clone()));
         let started = Instant::now();
         let outcome = self.run_claim(&ctx, &holding, ctx.job().attempts, self.registry.run(&ctx)).await;
+        let word = outcome.as_ref().map_or("lease_lost", AttemptOutcome::word);
+        metrics::counter!(crate::metrics::JOB_ATTEMPTS_ENDED_TOTAL, "job_type" => ctx.job().job_type.to_string(), "outcome" => word)
+            .increment(1);
         if let Some(outcome) = outcome {
             tracing::info!(elapsed = ?started.elapsed(), outcome = outcome.word(), "attempt ended");
             self.finish(&holding, fence, outcome).await;
