@@ -1,5 +1,6 @@
 //! End-to-end tests on the real servers: one binary, one module per area.
 
+mod alerting;
 mod architecture_map;
 mod audit;
 mod autoqa;
