@@ -206,7 +206,9 @@ impl Runner {
         let holding = Holding::Job(job.id);
         let ctx = JobContext::new(self.store.clone(), job, fence, Some(self.clone()));
         let started = Instant::now();
-        let outcome = self.run_claim(&ctx, &holding, ctx.job().attempts, self.registry.run(&ctx)).await;
+        let attempts = ctx.job().attempts;
+        let budget = attempts < ctx.job().max_attempts;
+        let outcome = self.run_claim(&ctx, &holding, attempts, budget, self.registry.run(&ctx)).await;
         let word = outcome.as_ref().map_or("lease_lost", AttemptOutcome::word);
         metrics::counter!(crate::metrics::JOB_ATTEMPTS_ENDED_TOTAL, "job_type" => ctx.job().job_type.to_string(), "outcome" => word)
             .increment(1);
@@ -226,7 +228,9 @@ impl Runner {
         let ctx = JobContext::for_partition(self.store.clone(), job, partition, fence);
         async {
             let started = Instant::now();
-            let outcome = self.run_claim(&ctx, &holding, fence, self.registry.run_partition(&ctx)).await;
+            // A partition's retryable failure spends no attempt: it waits
+            // out an outage (see `JobStore::claim_partition`).
+            let outcome = self.run_claim(&ctx, &holding, fence, true, self.registry.run_partition(&ctx)).await;
             let word = outcome.as_ref().map_or("lease_lost", AttemptOutcome::word);
             metrics::counter!(crate::metrics::JOB_PARTITIONS_TOTAL, "job_type" => job_type.to_string(), "outcome" => word)
                 .increment(1);
@@ -241,12 +245,14 @@ impl Runner {
 
     /// Runs a claim's handler (`run`, or the registry's refusal of it)
     /// while keeping the claim's lease, and decides how it ended after
-    /// `attempts` claims (see [`decide`]); `None` when the claim was lost.
+    /// `attempts` claims, with or without `budget` left for a retry (see
+    /// [`decide`]); `None` when the claim was lost.
     async fn run_claim<'a>(
         &self,
         ctx: &'a JobContext,
         holding: &Holding,
         attempts: i32,
+        budget: bool,
         run: Result<BoxFuture<'a, Result<(), RunError>>, RegistryError>,
     ) -> Option<AttemptOutcome> {
         let (run, policy) = match (run, self.registry.retry_policy(ctx.job().job_type)) {
@@ -262,7 +268,7 @@ impl Runner {
             }
         };
         let backoff = self.config.retry_backoff.unwrap_or(policy.backoff);
-        decide(result, attempts, ctx.job().max_attempts, backoff)
+        decide(result, attempts, budget, backoff)
     }
 
     /// Records the outcome (see [`record_end`]).
@@ -287,13 +293,14 @@ fn unregistered(error: RegistryError) -> JobError {
 }
 
 /// How a claim's run ends, for a job's attempt and a partition's claim
-/// alike: the one place that decides between another attempt (after the
-/// backoff for the `attempts` made so far) and failing for good. `None`
-/// when the claim was lost: then it writes nothing more.
+/// alike: the one place that decides between another attempt (when the
+/// failure is retryable and there is `budget` left; after the backoff for
+/// the `attempts` made so far) and failing for good. `None` when the claim
+/// was lost: then it writes nothing more.
 fn decide(
     result: Result<(), RunError>,
     attempts: i32,
-    max_attempts: i32,
+    budget: bool,
     backoff: Backoff,
 ) -> Option<AttemptOutcome> {
     Some(match result {
@@ -308,7 +315,7 @@ fn decide(
             // sees in place of it.
             let error = error.correlated();
             let correlation_id = error.correlation_id().unwrap_or_default().to_owned();
-            if error.retryable && attempts < max_attempts {
+            if error.retryable && budget {
                 let delay = backoff.delay(u32::try_from(attempts).unwrap_or(0));
                 tracing::warn!(code = %error.code, message = %error.message, %correlation_id, ?delay, "attempt failed; will retry");
                 let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);

@@ -197,6 +197,36 @@ async fn many_workers_and_jobs_write_each_batch_once() {
 }
 
 #[tokio::test]
+async fn a_partition_waits_out_an_outage_longer_than_its_attempts() {
+    let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
+    let customer = env.customer("acme").await;
+    let data = bulk_import(&env.store, customer.id, 50).await;
+    // Retries every 20 to 100 ms: the reindex's 10 attempts would be spent
+    // in under a second of outage.
+    let mut config = test_worker("patient");
+    config.retry_backoff =
+        Some(scorekeeper_retry::Backoff::new(Duration::from_millis(20), Duration::from_millis(100)));
+    let registry =
+        registry(env.server_store.clone(), env.server_analytics.clone(), ReindexSettings::default());
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(
+        scorekeeper_jobs::Worker::new(JobStore::new(&env.server_store), registry, config).run(stop_rx),
+    );
+    env.proxy.cut();
+    let created = reindex_job(&env.jobs, customer.id, 10).await;
+    let max = created.max_attempts;
+    let waited =
+        wait_job(&env.jobs, &created, Duration::from_secs(60), |j| j.attempts_made() > max + 2).await;
+    assert_ne!(waited.state, JobState::Failed, "{waited:#?}");
+    assert!(waited.error.as_ref().is_some_and(|e| e.retryable && e.code == "clickhouse"), "{waited:#?}");
+    env.proxy.restore();
+    let done = wait_job(&env.jobs, &created, Duration::from_secs(60), succeeded).await;
+    let _ = stop.send(true);
+    assert!(done.error.is_none(), "{done:#?}");
+    assert_mirrored(&env, &data).await;
+}
+
+#[tokio::test]
 async fn a_clickhouse_outage_mid_job_is_retried_from_the_checkpoint() {
     let env = TestEnv::start_with(checkpoint_per_page()).await;
     let customer = env.customer("acme").await;

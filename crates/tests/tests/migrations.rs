@@ -110,7 +110,7 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
     // The test's own database is migrated the way of today: the fresh case.
     let env = TestEnv::start_with(Options { worker: false, dispatcher: false, ..Options::default() }).await;
     assert_eq!(history(&env.store, "refinery_schema_history").await, [1, 5, 6, 7, 9, 10], "the store's own");
-    assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(history(&env.store, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5, 6, 7]);
     let fresh = schema(&env.store).await;
     assert!(fresh.iter().any(|l| l.starts_with("column job_activities.rows_estimated")), "{fresh:#?}");
     assert!(fresh.iter().any(|l| l.starts_with("column job_activities.pages_done")), "{fresh:#?}");
@@ -171,7 +171,7 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
         "index CREATE UNIQUE INDEX jobs_active_key ON public.jobs USING btree (active_key) \
          WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]))",
     ];
-    // Jobs V6 (partitions) adds a table: its lines are checked apart.
+    // Jobs V6 and V7 (partitions) add a table: its lines are checked apart.
     let (partitions, added): (Vec<&str>, Vec<&str>) =
         added.into_iter().partition(|l| l.contains("job_partitions"));
     assert!(partitions.iter().any(|l| l.starts_with("column job_partitions.range jsonb")), "{partitions:#?}");
@@ -199,7 +199,7 @@ async fn a_database_migrated_before_the_job_engine_had_its_own_set_migrates_unch
         [1, 2, 3, 4, 5, 6, 7, 9, 10],
         "kept, and V9 and V10 on"
     );
-    assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(history(&legacy, scorekeeper_jobs::store::MIGRATION_TABLE).await, [1, 2, 3, 4, 5, 6, 7]);
 
     // And once more: nothing left to do.
     migrate_postgres(&legacy).await.expect("a second migrate");

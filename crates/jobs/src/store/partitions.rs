@@ -86,7 +86,8 @@ impl JobStore {
     /// partitions): queued and due, or running with an expired lease (its
     /// worker died), of a job neither ended nor being cancelled. Raises its
     /// `attempts`, this claim's fencing token. Partitions whose lease
-    /// expired with no attempts left are failed first.
+    /// expired with no attempts left are failed first; claims that ended in
+    /// a retryable failure (`waits`) do not count against the attempts.
     ///
     /// Fair between customers like [`JobStore::claim_job`]: the customer
     /// with the fewest partitions running goes first, then the one served
@@ -109,7 +110,7 @@ impl JobStore {
                          'message', 'the worker of the partition''s last attempt stopped heartbeating, and no attempts are left')
                  FROM jobs j
                  WHERE j.id = p.job_id AND p.state = 'running' AND p.lease_expires_at < now()
-                   AND p.attempts >= j.max_attempts",
+                   AND p.attempts - p.waits >= j.max_attempts",
                 &[],
             )
             .await?;
@@ -135,7 +136,7 @@ impl JobStore {
                              LEFT JOIN job_turns t ON t.customer_key = coalesce(j.customer_id, 0)
                              WHERE q.state IN ('queued', 'running')
                                AND j.job_type = ANY($3) AND j.state IN ('queued', 'running')
-                               AND NOT j.cancel_requested AND q.attempts < j.max_attempts
+                               AND NOT j.cancel_requested AND q.attempts - q.waits < j.max_attempts
                                AND ($5::uuid IS NULL OR q.job_id = $5)
                                AND ((q.state = 'queued' AND q.run_after <= now())
                                     OR (q.state = 'running' AND q.lease_expires_at < now()))
@@ -231,7 +232,8 @@ impl JobStore {
     }
 
     /// Ends claim `fence` of a partition: succeeded, failed for good, put
-    /// back for a retry at its time, or (cancelled) put back unfinished.
+    /// back for a retry at its time (one more wait: it spends no attempt),
+    /// or (cancelled) put back unfinished.
     /// `false` when the claim had lost the partition: nothing was written.
     pub async fn finish_partition(
         &self,
@@ -254,6 +256,7 @@ impl JobStore {
             .query_opt(
                 "WITH ended AS (
                      UPDATE job_partitions SET state = $5, run_after = coalesce($7, run_after),
+                         waits = waits + CASE WHEN $7::timestamptz IS NULL THEN 0 ELSE 1 END,
                          error = CASE WHEN $5 = 'succeeded' THEN NULL ELSE coalesce($6, error) END,
                          lease_expires_at = NULL, updated_at = now(),
                          finished_at = CASE WHEN $5 IN ('succeeded', 'failed') THEN now() END
