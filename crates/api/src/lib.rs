@@ -7,6 +7,7 @@ mod convert;
 mod deadline;
 pub mod error;
 pub mod health;
+mod latency;
 pub mod metrics;
 mod oversize;
 mod server;

@@ -130,6 +130,7 @@ pub async fn serve(
         builder = builder.tls_config(tls)?;
     }
     let server = builder
+        .layer(crate::latency::LatencyLayer)
         .layer(tower::util::MapResponseLayer::new(oversize::resource_exhausted))
         .add_service(health_service)
         .add_service(reflection_v1)
