@@ -189,20 +189,6 @@ impl JobContext {
         .await
     }
 
-    /// Records how many rows `activity` expects to copy (for progress and
-    /// ETA). Fenced like [`JobContext::record_checkpoint`].
-    pub async fn record_estimate<C>(&self, activity: &Activity<C>, rows: i64) -> Result<(), RunError> {
-        if let Some(reason) = self.stop_reason() {
-            return Err(RunError::Stopped(reason));
-        }
-        let lease = self
-            .store
-            .record_estimate(self.job.id, self.fence, activity.name(), rows)
-            .await
-            .map_err(store_failure)?;
-        self.check(lease)
-    }
-
     /// Marks `activity` finished, so a later attempt skips it.
     pub async fn finish_activity<C>(&self, activity: &Activity<C>, active: Duration) -> Result<(), RunError> {
         self.record(&ProgressUpdate {

@@ -144,21 +144,6 @@ impl JobStore {
         rows::lease(row)
     }
 
-    /// Records how many rows `activity` expects to copy, for attempt `fence`.
-    pub async fn record_estimate(&self, id: Uuid, fence: i32, activity: &str, rows: i64) -> Result<Lease> {
-        let client = self.pool().get().await?;
-        let row = client
-            .query_opt(
-                "UPDATE job_activities a SET rows_estimated = $4, updated_at = now()
-                 FROM jobs j
-                 WHERE a.job_id = j.id AND a.activity = $3 AND j.id = $1 AND j.attempts = $2 AND j.state = 'running'
-                 RETURNING j.cancel_requested",
-                &[&id, &fence, &activity, &rows],
-            )
-            .await?;
-        rows::lease(row)
-    }
-
     /// Ends attempt `fence` in a terminal state (with the error for
     /// `Failed`), or puts the job back in the queue until `retry_at`.
     /// `false` when the attempt had lost the job: nothing was written.
