@@ -9,13 +9,9 @@ use scorekeeper_store::Result;
 use scorekeeper_store::locks::advisory_xact_lock;
 use uuid::Uuid;
 
-use super::JobStore;
 use super::rows::{self, JOB_COLUMNS};
+use super::{JobStore, millis};
 use crate::job::{AttemptOutcome, Claim, JobState, Lease, ProgressUpdate};
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
 
 impl JobStore {
     /// Claims the next runnable job of one of `job_types`: queued and due, or

@@ -32,6 +32,11 @@ pub const CHANNEL: &str = "scorekeeper_jobs";
 /// keeps its own, `refinery_schema_history`).
 pub const MIGRATION_TABLE: &str = "refinery_schema_history_jobs";
 
+/// A duration as the whole milliseconds the tables' `*_ms` columns hold.
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Arbitrary constant: "scorekeeper job migrations". Serialises processes
 /// that migrate at once.
 const MIGRATION_LOCK: i64 = 7204190002;

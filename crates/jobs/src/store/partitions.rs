@@ -10,17 +10,13 @@ use scorekeeper_store::Result;
 use scorekeeper_store::locks::advisory_xact_lock;
 use uuid::Uuid;
 
-use super::JobStore;
 use super::rows::{self, PARTITION_COLUMNS};
+use super::{JobStore, millis};
 use crate::job::{AttemptOutcome, Lease, PartitionClaim, PartitionProgress, PartitionState, ProgressUpdate};
 
 /// One claim at a time across all workers, job claims included: the
 /// per-customer limits then hold exactly.
 pub(super) const CLAIM_LOCK: &str = "scorekeeper_jobs_claim";
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
 
 /// A partition's key, for the fenced statements below.
 pub struct PartitionKey<'a> {
