@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use scorekeeper_proto::{coaching as pb, v1};
+use scorekeeper_proto::v1;
 use scorekeeper_tests::TestEnv;
-use scorekeeper_tests::env::{Customer, Options, bulk_import};
+use scorekeeper_tests::env::{Options, bulk_import};
+use scorekeeper_tests::fixtures::{create_scorecard, process_scorecard, process_template};
 use scorekeeper_tests::process::{http_get, serve};
 
 const RULES: &str = "deploy/prometheus/alerts.yml";
@@ -234,36 +235,6 @@ fn exposed(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A process template and one scorecard of it; the template's id.
-async fn scorecard(customer: &Customer, name: &str) -> Result<i64, tonic::Status> {
-    let template = customer
-        .scorecards()
-        .create_scorecard_template(pb::CreateScorecardTemplateRequest {
-            name: name.into(),
-            template_type: pb::ScorecardTemplateType::Process as i32,
-            criteria: vec![pb::Criterion {
-                name: "c".into(),
-                weight: 1.0,
-                max_value: 5.0,
-                ..Default::default()
-            }],
-        })
-        .await?
-        .into_inner()
-        .template
-        .expect("the created template");
-    customer
-        .scorecards()
-        .create_scorecard(pb::CreateScorecardRequest {
-            template_id: template.id,
-            agent_id: "agent-1".into(),
-            scores: vec![pb::Score { criterion_id: template.criteria[0].id, value: 4.0 }],
-            ..Default::default()
-        })
-        .await?;
-    Ok(template.id)
-}
-
 /// A real `serve` that has done the work the metrics count (API writes
 /// through its dispatcher, scheduled audits that find drift and repair it
 /// with reindex jobs, a refused token, inserts ClickHouse refuses) shows
@@ -285,13 +256,18 @@ async fn rule_and_dashboard_metrics_appear_on_a_serving_process() {
     let port = process.http_port();
 
     let customer = env.customer_at("acme", &process.grpc_url()).await;
-    let template_id = scorecard(&customer, "first").await.expect("a scorecard through the serve process");
+    let template = process_template(&customer).await;
+    create_scorecard(&customer, process_scorecard(&template, "agent-1", Vec::new(), &[3.0])).await;
     let mut stranger = customer.clone();
     stranger.token = "not-a-token".into();
-    let refused = scorecard(&stranger, "refused").await.expect_err("an unknown token is refused");
+    let refused = stranger
+        .scorecards()
+        .create_scorecard(process_scorecard(&template, "agent-1", Vec::new(), &[3.0]))
+        .await
+        .expect_err("an unknown token is refused");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
     // An AutoQA call: whatever it answers (no such conversation), it counts.
-    let request = v1::AutoscoreConversationsRequest { template_id, conversation_ids: vec![1] };
+    let request = v1::AutoscoreConversationsRequest { template_id: template.id, conversation_ids: vec![1] };
     let _ = customer.autoqa().autoscore_conversations(request).await;
 
     let missing = |metrics: &str, ignore: &[&str]| -> Vec<&'static str> {
@@ -322,6 +298,7 @@ async fn rule_and_dashboard_metrics_appear_on_a_serving_process() {
 
     // ClickHouse refuses the dispatcher's next insert: its table is gone.
     env.clickhouse_client().query("DROP TABLE scorecards").execute().await.expect("dropping scorecards");
-    scorecard(&customer, "second").await.expect("Postgres takes the write; the outbox keeps it");
+    // Postgres takes the write; the outbox keeps it.
+    create_scorecard(&customer, process_scorecard(&template, "agent-2", Vec::new(), &[2.0])).await;
     wait_until_shown(ONLY_ON_FAILURE).await;
 }
