@@ -17,6 +17,14 @@ pub const JOB_PARTITIONS_TOTAL: &str = "scorekeeper_job_partitions_total";
 pub const SCHEDULE_JOBS_TOTAL: &str = "scorekeeper_schedule_jobs_total";
 /// Counter, label `schedule`: ticks that failed to fire (each is retried).
 pub const SCHEDULE_FAILURES_TOTAL: &str = "scorekeeper_schedule_failures_total";
+/// Gauge, label `schedule`: Unix time of the last tick this process's
+/// scheduler handled (fired, found fired, or failed to fire and retrying).
+/// It stops moving when the scheduler is stuck.
+pub const SCHEDULE_LAST_TICK_TIMESTAMP_SECONDS: &str = "scorekeeper_schedule_last_tick_timestamp_seconds";
+/// Gauge, label `schedule`: seconds from that tick to the next one, as the
+/// cron expression gives them; the wait an alert compares the time since
+/// the last tick with.
+pub const SCHEDULE_INTERVAL_SECONDS: &str = "scorekeeper_schedule_interval_seconds";
 
 /// The counters, gauges and histograms this crate publishes: name, unit,
 /// help text.
@@ -35,7 +43,18 @@ pub const COUNTERS: &[Described] = &[
         "Schedule ticks that failed to fire and will be retried, by schedule.",
     ),
 ];
-pub const GAUGES: &[Described] = &[];
+pub const GAUGES: &[Described] = &[
+    (
+        SCHEDULE_LAST_TICK_TIMESTAMP_SECONDS,
+        Unit::Seconds,
+        "Unix time of the last tick this process's scheduler handled (fired, found fired or failed), by schedule.",
+    ),
+    (
+        SCHEDULE_INTERVAL_SECONDS,
+        Unit::Seconds,
+        "Seconds from the last handled tick to the next, as the cron expression gives them, by schedule.",
+    ),
+];
 pub const HISTOGRAMS: &[Described] = &[];
 
 /// A metric's name, unit and help text.

@@ -23,6 +23,12 @@
 //!   retried with backoff until it succeeds or the scheduler is stopped.
 //!   Once Postgres is back the latest tick is fired: ticks missed during the
 //!   outage are caught up by that one job.
+//! * **Seen ticking**: each time a scheduler has handled a tick (fired it,
+//!   found it fired, or failed and will retry) it sets the gauges
+//!   `scorekeeper_schedule_last_tick_timestamp_seconds` (that tick) and
+//!   `scorekeeper_schedule_interval_seconds` (from it to the next tick).
+//!   A scheduler stuck in a call to Postgres sets neither, so an alert can
+//!   tell a schedule that went quiet from one that waits for its next tick.
 //!
 //! Times are UTC. A process turns its scheduler off by not running it; the
 //! other processes' schedulers keep firing.
@@ -99,6 +105,15 @@ impl Schedule {
     pub fn next_tick(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron.find_next_occurrence(&now, false).ok()
     }
+
+    /// The wait from `tick` to the tick after it, as the cron expression
+    /// gives it: how long a schedule is quiet after `tick` when all is well.
+    /// For an irregular expression (say weekdays only) this is the gap that
+    /// follows `tick` (Friday's is three days), not the next two ticks'.
+    /// `None` if no tick follows within croner's search range.
+    pub fn interval_after(&self, tick: DateTime<Utc>) -> Option<Duration> {
+        self.next_tick(tick).and_then(|next| (next - tick).to_std().ok())
+    }
 }
 
 /// Builds the job of a tick: `(tick, previous)`, where `previous` is the
@@ -171,11 +186,16 @@ impl Scheduler {
                 if *shutdown.borrow() {
                     break;
                 }
-                let now = Utc::now();
+                let tick = self.schedule.latest_tick(Utc::now());
                 let outcome = tokio::select! {
-                    outcome = self.step(&mut state, now) => outcome,
+                    outcome = self.step(&mut state, tick) => outcome,
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 };
+                // Handled, well or not: this scheduler is alive and ticking
+                // (failures have their own counter).
+                if let Some(tick) = tick {
+                    publish_tick(&self.schedule, tick);
+                }
                 let pause = match outcome {
                     Ok(()) => {
                         failures = 0;
@@ -201,11 +221,11 @@ impl Scheduler {
         .await
     }
 
-    /// Fires the latest tick at or before `now` if this process has not
-    /// fired (or seen fired) it yet.
-    async fn step(&self, state: &mut State, now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Fires `tick`, the latest tick at or before now, if this process has
+    /// not fired (or seen fired) it yet.
+    async fn step(&self, state: &mut State, tick: Option<DateTime<Utc>>) -> Result<(), StoreError> {
         let name = self.schedule.name.as_str();
-        let Some(tick) = self.schedule.latest_tick(now) else {
+        let Some(tick) = tick else {
             // No past tick: the first one to come fires normally.
             state.started = true;
             return Ok(());
@@ -244,6 +264,18 @@ impl Scheduler {
     }
 }
 
+/// Sets the gauges of a handled tick of `schedule`: its time, and the wait
+/// until the tick after it.
+fn publish_tick(schedule: &Schedule, tick: DateTime<Utc>) {
+    let name = &schedule.name;
+    metrics::gauge!(crate::metrics::SCHEDULE_LAST_TICK_TIMESTAMP_SECONDS, "schedule" => name.clone())
+        .set(tick.timestamp() as f64);
+    if let Some(interval) = schedule.interval_after(tick) {
+        metrics::gauge!(crate::metrics::SCHEDULE_INTERVAL_SECONDS, "schedule" => name.clone())
+            .set(interval.as_secs_f64());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -278,6 +310,36 @@ mod tests {
             assert!(std::error::Error::source(&error).is_some(), "{bad:?}: no reason");
         }
         assert!(matches!(Schedule::parse("r", "0 0 31 2 *"), Err(ScheduleError::NeverFires { .. })));
+    }
+
+    #[test]
+    fn the_interval_is_the_wait_after_a_tick() {
+        let every_ten_minutes = Schedule::parse("r", "*/10 * * * *").unwrap();
+        assert_eq!(every_ten_minutes.interval_after(at(10, 0, 0)), Some(Duration::from_secs(600)));
+        // Weekdays at 02:00: Friday's tick is followed by three days'
+        // quiet, Monday's by one.
+        let weekdays = Schedule::parse("r", "0 2 * * 1-5").unwrap();
+        let friday = Utc.with_ymd_and_hms(2025, 6, 13, 2, 0, 0).unwrap();
+        let monday = Utc.with_ymd_and_hms(2025, 6, 16, 2, 0, 0).unwrap();
+        assert_eq!(weekdays.interval_after(friday), Some(Duration::from_secs(3 * 86_400)));
+        assert_eq!(weekdays.interval_after(monday), Some(Duration::from_secs(86_400)));
+    }
+
+    #[test]
+    fn a_handled_tick_sets_both_gauges() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let hourly = Schedule::parse("reindex", "0 * * * *").unwrap();
+        metrics::with_local_recorder(&recorder, || publish_tick(&hourly, at(10, 0, 0)));
+        let text = handle.render();
+        let last = format!(
+            "{}{{schedule=\"reindex\"}} {}",
+            crate::metrics::SCHEDULE_LAST_TICK_TIMESTAMP_SECONDS,
+            at(10, 0, 0).timestamp()
+        );
+        let interval = format!("{}{{schedule=\"reindex\"}} 3600", crate::metrics::SCHEDULE_INTERVAL_SECONDS);
+        assert!(text.lines().any(|l| l == last), "no `{last}` in:\n{text}");
+        assert!(text.lines().any(|l| l == interval), "no `{interval}` in:\n{text}");
     }
 
     #[test]

@@ -181,6 +181,8 @@ fn rules_and_dashboard_name_only_published_metrics() {
         "scorekeeper_job_attempts_ended_total",
         "scorekeeper_audit_drifted_rows",
         "scorekeeper_schedule_failures_total",
+        "scorekeeper_schedule_last_tick_timestamp_seconds",
+        "scorekeeper_schedule_interval_seconds",
         "scorekeeper_clickhouse_insert_errors_total",
         "scorekeeper_clickhouse_rows_written_total",
         "scorekeeper_job_partitions_total",
@@ -237,7 +239,8 @@ fn exposed(text: &str) -> BTreeSet<String> {
 
 /// A real `serve` that has done the work the metrics count (API writes
 /// through its dispatcher, scheduled audits that find drift and repair it
-/// with reindex jobs, a refused token, inserts ClickHouse refuses) shows
+/// with reindex jobs, and whose ticks set the schedule gauges, a refused
+/// token, inserts ClickHouse refuses) shows
 /// every metric the rules and the dashboard use on `/metrics`.
 #[tokio::test]
 async fn rule_and_dashboard_metrics_appear_on_a_serving_process() {
