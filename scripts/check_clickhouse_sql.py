@@ -31,6 +31,8 @@ Rules for the .sql files:
                        its local-table form (no ON CLUSTER, ReplacingMergeTree for
                        ReplicatedReplacingMergeTree) must apply; Distributed tables only
                        parse. The single server (a) has no cluster and skips them.
+  * A query with `remote(` asks another node (the topology probe): on chdb it only
+    has to parse, since current ClickHouse cannot query an 18.16 server.
   * Lines starting with `--` are stripped before a statement is sent.
   * Use unqualified table names: statements run with the throwaway database as default.
 Exit status: 0 if every file passed on both engines (or the sql directory does not
@@ -335,6 +337,11 @@ class ChdbEngine:
         self._query("USE %s" % self.database)
 
     def run(self, sql):
+        if "remote(" in sql:
+            # A query to another node: the only one here is the 18.16 server,
+            # whose protocol a current client does not speak. It must parse.
+            self._query("EXPLAIN AST " + sql)
+            return
         if "ON CLUSTER" not in sql:
             self._query(sql)
             return

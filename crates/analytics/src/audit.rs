@@ -46,14 +46,11 @@ fn buckets_query(table: AuditTable) -> String {
         AuditTable::Scorecards => ("scorecards", "created_at"),
         AuditTable::Scores => ("scores", "scorecard_created_at"),
     };
-    query_text(BUCKETS).replace("{table}", name).replace("{time}", time)
+    crate::schema::query_text(BUCKETS).replace("{table}", name).replace("{time}", time)
 }
 
 /// The query text without its comment lines: the clickhouse crate would
 /// take a `?` in a comment for a placeholder.
-fn query_text(file: &str) -> String {
-    file.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n")
-}
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct BucketSumRow {
@@ -171,7 +168,7 @@ impl Analytics {
     pub async fn audit_rows(&self, slice: &AuditSlice) -> Result<Vec<AuditRow>> {
         let rows: Vec<AuditRowRow> = self
             .client()
-            .query(&query_text(ROWS[index(slice.table)]))
+            .query(&crate::schema::query_text(ROWS[index(slice.table)]))
             .bind(slice.customer_id.0)
             .bind(seconds(slice.start_seconds))
             .bind(seconds(slice.end_seconds))
@@ -292,7 +289,11 @@ impl Analytics {
                 AuditTable::Scores => Found::Scores(Vec::new()),
             });
         }
-        let query = self.client().query(&query_text(BY_ID[index(table)])).bind(customer.0).bind(ids.to_vec());
+        let query = self
+            .client()
+            .query(&crate::schema::query_text(BY_ID[index(table)]))
+            .bind(customer.0)
+            .bind(ids.to_vec());
         let found = match table {
             AuditTable::Conversations => Found::Conversations(query.fetch_all().await),
             AuditTable::Scorecards => Found::Scorecards(query.fetch_all().await),
@@ -346,7 +347,7 @@ mod tests {
 
     #[test]
     fn comment_lines_are_dropped_before_binding() {
-        let text = super::query_text(super::BY_ID[0]);
+        let text = crate::schema::query_text(super::BY_ID[0]);
         assert!(!text.contains("--"));
         assert_eq!(text.matches('?').count(), 3, "?fields, customer_id and ids: {text}");
     }

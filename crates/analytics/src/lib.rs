@@ -10,6 +10,7 @@
 //! The target is one server, or a cluster (`ClickHouseConfig::cluster`):
 //! see the `cluster` module for what changes there.
 
+pub mod activity;
 pub mod audit;
 mod cluster;
 pub mod error;
@@ -20,6 +21,7 @@ mod schema;
 #[cfg(test)]
 mod select_list;
 pub mod stats;
+pub mod topology;
 pub mod writer;
 
 pub use error::{AnalyticsError, Result};

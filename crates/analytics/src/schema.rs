@@ -13,6 +13,12 @@ pub(crate) fn statements() -> impl Iterator<Item = String> {
     FILES.iter().flat_map(|file| split(file))
 }
 
+/// A query file's text, comment lines removed (a `?` in a comment would be
+/// taken for a placeholder).
+pub(crate) fn query_text(file: &str) -> String {
+    file.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n")
+}
+
 /// The statements of a `.sql` file, comment lines removed.
 pub(crate) fn split(file: &str) -> Vec<String> {
     let code: String =

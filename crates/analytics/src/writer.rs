@@ -32,6 +32,9 @@ pub enum WritePath {
 }
 
 impl WritePath {
+    pub const ALL: [WritePath; 4] =
+        [WritePath::Api, WritePath::BatchIndex, WritePath::AutoQa, WritePath::Reindex];
+
     pub fn as_str(self) -> &'static str {
         match self {
             WritePath::Api => "api",
@@ -203,6 +206,7 @@ impl BulkWrite {
         )?;
         if conversations + scorecards + scores > 0 {
             record_last_write(path);
+            crate::activity::record(path, conversations + scorecards + scores);
         }
         Ok(WriteReport { conversations, scorecards, scores })
     }
