@@ -307,6 +307,10 @@ pub struct DriftedRow {
     pub postgres_version: Option<i64>,
     /// The latest version in ClickHouse (`None`: no such row).
     pub clickhouse_version: Option<i64>,
+    /// The start of the UTC day the row's bucket time lies in (`None`: a
+    /// time ClickHouse cannot hold, and reports written before this field).
+    #[serde(default)]
+    pub day: Option<DateTime<Utc>>,
 }
 
 /// A top-level (day) bucket of one table and customer.

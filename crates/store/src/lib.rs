@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod codec;
+pub mod console;
 pub mod conversations;
 pub mod error;
 pub mod listen;

@@ -28,6 +28,7 @@ use scorekeeper_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::record::Phase;
 use super::{Findings, Progress, audit_with_findings, repair, wait_for_jobs};
 
 /// `JobType::JOB_TYPE_AUDIT` (proto `scorekeeper.v1.JobType`); a contract
@@ -172,6 +173,8 @@ impl JobHandler for AuditHandler {
                 let (report, findings) =
                     audit_recording(ctx, store, analytics, &spec.scope, &AUDIT, record).await?;
                 if record {
+                    super::record::record(store, &spec.scope, &report, Some(ctx.job().id), Phase::Audit)
+                        .await?;
                     let summary = AuditCheckpoint::Summary(AuditSummary::from(&report));
                     ctx.record_checkpoint(&AUDIT, Covered::default(), &summary, Duration::ZERO).await?;
                     ctx.finish_activity(&AUDIT, Duration::ZERO).await?;
@@ -195,6 +198,7 @@ impl JobHandler for AuditHandler {
                 _ = ctx.stopping().cancelled() => {}
             }
             let (after, _) = audit_recording(ctx, store, analytics, &spec.scope, &VERIFY, true).await?;
+            super::record::record(store, &spec.scope, &after, Some(ctx.job().id), Phase::Verify).await?;
             let summary = AuditCheckpoint::Summary(AuditSummary::from(&after));
             ctx.record_checkpoint(&VERIFY, Covered::default(), &summary, started.elapsed()).await?;
             ctx.finish_activity(&VERIFY, Duration::ZERO).await

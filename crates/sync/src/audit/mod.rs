@@ -25,6 +25,7 @@
 pub mod compare;
 pub mod job;
 pub mod out_of_range;
+pub mod record;
 pub mod repair;
 pub mod schedule;
 pub mod walk;

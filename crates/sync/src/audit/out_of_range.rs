@@ -94,6 +94,7 @@ pub fn fold(
             kind: DriftKind::OutOfRange,
             postgres_version: Some(row.version),
             clickhouse_version,
+            day: None,
         });
     }
     unbucketed

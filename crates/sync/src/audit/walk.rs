@@ -278,6 +278,8 @@ impl Walker<'_> {
         pair: &Pair,
         drift: &mut DriftCounts,
     ) -> Result<Vec<DriftedRow>> {
+        // A slice lies within one day bucket: the day its rows are in.
+        let day = utc_at_second(slice.start_seconds.div_euclid(DAY_SECONDS) * DAY_SECONDS);
         let own = |side: Option<BucketSum>| {
             side.map(|b| AuditSlice {
                 id_low: b.min_id.max(slice.id_low),
@@ -351,6 +353,7 @@ impl Walker<'_> {
                     kind,
                     postgres_version: p.map(|r| r.version),
                     clickhouse_version: c.map(|r| r.version),
+                    day: Some(day),
                 })
             })
             .collect();
