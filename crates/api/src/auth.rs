@@ -22,7 +22,7 @@ use scorekeeper_store::listen::Heard;
 use scorekeeper_store::tenants::{self, Principal, TOKENS_CHANNEL, TokenId, TokenLookup};
 use sha2::{Digest, Sha256};
 
-use self::cache::TokenCache;
+use self::cache::{Epoch, TokenCache};
 use self::log_budget::{LogBudget, Verdict};
 use self::throttle::FailureThrottle;
 use crate::error::{ApiError, ApiResult};
@@ -98,6 +98,23 @@ impl Authenticator {
         if let Some(principal) = self.cache.get(&key) {
             return Ok(principal);
         }
+        let (id, (before, principal)) = self.look_up(token, peer).await?;
+        // Cached only if no revocation was heard since the lookup began.
+        self.cache.insert(key, id, principal, before);
+        Ok(principal)
+    }
+
+    /// Checks `token`, presented from `peer`, as every call's token is
+    /// checked (same refusals, counted and throttled the same), without
+    /// the cache: for a console login, which needs the token's id.
+    pub async fn check_token(&self, token: &str, peer: Option<IpAddr>) -> ApiResult<(TokenId, Principal)> {
+        let (id, (_, principal)) = self.look_up(token.trim(), peer).await?;
+        Ok((id, principal))
+    }
+
+    /// Looks `token` up in Postgres, within the throttle of `peer`: its id,
+    /// and the cache epoch read before the lookup with its principal.
+    async fn look_up(&self, token: &str, peer: Option<IpAddr>) -> ApiResult<(TokenId, (Epoch, Principal))> {
         let prefix = tenants::public_prefix(token);
         if !self.throttle.try_acquire(peer) {
             return Err(self.refuse(Failure::Throttled, peer, prefix));
@@ -113,8 +130,7 @@ impl Authenticator {
         match found {
             TokenLookup::Live { id, principal } => {
                 self.throttle.refund(peer);
-                self.cache.insert(key, id, principal, before);
-                Ok(principal)
+                Ok((id, (before, principal)))
             }
             TokenLookup::Revoked { .. } => Err(self.refuse(Failure::Revoked, peer, prefix)),
             TokenLookup::Unknown if prefix.is_none() => Err(self.refuse(Failure::Malformed, peer, None)),

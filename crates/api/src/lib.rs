@@ -3,6 +3,7 @@
 //! errors into statuses in one place ([`error`]).
 
 mod auth;
+pub mod calls;
 mod convert;
 mod deadline;
 pub mod error;

@@ -8,6 +8,7 @@ use scorekeeper_domain::{CustomerId, Invalid};
 use scorekeeper_proto::time::to_timestamp;
 use scorekeeper_proto::v1::analytics_service_server::AnalyticsService;
 use scorekeeper_proto::v1::*;
+use scorekeeper_store::tenants::Principal;
 use tonic::{Request, Response, Status};
 
 use crate::error::{ApiError, ApiResult, respond};
@@ -78,15 +79,7 @@ async fn audit(state: &ApiState, request: Request<AuditRequest>) -> ApiResult<Au
     let principal = state.auth.principal(&request).await?;
     let r = request.get_ref();
     let scope = audit_scope(principal, r)?;
-    // An audit scans a customer's whole mirror: counted per customer,
-    // whatever scope it names.
-    let per_minute = state.limits.audits_per_minute_per_customer;
-    if !state.store.admit_audit(principal.customer_id, per_minute).await? {
-        return Err(ApiError::ResourceExhausted(format!(
-            "this customer already ran {per_minute} audits in the last minute \
-             (AUDITS_PER_MINUTE_PER_CUSTOMER); retry later"
-        )));
-    }
+    admit_audit(state, principal).await?;
     if let Some(customer) = scope.customer_id
         && customer != principal.customer_id
         && !state.store.customer_exists(customer).await?
@@ -97,6 +90,18 @@ async fn audit(state: &ApiState, request: Request<AuditRequest>) -> ApiResult<Au
     let quiet = scorekeeper_sync::audit::Quiet;
     let (report, findings) =
         scorekeeper_sync::audit::audit_with_findings(store, analytics, &scope, &quiet).await?;
+    // Kept for the console; the caller has the report either way.
+    if let Err(error) = scorekeeper_sync::audit::record::record(
+        store,
+        &scope,
+        &report,
+        None,
+        scorekeeper_sync::audit::record::Phase::Audit,
+    )
+    .await
+    {
+        tracing::warn!(error = %scorekeeper_domain::report::error_chain(&error), "the audit's report was not stored");
+    }
     let repair = if r.repair && !findings.is_empty() {
         let done = scorekeeper_sync::audit::repair(store, analytics, &findings, None).await?;
         Some(AuditRepair {
@@ -110,9 +115,24 @@ async fn audit(state: &ApiState, request: Request<AuditRequest>) -> ApiResult<Au
     Ok(AuditResponse { report: Some(report_to_wire(&report)), repair })
 }
 
+/// Counts an audit against the caller's customer's limit of audits a
+/// minute, or refuses it: an audit scans a customer's whole mirror, so it
+/// is counted per customer, whatever scope it names (Audit calls and audit
+/// jobs alike).
+pub(crate) async fn admit_audit(state: &ApiState, principal: Principal) -> ApiResult<()> {
+    let per_minute = state.limits.audits_per_minute_per_customer;
+    if !state.store.admit_audit(principal.customer_id, per_minute).await? {
+        return Err(ApiError::ResourceExhausted(format!(
+            "this customer already ran {per_minute} audits in the last minute \
+             (AUDITS_PER_MINUTE_PER_CUSTOMER); retry later"
+        )));
+    }
+    Ok(())
+}
+
 /// The audit's scope from the request: the caller's own customer unless an
 /// admin names another or all; a window needs both ends.
-fn audit_scope(principal: scorekeeper_store::tenants::Principal, r: &AuditRequest) -> ApiResult<AuditScope> {
+pub(crate) fn audit_scope(principal: Principal, r: &AuditRequest) -> ApiResult<AuditScope> {
     let customer_id = match (r.all_customers, r.customer_id) {
         (_, id) if id < 0 => return Err(Invalid::new("customer_id", "must not be negative").into()),
         (true, 0) if principal.is_admin => None,

@@ -3,6 +3,7 @@
 //! sees every job.
 
 use chrono::{DateTime, Utc};
+use scorekeeper_domain::audit::AuditSpec;
 use scorekeeper_domain::limits::MAX_IDS_PER_BATCH;
 use scorekeeper_domain::reindex::{ReindexScope, ReindexSpec, TimeBase, TimeWindow};
 use scorekeeper_domain::{CustomerId, Invalid, TemplateType};
@@ -104,7 +105,35 @@ fn reindex_spec_of_customer(
     })
 }
 
+/// An audit job's spec: the scope as the Audit call takes it (a customer
+/// token audits only its own customer; 0 is all customers, admin tokens
+/// only), within the same per-customer limit of audits a minute.
+async fn audit_spec(state: &ApiState, principal: Principal, p: &AuditPayload) -> ApiResult<AuditSpec> {
+    let request = AuditRequest {
+        customer_id: p.customer_id,
+        all_customers: p.customer_id == 0,
+        start_time: p.start_time,
+        end_time: p.end_time,
+        repair: p.repair,
+    };
+    let scope = crate::services::analytics::audit_scope(principal, &request)?;
+    crate::services::analytics::admit_audit(state, principal).await?;
+    Ok(AuditSpec { scope, repair: p.repair })
+}
+
 fn payload_to_wire(job_type: i16, payload: &serde_json::Value) -> Option<JobPayload> {
+    if i32::from(job_type) == JobType::Audit as i32 {
+        let spec: AuditSpec = serde_json::from_value(payload.clone()).ok()?;
+        let window = spec.scope.window;
+        return Some(JobPayload {
+            payload: Some(Payload::Audit(AuditPayload {
+                customer_id: spec.scope.customer_id.map_or(0, |c| c.0),
+                start_time: window.map(|w| to_timestamp(w.start)),
+                end_time: window.map(|w| to_timestamp(w.end)),
+                repair: spec.repair,
+            })),
+        });
+    }
     if i32::from(job_type) != JobType::ReindexConversations as i32 {
         return None;
     }
@@ -296,31 +325,49 @@ impl JobService for Jobs {
         &self,
         request: Request<CreateJobRequest>,
     ) -> Result<Response<CreateJobResponse>, Status> {
-        respond(create_job(&self.0, request)).await
+        respond(async {
+            let principal = self.0.auth.principal(&request).await?;
+            create_job(&self.0, principal, request.get_ref()).await
+        })
+        .await
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<GetJobResponse>, Status> {
-        respond(get_job(&self.0, request)).await
+        respond(async {
+            let principal = self.0.auth.principal(&request).await?;
+            get_job(&self.0, principal, request.get_ref()).await
+        })
+        .await
     }
 
     async fn list_jobs(
         &self,
         request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        respond(list_jobs(&self.0, request)).await
+        respond(async {
+            let principal = self.0.auth.principal(&request).await?;
+            list_jobs(&self.0, principal, request.get_ref()).await
+        })
+        .await
     }
 
     async fn cancel_job(
         &self,
         request: Request<CancelJobRequest>,
     ) -> Result<Response<CancelJobResponse>, Status> {
-        respond(cancel_job(&self.0, request)).await
+        respond(async {
+            let principal = self.0.auth.principal(&request).await?;
+            cancel_job(&self.0, principal, request.get_ref()).await
+        })
+        .await
     }
 }
 
-async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> ApiResult<CreateJobResponse> {
-    let principal = state.auth.principal(&request).await?;
-    let r = request.get_ref();
+pub(crate) async fn create_job(
+    state: &ApiState,
+    principal: Principal,
+    r: &CreateJobRequest,
+) -> ApiResult<CreateJobResponse> {
     let job_type = validate::known_enum::<JobType>("type", r.r#type, false)?;
     if !i16::try_from(r.r#type).is_ok_and(|t| state.jobs.is_registered(t)) {
         return Err(Invalid::new(
@@ -329,9 +376,16 @@ async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> Api
         )
         .into());
     }
-    let spec = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
+    let (new, customer) = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
         Some(Payload::ReindexConversations(p)) if job_type == JobType::ReindexConversations => {
-            reindex_spec(principal, p)?
+            let spec = reindex_spec(principal, p)?;
+            // The one builder of reindex jobs, as the schedule's and the
+            // audit's repair: type, activities and attempts from the job type.
+            (scorekeeper_sync::reindex::new_job(&spec, spec.scope.customer_id), spec.scope.customer_id)
+        }
+        Some(Payload::Audit(p)) if job_type == JobType::Audit => {
+            let spec = audit_spec(state, principal, p).await?;
+            (scorekeeper_sync::audit::job::new_job(&spec, spec.scope.customer_id), spec.scope.customer_id)
         }
         _ => {
             return Err(Invalid::new(
@@ -343,18 +397,11 @@ async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> Api
     };
     // An admin may name any customer; one that does not exist is the
     // caller's mistake, not a server failure.
-    if let Some(customer) = spec.scope.customer_id
+    if let Some(customer) = customer
         && !state.store.customer_exists(customer).await?
     {
-        return Err(Invalid::new(
-            "payload.reindex_conversations.customer_id",
-            format!("unknown customer {customer}"),
-        )
-        .into());
+        return Err(Invalid::new("payload.customer_id", format!("unknown customer {customer}")).into());
     }
-    // The one builder of reindex jobs, as the schedule's and the audit's
-    // repair: type, activities and attempts from the job type.
-    let new = scorekeeper_sync::reindex::new_job(&spec, spec.scope.customer_id);
     let (job, _) = if principal.is_admin {
         state.job_store.create_job(&new).await?
     } else {
@@ -369,9 +416,12 @@ async fn create_job(state: &ApiState, request: Request<CreateJobRequest>) -> Api
     Ok(CreateJobResponse { job: Some(job_to_wire(&job, principal)) })
 }
 
-async fn get_job(state: &ApiState, request: Request<GetJobRequest>) -> ApiResult<GetJobResponse> {
-    let principal = state.auth.principal(&request).await?;
-    let id = job_id("id", &request.get_ref().id)?;
+pub(crate) async fn get_job(
+    state: &ApiState,
+    principal: Principal,
+    r: &GetJobRequest,
+) -> ApiResult<GetJobResponse> {
+    let id = job_id("id", &r.id)?;
     let job = state
         .job_store
         .get_job(id, visible_customer(principal))
@@ -380,9 +430,12 @@ async fn get_job(state: &ApiState, request: Request<GetJobRequest>) -> ApiResult
     Ok(GetJobResponse { job: Some(job_to_wire(&job, principal)) })
 }
 
-async fn list_jobs(state: &ApiState, request: Request<ListJobsRequest>) -> ApiResult<ListJobsResponse> {
-    let principal = state.auth.principal(&request).await?;
-    let JobsPage { filter, size, after } = jobs_page(principal, request.get_ref())?;
+pub(crate) async fn list_jobs(
+    state: &ApiState,
+    principal: Principal,
+    r: &ListJobsRequest,
+) -> ApiResult<ListJobsResponse> {
+    let JobsPage { filter, size, after } = jobs_page(principal, r)?;
     let jobs = state.job_store.list_jobs(&filter, after, size).await?;
     let next_page_token = match jobs.last() {
         Some(last) if jobs.len() == size => page_token(last),
@@ -394,9 +447,12 @@ async fn list_jobs(state: &ApiState, request: Request<ListJobsRequest>) -> ApiRe
     })
 }
 
-async fn cancel_job(state: &ApiState, request: Request<CancelJobRequest>) -> ApiResult<CancelJobResponse> {
-    let principal = state.auth.principal(&request).await?;
-    let id = job_id("id", &request.get_ref().id)?;
+pub(crate) async fn cancel_job(
+    state: &ApiState,
+    principal: Principal,
+    r: &CancelJobRequest,
+) -> ApiResult<CancelJobResponse> {
+    let id = job_id("id", &r.id)?;
     let job = state
         .job_store
         .request_cancel(id, visible_customer(principal))
