@@ -2,7 +2,8 @@
 //! outbox dispatcher, job worker, schedulers) from the command line's
 //! settings, each part switchable so API nodes and worker nodes can be
 //! scaled apart, plus what only the binary has: migrations at start, the
-//! metrics recorder and the HTTP port (`/metrics`, `/health`). Both ports
+//! metrics recorder and the HTTP port (`/metrics`, `/health`, the console
+//! under `/ui`). Both ports
 //! serve TLS only when `--tls-cert`/`--tls-key` are given (`crate::tls`).
 
 use std::net::SocketAddr;
@@ -11,15 +12,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Args;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use scorekeeper_api::health::Dependencies;
+use scorekeeper_console::{Console, Freshness};
 use scorekeeper_jobs::WorkerConfig;
 use scorekeeper_service::{AutoQaSettings, Parts, Service, TenantLimits};
-use scorekeeper_store::Store;
 use scorekeeper_sync::audit::schedule::AuditScheduleSettings;
 use scorekeeper_sync::outbox::DispatcherConfig;
 use scorekeeper_sync::reindex::ReindexSettings;
@@ -28,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::settings::{ClickHouseArgs, PostgresArgs};
 use crate::tls::ServerTls;
-use crate::tls_listener::TlsListener;
+use crate::tls_listener::{TlsListener, TlsPeer};
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
@@ -39,9 +40,12 @@ pub struct ServeArgs {
     /// gRPC listen address.
     #[arg(long, env = "SK_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     grpc_addr: SocketAddr,
-    /// HTTP listen address for /metrics and /health.
+    /// HTTP listen address for /metrics, /health and the console (/ui).
     #[arg(long, env = "SK_HTTP_ADDR", default_value = "127.0.0.1:9464")]
     http_addr: SocketAddr,
+    /// Seconds a console session lasts after logging in.
+    #[arg(long, env = "CONSOLE_SESSION_SECONDS", default_value_t = 8 * 3600, value_parser = clap::value_parser!(u64).range(60..=30 * 86_400))]
+    console_session_seconds: u64,
     /// PEM certificate chain: with --tls-key, the gRPC and HTTP ports serve
     /// TLS only. Unset (with --tls-key unset): both plain.
     #[arg(long, env = "SK_TLS_CERT")]
@@ -194,8 +198,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("binding --grpc-addr {}", args.grpc_addr))?,
         ),
     };
+    // This process's name in job leases and in the fleet's write counts.
+    let process = worker_id();
     let worker = (!args.no_worker).then(|| {
-        let mut config = WorkerConfig::new(worker_id());
+        let mut config = WorkerConfig::new(process.clone());
         config.concurrency = args.worker_concurrency as usize;
         config.lease = Duration::from_secs(args.job_lease_seconds);
         config.max_running_per_customer = args.jobs_max_running_per_customer as usize;
@@ -256,11 +262,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     };
     let mut service = Service::start(&store, &analytics, parts);
-    tracing::info!(addr = %args.http_addr, "serving /metrics and /health");
+    tracing::info!(addr = %args.http_addr, "serving /metrics, /health and the console at /ui");
+    let freshness = Freshness::default();
+    let console = Console::new(
+        service.calls(),
+        analytics.clone(),
+        service.health(),
+        freshness.clone(),
+        Duration::from_secs(args.console_session_seconds),
+        tls.is_some(),
+    );
     let state = HttpState { metrics, health: service.health() };
     let http_tls = tls.as_ref().map(ServerTls::http);
-    service.spawn("the HTTP server", serve_http(http, http_tls, state, service.stop_signal()));
-    service.spawn("the outbox gauges", report_outbox(store.clone(), service.stop_signal()));
+    service.spawn("the HTTP server", serve_http(http, http_tls, state, console, service.stop_signal()));
+    service.spawn("the freshness sampler", freshness.run(store.clone(), process, service.stop_signal()));
 
     let failure = tokio::select! {
         _ = shutdown_signal() => None,
@@ -307,25 +322,41 @@ struct HttpState {
     health: watch::Receiver<Dependencies>,
 }
 
-/// Serves `/metrics` and `/health` on `listener` until `shutdown`; over TLS
-/// only when `tls` is given.
+/// Serves `/metrics`, `/health` and the console on `listener` until
+/// `shutdown`; over TLS only when `tls` is given. Handlers see the peer's
+/// address (the console's login throttles by it).
 async fn serve_http(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     state: HttpState,
+    console: Console,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(|State(s): State<HttpState>| async move { s.metrics.render() }))
         .route("/health", get(health))
-        .with_state(state);
+        .with_state(state)
+        .merge(console.router());
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
     match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(stopped).await,
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app).with_graceful_shutdown(stopped).await
+        }
         Some(acceptor) => {
             let listener = TlsListener::new(listener, acceptor).context("the HTTP port's address")?;
+            // Handlers read the peer as `ConnectInfo<SocketAddr>` either way.
+            let app = app
+                .layer(axum::middleware::map_request(|mut request: axum::extract::Request| async move {
+                    let peer = request.extensions().get::<ConnectInfo<TlsPeer>>().map(|c| c.0.0);
+                    if let Some(peer) = peer {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                    }
+                    request
+                }))
+                .into_make_service_with_connect_info::<TlsPeer>();
             axum::serve(listener, app).with_graceful_shutdown(stopped).await
         }
     }
@@ -346,23 +377,4 @@ async fn health(State(s): State<HttpState>) -> (StatusCode, String) {
     let body = format!("postgres: {}\nclickhouse: {}\n", word(now.postgres), word(now.clickhouse));
     let code = if now.serving() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body)
-}
-
-/// Publishes outbox depth and the age of its oldest entry every few seconds.
-async fn report_outbox(store: Store, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    while !*shutdown.borrow() {
-        match store.outbox_stats().await {
-            Ok(stats) => {
-                metrics::gauge!(scorekeeper_sync::metrics::OUTBOX_DEPTH).set(stats.depth as f64);
-                metrics::gauge!(scorekeeper_sync::metrics::OUTBOX_OLDEST_AGE_SECONDS)
-                    .set(stats.oldest_age_seconds);
-            }
-            Err(error) => tracing::debug!(%error, "outbox stats unavailable"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-    Ok(())
 }

@@ -18,6 +18,7 @@ pub mod telemetry;
 
 use scorekeeper_analytics::Analytics;
 pub use scorekeeper_api::TenantLimits;
+use scorekeeper_api::calls::Calls;
 use scorekeeper_api::health::{self, Dependencies};
 use scorekeeper_autoqa::AutoQa;
 pub use scorekeeper_autoqa::{AutoQaSettings, default_threads as default_autoqa_threads};
@@ -76,6 +77,9 @@ pub struct Service {
     shutdown: watch::Sender<bool>,
     parts: JoinSet<Result<()>>,
     health: watch::Receiver<Dependencies>,
+    /// The API's calls, for the console; on the gRPC server's state where
+    /// it runs here.
+    calls: Calls,
 }
 
 impl Service {
@@ -86,7 +90,18 @@ impl Service {
     pub fn start(store: &Store, analytics: &Analytics, parts: Parts) -> Service {
         let (shutdown, _) = watch::channel(false);
         let (health_report, health) = watch::channel(Dependencies::default());
-        let mut service = Service { shutdown, parts: JoinSet::new(), health };
+        let registry = scorekeeper_sync::job_registry(store.clone(), analytics.clone(), parts.reindex);
+        // Built in every process, API or not: the console on the HTTP port
+        // answers through it.
+        let state = scorekeeper_api::ApiState::new(
+            store.clone(),
+            analytics.clone(),
+            registry.clone(),
+            AutoQa::new(store.clone(), parts.autoqa),
+            parts.limits,
+        );
+        let calls = Calls::new(state.clone());
+        let mut service = Service { shutdown, parts: JoinSet::new(), health, calls };
         let checks = health::check_dependencies(
             store.clone(),
             analytics.clone(),
@@ -97,7 +112,6 @@ impl Service {
             checks.await;
             Err(ServiceError::Ended { part: "the health checker" })
         });
-        let registry = scorekeeper_sync::job_registry(store.clone(), analytics.clone(), parts.reindex);
         if let Some(config) = parts.dispatcher {
             let dispatcher = OutboxDispatcher::new(store.clone(), analytics.clone(), config);
             let stop = service.stop_signal();
@@ -128,14 +142,6 @@ impl Service {
             });
         }
         if let Some(listener) = parts.api {
-            let autoqa = AutoQa::new(store.clone(), parts.autoqa);
-            let state = scorekeeper_api::ApiState::new(
-                store.clone(),
-                analytics.clone(),
-                registry,
-                autoqa,
-                parts.limits,
-            );
             let mut stop = service.stop_signal();
             let health = service.health();
             service.parts.spawn(async move {
@@ -148,6 +154,11 @@ impl Service {
             });
         }
         service
+    }
+
+    /// The API's calls as a principal, for the console.
+    pub fn calls(&self) -> Calls {
+        self.calls.clone()
     }
 
     /// What the dependency checker last found (Postgres, ClickHouse

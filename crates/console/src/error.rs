@@ -1,0 +1,73 @@
+//! The console's errors as HTTP answers: the API's errors keep their gRPC
+//! code, turned into a status by the API's own boundary
+//! (`tonic::Status::from(ApiError)`, which also logs what a server failure
+//! hides), then into the HTTP status of that code.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use scorekeeper_api::error::ApiError;
+use scorekeeper_domain::Invalid;
+use serde::Serialize;
+use tonic::Code;
+
+/// A refusal or failure: its gRPC code and the message the API would send.
+#[derive(Debug)]
+pub struct ConsoleError {
+    pub code: Code,
+    pub message: String,
+}
+
+pub type ConsoleResult<T> = Result<T, ConsoleError>;
+
+impl ConsoleError {
+    pub fn unauthenticated() -> ConsoleError {
+        ConsoleError { code: Code::Unauthenticated, message: "log in at /ui/login".into() }
+    }
+
+    pub fn forbidden(message: &str) -> ConsoleError {
+        ConsoleError { code: Code::PermissionDenied, message: message.into() }
+    }
+}
+
+impl From<ApiError> for ConsoleError {
+    fn from(error: ApiError) -> Self {
+        let status = tonic::Status::from(error);
+        ConsoleError { code: status.code(), message: status.message().to_owned() }
+    }
+}
+
+impl From<Invalid> for ConsoleError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::from(invalid).into()
+    }
+}
+
+/// The HTTP status and word of a gRPC code (docs/console.md's table).
+pub fn http_status(code: Code) -> (StatusCode, &'static str) {
+    match code {
+        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
+        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        Code::Aborted => (StatusCode::CONFLICT, "aborted"),
+        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "resource_exhausted"),
+        Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        Code::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
+        Code::Cancelled => (StatusCode::CONFLICT, "cancelled"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'static str,
+    message: &'a str,
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        let (status, code) = http_status(self.code);
+        (status, Json(Body { code, message: &self.message })).into_response()
+    }
+}
