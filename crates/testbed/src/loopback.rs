@@ -1,5 +1,6 @@
-//! Talking to processes on this machine: a free port to give one, and an
-//! HTTP GET of its `/health` or `/metrics`, plain or over TLS.
+//! Talking to processes on this machine: a free port to give one, an HTTP
+//! GET of its `/health` or `/metrics`, plain or over TLS, and any plain
+//! HTTP request with headers and a body (the console's forms and JSON).
 
 use std::sync::Arc;
 
@@ -19,6 +20,64 @@ pub fn free_port() -> std::io::Result<u16> {
 pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
     get(stream, path).await
+}
+
+/// What [`http_request`] got back: the status, the headers in the order
+/// they came (a name may repeat), and the body as text (lossy).
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers_named(name).into_iter().next()
+    }
+
+    /// Every header named `name` (any case), in the order they came.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+/// A plain HTTP/1.0 request on loopback: `method path` with `headers`
+/// (beside the `Host: 127.0.0.1:<port>` and `Content-Length` it always
+/// sends) and `body`; the response, if anything answered.
+pub async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<HttpResponse> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await.ok()?;
+    let mut answer = Vec::new();
+    // A server that answers without reading the whole body may reset the
+    // connection once it has answered: what arrived before that counts.
+    let read = stream.read_to_end(&mut answer).await;
+    if read.is_err() && answer.is_empty() {
+        return None;
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    Some(HttpResponse { status, headers, body: body.to_owned() })
 }
 
 /// [`http_get`] over TLS, trusting only the CA certificates of `ca_pem`

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-pub use scorekeeper_testbed::loopback::{http_get, https_get};
+pub use scorekeeper_testbed::loopback::{HttpResponse, http_get, http_request, https_get};
 pub use scorekeeper_testbed::serve::{Serve, ServeError, ServeProcess};
 
 use crate::TestEnv;
