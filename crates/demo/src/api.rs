@@ -66,20 +66,37 @@ pub(super) fn describe(status: &Status) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Step 1: the operator creates the customer and its token.
+// Step 1: the operator creates the customer and its tokens.
 
-pub(super) async fn create_tenant(store: &Store, customer: &str) -> anyhow::Result<(CustomerId, String)> {
-    section("1. Operator: customer and API token");
+/// What the operator made: the customer, its API token (what a client of
+/// the customer holds) and an admin token (the operator's, for the console).
+pub(super) struct Tenant {
+    pub(super) customer_id: CustomerId,
+    pub(super) token: String,
+    pub(super) admin_token: String,
+}
+
+pub(super) async fn create_tenant(store: &Store, customer: &str) -> anyhow::Result<Tenant> {
+    section("1. Operator: customer and API tokens");
     let customer_id = store.ensure_customer(customer).await.context("creating the customer in Postgres")?;
     let token =
         store.create_token(customer_id, false, "scorekeeper demo").await.context("creating the API token")?;
-    println!("customer {customer:?} has id {customer_id}   (what `scorekeeper customer-create` does)");
+    // As `scorekeeper token create --admin` does: the same store call.
+    let admin_token = store
+        .create_token(customer_id, true, "scorekeeper demo (admin, console)")
+        .await
+        .context("creating the admin token")?;
+    println!("customer {customer:?} has id {customer_id}   (what `scorekeeper customer create` does)");
     println!(
-        "API token sk_…{} created   (what `scorekeeper token-create` does; it prints the token once, the demo prints it again at the end)",
+        "API token sk_…{} created   (what `scorekeeper token create` does; it prints the token once, the demo prints it again at the end)",
         token_tail(&token)
     );
+    println!(
+        "admin token sk_…{} created   (`scorekeeper token create --admin`: every customer, for the operator console)",
+        token_tail(&admin_token)
+    );
     println!("every call below sends `authorization: Bearer <token>`; the token decides the customer");
-    Ok((customer_id, token))
+    Ok(Tenant { customer_id, token, admin_token })
 }
 
 /// The last characters of a token, enough to recognise it in a log.

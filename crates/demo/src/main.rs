@@ -2,10 +2,10 @@
 //! running `scorekeeper serve` (which `scripts/demo` starts on the local
 //! stack).
 //!
-//! The story, one function per step: an operator creates a customer and an
-//! API token; the customer defines a conversation template (with AutoQA
-//! rules) and a process template; uploads a few thousand synthetic
-//! conversations; indexes them into ClickHouse; lets AutoQA score them
+//! The story, one function per step: an operator creates a customer, its
+//! API token and an admin token (for the operator console); the customer
+//! defines a conversation template (with AutoQA rules) and a process
+//! template; uploads a few thousand synthetic conversations; indexes them into ClickHouse; lets AutoQA score them
 //! (checking every score against what its transcript was written to earn,
 //! then running it again to show it is idempotent); has reviewers create,
 //! update and delete manual scorecards; reads the analytics from ClickHouse
@@ -15,7 +15,10 @@
 //! analytics wrong, and repairs them with reindex jobs.
 //!
 //! Everything except the operator step and the drift goes through the public
-//! gRPC API with the customer's token, exactly as a client would. The synthetic content is
+//! gRPC API with the customer's token, exactly as a client would. The
+//! summary ends with what to try next: the console at `/ui` of the server's
+//! HTTP port with either token, and how to start the server again when
+//! scripts/demo stopped it (`--server-stops`). The synthetic content is
 //! deterministic (fixed seeds), so two runs differ only in ids and times.
 //!
 //! The steps live by concern: `api` (the operator step and the gRPC
@@ -71,6 +74,15 @@ struct DemoArgs {
     /// from an empty customer.
     #[arg(long)]
     customer: Option<String>,
+    /// HTTP address of that server (`/metrics`, `/health`, the console
+    /// under `/ui`), for the closing hints.
+    #[arg(long, env = "SK_HTTP_ADDR", default_value = "127.0.0.1:9464")]
+    http_addr: String,
+    /// The server stops when the demo ends (scripts/demo passes this unless
+    /// it runs with --keep-serving): the closing hints then say how to
+    /// start it again.
+    #[arg(long)]
+    server_stops: bool,
 }
 
 /// Server limit on conversations per UpsertConversations call
@@ -111,9 +123,10 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let store = args.postgres.store()?;
     let clickhouse = args.clickhouse.analytics()?.config().clone();
-    let (customer_id, token) = api::create_tenant(&store, &customer).await?;
+    let tenant = api::create_tenant(&store, &customer).await?;
+    let customer_id = tenant.customer_id;
     let tls = scorekeeper_client::ClientTls::from_setting(args.tls_ca.as_deref())?;
-    let mut api = api::Api::connect(&args.grpc_url, &tls, &token).await?;
+    let mut api = api::Api::connect(&args.grpc_url, &tls, &tenant.token).await?;
 
     let templates = world::create_templates(&mut api).await?;
     let uploaded = world::upsert_conversations(&mut api, args.conversations as usize).await?;
@@ -134,8 +147,11 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     print_summary(&Summary {
         customer: &customer,
         customer_id,
-        token: &token,
+        token: &tenant.token,
+        admin_token: &tenant.admin_token,
         grpc_url: &args.grpc_url,
+        http_addr: &args.http_addr,
+        server_stops: args.server_stops,
         uploaded: &uploaded,
         autoqa: &autoqa,
         reviews: &reviews,
@@ -164,7 +180,10 @@ struct Summary<'a> {
     customer: &'a str,
     customer_id: CustomerId,
     token: &'a str,
+    admin_token: &'a str,
     grpc_url: &'a str,
+    http_addr: &'a str,
+    server_stops: bool,
     uploaded: &'a Uploaded,
     autoqa: &'a AutoqaOutcome,
     reviews: &'a ReviewOutcome,
@@ -202,19 +221,36 @@ fn print_summary(s: &Summary<'_>) {
         d.live_scorecards
     );
     println!("time taken          {:.1?}", s.elapsed);
+    // A server with TLS serves it on both ports.
+    let scheme = if s.grpc_url.starts_with("https://") { "https" } else { "http" };
     let host = s.grpc_url.trim_start_matches("http://").trim_start_matches("https://");
-    // scripts/demo passes SK_HTTP_ADDR to serve; the same default here.
-    let http_addr = std::env::var("SK_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:9464".to_owned());
+    let http_addr = s.http_addr;
+    let console = format!("{scheme}://{http_addr}/ui");
+    let scorekeeper = scorekeeper_command();
     println!("\nWhat next:");
+    if s.server_stops {
+        // The stack's settings, and the cluster's when the demo ran on it.
+        let cluster = match std::env::var("CLICKHOUSE_CLUSTER") {
+            Ok(name) if !name.is_empty() => " && eval \"$(scripts/stack cluster env)\"",
+            _ => "",
+        };
+        println!(
+            "  - scripts/demo stopped its server when the demo ended; the console and the rest below need `scorekeeper serve`, so start it again (or run `scripts/demo --keep-serving` next time):"
+        );
+        println!(
+            "    eval \"$(scripts/stack env)\"{cluster} && {scorekeeper} serve --grpc-addr {host} --http-addr {http_addr} &"
+        );
+    }
     println!(
-        "  - the next two need `scorekeeper serve`; scripts/demo stops its server when the demo ends, so start it again:"
+        "  - the operator console, {console}: log in with either token (both stay valid until revoked):"
     );
-    println!(
-        "    eval \"$(scripts/stack env)\" && target/release/scorekeeper serve --grpc-addr {host} --http-addr {http_addr} &"
-    );
+    println!("    admin token, every page (all customers' jobs and audits, the topology):");
+    println!("      {}", s.admin_token);
+    println!("    customer {}'s token, that customer's jobs and audits only (as in the API):", s.customer);
+    println!("      {}", s.token);
     println!("  - what each write path sent to ClickHouse, and the outbox backlog:");
     println!(
-        "    curl -s http://{http_addr}/metrics | grep -E 'scorekeeper_(clickhouse_rows_written|outbox)'"
+        "    curl -s {scheme}://{http_addr}/metrics | grep -E 'scorekeeper_(clickhouse_rows_written|outbox)'"
     );
     println!(
         "  - query the API yourself with this demo customer's token (serve offers reflection, so no .proto files are needed):"
@@ -224,11 +260,26 @@ fn print_summary(s: &Summary<'_>) {
         "      -d '{{\"group_by\": \"STATS_GROUP_BY_DAY\"}}' {host} scorekeeper.v1.AnalyticsService/GetScoreStats"
     );
     println!("  - the reindex jobs of this customer (`scorekeeper jobs get <id>` for one):");
-    println!("    target/release/scorekeeper jobs list --grpc-url {} --token {}", s.grpc_url, s.token);
+    println!("    {scorekeeper} jobs list --grpc-url {} --token {}", s.grpc_url, s.token);
     println!("  - the ClickHouse copy itself:");
     println!(
         "    SELECT agent_id, count(), avg(total_score) FROM scorekeeper.scorecards FINAL \
          WHERE customer_id = {} AND is_deleted = 0 GROUP BY agent_id ORDER BY agent_id",
         s.customer_id
     );
+}
+
+/// The `scorekeeper` binary beside this one (cargo builds both into the
+/// same directory), relative to the working directory when under it;
+/// plain `scorekeeper` when it is not there.
+fn scorekeeper_command() -> String {
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("scorekeeper")));
+    let Some(path) = beside.filter(|path| path.is_file()) else {
+        return "scorekeeper".to_owned();
+    };
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match path.strip_prefix(&cwd) {
+        Ok(relative) => relative.display().to_string(),
+        Err(_) => path.display().to_string(),
+    }
 }
