@@ -7,6 +7,8 @@ mod autoqa;
 mod autoqa_limits;
 mod bad_input;
 mod cluster;
+mod console;
+mod console_browser;
 mod contract;
 mod fair_sharing;
 mod fuzz_validation;
