@@ -334,6 +334,27 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("counting {table}: {e}"))
     }
 
+    /// Deletes the rows of `table` matching `condition` from ClickHouse only
+    /// (drift, as a hand deletion makes it) and waits until the mutation
+    /// applied: 18.16 applies them in the background.
+    pub async fn clickhouse_delete(&self, table: &str, condition: &str) {
+        let client = self.clickhouse_client();
+        client.query(&format!("ALTER TABLE {table} DELETE WHERE {condition}")).execute().await.unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let left: u64 = client
+                .query(&format!("SELECT count() FROM {table} WHERE {condition}"))
+                .fetch_one()
+                .await
+                .unwrap();
+            if left == 0 {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the mutation on {table} did not apply");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A client of this test's ClickHouse database: the real server, never
     /// through the proxy, so it works while the proxy is cut.
     pub fn clickhouse_client(&self) -> clickhouse::Client {

@@ -61,26 +61,6 @@ async fn ids(env: &TestEnv, query: &str) -> Vec<i64> {
     sql(env, query).await.iter().map(|r| r.get(0)).collect()
 }
 
-/// Runs a ClickHouse mutation and waits until it has been applied (18.16
-/// applies them in the background).
-async fn clickhouse_delete(env: &TestEnv, table: &str, condition: &str) {
-    let client = env.clickhouse_client();
-    client.query(&format!("ALTER TABLE {table} DELETE WHERE {condition}")).execute().await.unwrap();
-    let started = Instant::now();
-    loop {
-        let left: u64 = client
-            .query(&format!("SELECT count() FROM {table} WHERE {condition}"))
-            .fetch_one()
-            .await
-            .unwrap();
-        if left == 0 {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the mutation on {table} did not apply");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// (table, id, kind) of every drifted row found.
 fn named(findings: &Findings) -> BTreeSet<(AuditTable, i64, DriftKind)> {
     findings.rows.iter().map(|r| (r.table, r.id, r.kind)).collect()
@@ -143,7 +123,7 @@ async fn each_kind_of_drift_is_named_by_id_and_the_repair_converges() {
     )
     .await;
     let lost_score = ids(&env, &format!("SELECT min(id) FROM scores WHERE customer_id = {c}")).await[0];
-    clickhouse_delete(&env, "scores", &format!("id = {lost_score}")).await;
+    env.clickhouse_delete("scores", &format!("id = {lost_score}")).await;
     expected.insert((Scores, lost_score, Missing));
 
     // Stale: a scorecard changed in Postgres only (its scores' mirrored
@@ -162,7 +142,7 @@ async fn each_kind_of_drift_is_named_by_id_and_the_repair_converges() {
     let mut older = env.store.scorecard_mirror(&[scorekeeper_domain::ScorecardId(cards[20])]).await.unwrap();
     older.scores.clear();
     older.scorecards[0].version -= 1;
-    clickhouse_delete(&env, "scorecards", &format!("id = {}", cards[20])).await;
+    env.clickhouse_delete("scorecards", &format!("id = {}", cards[20])).await;
     env.analytics.write(WritePath::Reindex, &older).await.unwrap();
     expected.insert((Scorecards, cards[20], Stale));
     // ... and a process scorecard deleted in Postgres whose tombstone never
@@ -250,8 +230,7 @@ async fn slices_are_cut_by_hour_and_id_range_and_a_lost_hour_is_one_range() {
     let c = customer.0;
     // ClickHouse loses hour 3 of the conversations whole ...
     let hour = |h: i64| T0 + h * 3600;
-    clickhouse_delete(
-        &env,
+    env.clickhouse_delete(
         "conversations",
         &format!("toUInt32(started_at) >= {} AND toUInt32(started_at) < {}", hour(3), hour(4)),
     )

@@ -16,7 +16,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use scorekeeper_domain::CustomerId;
 use scorekeeper_proto::coaching::ScorecardTemplateType as Kind;
 use scorekeeper_proto::v1::{JobState, ReindexConversationsPayload};
 use scorekeeper_tests::TestEnv;
@@ -274,7 +273,8 @@ async fn an_operator_watches_cancels_finds_drift_and_repairs_it_in_a_browser() {
     )
     .await;
     assert!(doomed.len() > 50, "the world has conversations on 2026-01-02");
-    clickhouse_delete(&env, drifty.id, &format!("{day} AND id % 9 = 0")).await;
+    env.clickhouse_delete("conversations", &format!("customer_id = {} AND {day} AND id % 9 = 0", drifty.id))
+        .await;
 
     browser.goto("/ui#/drift").await;
     browser.wait("the audit form", "return !!document.querySelector('#run-audit')").await;
@@ -394,26 +394,4 @@ async fn an_operator_watches_cancels_finds_drift_and_repairs_it_in_a_browser() {
     phone.goto("/ui#/jobs").await;
     phone.wait("the jobs list", "return document.querySelectorAll('#jobs tr[data-job-id]').length > 1").await;
     phone.shot("jobs-phone").await;
-}
-
-/// Deletes `customer`'s conversations matching `condition` from ClickHouse
-/// only, and waits until the mutation applied (18.16 applies them in the
-/// background).
-async fn clickhouse_delete(env: &TestEnv, customer: CustomerId, condition: &str) {
-    let client = env.clickhouse_client();
-    let condition = format!("customer_id = {customer} AND {condition}");
-    client.query(&format!("ALTER TABLE conversations DELETE WHERE {condition}")).execute().await.unwrap();
-    let started = Instant::now();
-    loop {
-        let left: u64 = client
-            .query(&format!("SELECT count() FROM conversations WHERE {condition}"))
-            .fetch_one()
-            .await
-            .unwrap();
-        if left == 0 {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the deletion did not apply");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
