@@ -71,3 +71,34 @@ impl IntoResponse for ConsoleError {
         (status, Json(Body { code, message: &self.message })).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table of docs/console.md.
+    #[test]
+    fn each_grpc_code_has_the_documented_http_status() {
+        let table = [
+            (Code::Unauthenticated, 401, "unauthenticated"),
+            (Code::PermissionDenied, 403, "permission_denied"),
+            (Code::InvalidArgument, 400, "invalid_argument"),
+            (Code::NotFound, 404, "not_found"),
+            (Code::Aborted, 409, "aborted"),
+            (Code::ResourceExhausted, 429, "resource_exhausted"),
+            (Code::Unavailable, 503, "unavailable"),
+            (Code::Internal, 500, "internal"),
+        ];
+        for (code, status, word) in table {
+            assert_eq!(http_status(code), (StatusCode::from_u16(status).unwrap(), word), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn an_api_error_keeps_the_code_and_message_the_api_sends() {
+        let error = ConsoleError::from(ApiError::NotFound { what: "job", id: "7".into() });
+        assert_eq!((error.code, error.message.as_str()), (Code::NotFound, "job 7 not found"));
+        let error = ConsoleError::from(Invalid::new("state", "unknown value"));
+        assert_eq!(error.code, Code::InvalidArgument);
+    }
+}

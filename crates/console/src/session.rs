@@ -202,3 +202,61 @@ pub async fn describe(session: Session) -> Json<SessionView> {
         expires_at: session.expires_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_only_by_its_exact_name() {
+        let h = headers(&[("cookie", "a=1; sk_console_x=no; sk_console=abc; b=2")]);
+        assert_eq!(cookie(&h), Some("abc"));
+        let h = headers(&[("cookie", "a=1"), ("cookie", "sk_console=def")]);
+        assert_eq!(cookie(&h), Some("def"));
+        assert_eq!(cookie(&headers(&[("cookie", "sk_consolex=1")])), None);
+        assert_eq!(cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_post_must_come_from_this_host_when_the_browser_says_where_from() {
+        let host = ("host", "127.0.0.1:9464");
+        assert!(same_origin(&headers(&[host])).is_ok(), "no Origin: a client that is not a browser");
+        assert!(same_origin(&headers(&[host, ("origin", "http://127.0.0.1:9464")])).is_ok());
+        assert!(same_origin(&headers(&[host, ("origin", "https://127.0.0.1:9464")])).is_ok());
+        for other in ["http://evil.example", "http://127.0.0.1:9465", "null", "127.0.0.1:9464"] {
+            let refused = same_origin(&headers(&[host, ("origin", other)])).unwrap_err();
+            assert_eq!(refused.code, tonic::Code::PermissionDenied, "{other}");
+        }
+        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:9464")])).is_err(), "no Host to compare");
+    }
+
+    #[test]
+    fn the_csrf_token_must_match_exactly() {
+        let session = Session {
+            principal: Principal { customer_id: scorekeeper_domain::CustomerId(1), is_admin: false },
+            csrf: "abc123".into(),
+            expires_at: Utc::now(),
+            id_hash: Vec::new(),
+        };
+        assert!(session.check_post(&headers(&[(CSRF_HEADER, "abc123")])).is_ok());
+        for wrong in ["abc124", "abc12", "abc1234", ""] {
+            assert!(session.check_post(&headers(&[(CSRF_HEADER, wrong)])).is_err(), "{wrong:?}");
+        }
+        assert!(session.check_post(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_strict_scoped_and_secure_over_tls() {
+        let plain = set_cookie("ab", 60, false);
+        assert_eq!(plain, "sk_console=ab; HttpOnly; SameSite=Strict; Path=/ui; Max-Age=60");
+        assert!(set_cookie("ab", 60, true).to_str().unwrap().ends_with("; Secure"));
+    }
+}
