@@ -4,7 +4,9 @@
 //! audit names drift by id there and its repair converges; a shard killed
 //! (SIGKILL) during an outbox burst and during a reindex makes writes fail
 //! and retry, and nothing is lost once it is back; a replica killed and
-//! restarted loses nothing and answers as Postgres does.
+//! restarted loses nothing and answers as Postgres does; the console of a
+//! real `serve` shows every replica as `system.clusters` names it (to admin
+//! sessions only), a killed shard down and then up again.
 //!
 //! Each test has its own Postgres and ClickHouse database (made ON CLUSTER,
 //! dropped after). The tests run one at a time (nextest group `cluster`):
@@ -24,6 +26,7 @@ use scorekeeper_tests::TestEnv;
 use scorekeeper_tests::cluster::{self, NODE_1, NODE_2, NODE_3};
 use scorekeeper_tests::env::{Customer, Options, bulk_import};
 use scorekeeper_tests::fixtures::*;
+use scorekeeper_tests::process::{http_request, serve};
 use scorekeeper_tests::stored_jobs::{full_reindex, rows_done, wait_job};
 
 const DRAIN: Duration = Duration::from_secs(60);
@@ -347,4 +350,168 @@ async fn a_replica_killed_and_restarted_loses_nothing() {
     assert_eq!(through_node_2, env.clickhouse_scorecards().await);
     assert_eq!(through_node_2.len(), 40, "0 lost");
     assert_in_sync(&env, &[customer.id]).await;
+}
+
+/// How long the console's topology may take to show a change of a node.
+const TOPOLOGY_WITHIN: Duration = Duration::from_secs(30);
+
+/// One replica as the console's topology shows it, or as `system.clusters`
+/// names it (then `up` is true): shard, replica, host, native port, up.
+type ReplicaRow = (u32, u32, String, u16, bool);
+
+/// Logs in to the console of the serve on `port` with `token` (`POST
+/// /ui/login`) and answers the session's `sk_console` cookie.
+async fn console_session(port: u16, token: &str) -> String {
+    let response = http_request(
+        port,
+        "POST",
+        "/ui/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("token={token}").as_bytes(),
+    )
+    .await
+    .expect("the console answers POST /ui/login");
+    assert_eq!(response.status, 303, "logging in with a live token: {response:?}");
+    let cookie = response
+        .headers_named("set-cookie")
+        .into_iter()
+        .find_map(|c| c.split(';').next()?.trim().strip_prefix("sk_console=").map(str::to_owned))
+        .unwrap_or_else(|| panic!("no session cookie: {response:?}"));
+    format!("sk_console={cookie}")
+}
+
+/// `GET /ui/api/topology` with the session `cookie`: 200 and JSON.
+async fn topology(port: u16, cookie: &str) -> serde_json::Value {
+    let response = http_request(port, "GET", "/ui/api/topology", &[("Cookie", cookie)], b"")
+        .await
+        .expect("the console answers GET /ui/api/topology");
+    assert_eq!(response.status, 200, "{response:?}");
+    serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("not JSON ({e}): {response:?}"))
+}
+
+/// The replicas of a topology's `cluster`, shard by shard, in its order.
+fn replicas_shown(topology: &serde_json::Value) -> Vec<ReplicaRow> {
+    let shards = topology["cluster"]["shards"].as_array().unwrap_or_else(|| panic!("no shards: {topology}"));
+    let mut rows = Vec::new();
+    for shard in shards {
+        let number = shard["shard"].as_u64().unwrap_or_else(|| panic!("a shard number: {topology}"));
+        let replicas = shard["replicas"].as_array().unwrap_or_else(|| panic!("no replicas: {topology}"));
+        for r in replicas {
+            let field = |name: &str| r[name].as_u64().unwrap_or_else(|| panic!("replica {name}: {topology}"));
+            rows.push((
+                number as u32,
+                field("replica") as u32,
+                r["host"].as_str().unwrap_or_else(|| panic!("replica host: {topology}")).to_owned(),
+                field("port") as u16,
+                r["up"].as_bool().unwrap_or_else(|| panic!("replica up: {topology}")),
+            ));
+        }
+    }
+    rows
+}
+
+/// Polls the topology until `wanted` holds of its replicas; answers how
+/// long that took. Fails after [`TOPOLOGY_WITHIN`] with the last answer.
+async fn wait_topology(
+    port: u16,
+    cookie: &str,
+    what: &str,
+    wanted: impl Fn(&[ReplicaRow]) -> bool,
+) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = topology(port, cookie).await;
+        assert!(answer["cluster"]["error"].is_null(), "{what}: node 1 answers: {answer}");
+        if wanted(&replicas_shown(&answer)) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < TOPOLOGY_WITHIN, "{what}: not within {TOPOLOGY_WITHIN:?}: {answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET /ui/api/topology` on a real `serve` on the cluster: an admin
+/// session sees the cluster by name and every replica where node 1's
+/// `system.clusters` puts it, all up; the killed node 3 (all of shard 2)
+/// shown down while the others stay up, and up again once it is back
+/// (each within 30 s); a customer's session sees no cluster at all.
+#[tokio::test]
+async fn the_console_shows_each_replica_and_a_killed_shard_down_then_up() {
+    // The in-process server does nothing: the serve under test is the one
+    // whose console answers.
+    let (_turn, env) = start(Options { dispatcher: false, worker: false, ..Options::default() }).await;
+    let cluster = env.cluster.clone().expect("a cluster test");
+    assert_eq!(cluster.url, cluster.nodes[NODE_1 - 1], "serve talks to node 1 (SK_CLUSTER_URL)");
+    let customer = env.customer("acme").await;
+    let admin = env.admin(&customer).await;
+    let binary = scorekeeper_testbed::binary::serve_binary().expect("the scorekeeper binary");
+    let process =
+        serve(binary, &env).without_worker().start(DRAIN).await.expect("serve answers /health within 60 s");
+    let port = process.http_port();
+
+    // The cluster as node 1 (the node serve talks to) knows it.
+    let database = &env.clickhouse_config().database;
+    let known: Vec<(u32, u32, String, u16)> = cluster
+        .node_client(NODE_1, database)
+        .query(
+            "SELECT shard_num, replica_num, host_name, port FROM system.clusters \
+             WHERE cluster = ? ORDER BY shard_num, replica_num",
+        )
+        .bind(&cluster.name)
+        .fetch_all()
+        .await
+        .expect("system.clusters on node 1");
+    let layout: Vec<(u32, usize)> = [1, 2].map(|s| (s, known.iter().filter(|r| r.0 == s).count())).into();
+    assert_eq!(
+        (known.len(), layout),
+        (3, vec![(1, 2), (2, 1)]),
+        "shard 1: 2 replicas, shard 2: 1: {known:?}"
+    );
+    // Which replica node 3 is: the one its own system.clusters calls local
+    // (18.16 marks every replica of the node's shard, later versions the
+    // node alone: the same for a shard of one). It is all of shard 2, and
+    // node 1, which serve talks to, is in shard 1.
+    let local_to = |node| {
+        cluster
+            .node_client(node, database)
+            .query("SELECT shard_num, replica_num FROM system.clusters WHERE cluster = ? AND is_local = 1")
+            .bind(&cluster.name)
+            .fetch_all::<(u32, u32)>()
+    };
+    let node_3 = local_to(NODE_3).await.expect("system.clusters on node 3");
+    assert_eq!(node_3, vec![(2, 1)], "node 3 is shard 2's only replica");
+    let node_1 = local_to(NODE_1).await.expect("system.clusters on node 1");
+    assert!(!node_1.is_empty() && node_1.iter().all(|(s, _)| *s == 1), "node 1 is in shard 1: {node_1:?}");
+    let all_up: Vec<ReplicaRow> = known.iter().map(|(s, r, h, p)| (*s, *r, h.clone(), *p, true)).collect();
+    let node_3_down: Vec<ReplicaRow> =
+        all_up.iter().cloned().map(|(s, r, h, p, _)| (s, r, h, p, (s, r) != node_3[0])).collect();
+
+    // A customer's session sees whether the dependencies answer, never the hosts.
+    let customer_session = console_session(port, &customer.token).await;
+    let seen = topology(port, &customer_session).await;
+    assert!(seen["cluster"].is_null(), "the cluster is admin only: {seen}");
+    assert_eq!(seen["clickhouse"], true, "{seen}");
+
+    // An admin's: the cluster by name, every replica where system.clusters
+    // says, all up.
+    let admin_session = console_session(port, &admin.token).await;
+    let seen = topology(port, &admin_session).await;
+    for dependency in ["checked", "postgres", "clickhouse"] {
+        assert_eq!(seen[dependency], true, "{dependency}: {seen}");
+    }
+    assert_eq!(seen["cluster"]["name"], cluster.name.as_str(), "{seen}");
+    assert!(seen["cluster"]["error"].is_null(), "{seen}");
+    assert_eq!(replicas_shown(&seen), all_up, "{seen}");
+
+    // Shard 2 killed: its replica is shown down, the others up.
+    cluster::kill_node(NODE_3).expect("killing node 3 (shard 2)");
+    let down = wait_topology(port, &admin_session, "node 3 down", |r| r == node_3_down).await;
+    // Back: every replica up again.
+    let restarted = std::time::Instant::now();
+    cluster::cluster_up().expect("bringing node 3 back");
+    let restart = restarted.elapsed();
+    let up = wait_topology(port, &admin_session, "node 3 back", |r| r == all_up).await;
+    eprintln!(
+        "topology: node 3 shown down {down:?} after its kill; up {up:?} after `cluster up` ({restart:?})"
+    );
 }
