@@ -938,7 +938,9 @@
     const heatLegend = h('ul', { class: 'legend heat-legend' },
       h('li', null, h('span', { class: 'swatch none' }), 'no rows'),
       h('li', null, h('span', { class: 'swatch clean' }), 'no drift'),
-      h('li', null, h('span', { class: 'swatch ramp' }), `1 … ${Math.max(maxDrift, 1)} drifted rows (log scale)`));
+      maxDrift > 0
+        ? h('li', null, h('span', { class: 'swatch ramp' }), `1 … ${maxDrift} drifted rows (log scale)`)
+        : null);
 
     const undated = rows.filter((r) => !r.day);
     const undatedNote = undated.length ? h('p', { class: 'note' },

@@ -248,7 +248,6 @@ async fn an_operator_watches_cancels_finds_drift_and_repairs_it_in_a_browser() {
         job.id
     );
     browser.wait("the cancelled job in the list", &row).await;
-    browser.shot("jobs").await;
 
     // Drift: drifty's world mirrored by a reindex, then some of its
     // conversations of 2026-01-02 deleted from ClickHouse only.
@@ -368,6 +367,14 @@ async fn an_operator_watches_cancels_finds_drift_and_repairs_it_in_a_browser() {
         )
         .await;
     browser.shot("topology").await;
+    browser.goto("/ui#/jobs").await;
+    browser
+        .wait(
+            "every job in the list",
+            "return document.querySelectorAll('#jobs tr[data-job-id]').length >= 4",
+        )
+        .await;
+    browser.shot("jobs").await;
 
     // A customer token cannot open another customer's job by its URL.
     browser.log_in(&beta.token).await;
