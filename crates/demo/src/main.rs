@@ -5,7 +5,8 @@
 //! The story, one function per step: an operator creates a customer, its
 //! API token and an admin token (for the operator console); the customer
 //! defines a conversation template (with AutoQA rules) and a process
-//! template; uploads a few thousand synthetic conversations; indexes them into ClickHouse; lets AutoQA score them
+//! template; uploads a few thousand synthetic conversations; indexes them
+//! into ClickHouse; lets AutoQA score them
 //! (checking every score against what its transcript was written to earn,
 //! then running it again to show it is idempotent); has reviewers create,
 //! update and delete manual scorecards; reads the analytics from ClickHouse

@@ -376,16 +376,22 @@ pub(crate) async fn create_job(
         )
         .into());
     }
-    let (new, customer) = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
+    let (new, customer, customer_field) = match r.payload.as_ref().and_then(|p| p.payload.as_ref()) {
         Some(Payload::ReindexConversations(p)) if job_type == JobType::ReindexConversations => {
             let spec = reindex_spec(principal, p)?;
             // The one builder of reindex jobs, as the schedule's and the
             // audit's repair: type, activities and attempts from the job type.
-            (scorekeeper_sync::reindex::new_job(&spec, spec.scope.customer_id), spec.scope.customer_id)
+            let customer = spec.scope.customer_id;
+            (scorekeeper_sync::reindex::new_job(&spec, customer), customer, payload_field("customer_id"))
         }
         Some(Payload::Audit(p)) if job_type == JobType::Audit => {
             let spec = audit_spec(state, principal, p).await?;
-            (scorekeeper_sync::audit::job::new_job(&spec, spec.scope.customer_id), spec.scope.customer_id)
+            let customer = spec.scope.customer_id;
+            (
+                scorekeeper_sync::audit::job::new_job(&spec, customer),
+                customer,
+                "payload.audit.customer_id".into(),
+            )
         }
         _ => {
             return Err(Invalid::new(
@@ -400,7 +406,7 @@ pub(crate) async fn create_job(
     if let Some(customer) = customer
         && !state.store.customer_exists(customer).await?
     {
-        return Err(Invalid::new("payload.customer_id", format!("unknown customer {customer}")).into());
+        return Err(Invalid::new(customer_field, format!("unknown customer {customer}")).into());
     }
     let (job, _) = if principal.is_admin {
         state.job_store.create_job(&new).await?
