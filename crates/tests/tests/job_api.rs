@@ -14,8 +14,8 @@ use prost::encoding::{WireType, encode_key, encode_varint};
 use scorekeeper_jobs::JobFilter;
 use scorekeeper_proto::v1::job_payload::Payload;
 use scorekeeper_proto::v1::{
-    CancelJobRequest, CreateJobRequest, GetJobRequest, Job, JobPayload, JobState, JobType, ListJobsRequest,
-    ReindexConversationsPayload, ReindexTimeBase,
+    AuditPayload, CancelJobRequest, CreateJobRequest, GetJobRequest, Job, JobPayload, JobState, JobType,
+    ListJobsRequest, ReindexConversationsPayload, ReindexTimeBase,
 };
 use scorekeeper_sync::reindex::ReindexSettings;
 use scorekeeper_tests::env::Options;
@@ -424,4 +424,58 @@ async fn a_running_job_stops_at_a_batch_boundary_when_cancelled() {
     });
     let finished = run_job(&mut api, small, "a small job").await;
     assert_eq!(cancel_job(&mut api, &finished.id).await, finished, "cancelling a finished job changes it");
+}
+
+fn audit_request(customer_id: i64, repair: bool) -> CreateJobRequest {
+    CreateJobRequest {
+        r#type: JobType::Audit as i32,
+        payload: Some(JobPayload {
+            payload: Some(Payload::Audit(AuditPayload { customer_id, repair, ..Default::default() })),
+        }),
+    }
+}
+
+/// CreateJob takes audit jobs (the console starts its audits and repairs
+/// so) under the Audit call's rules: a customer token audits only its own
+/// customer, all customers (0) only an admin, a window needs both ends, and
+/// the job answers with its payload and activities.
+#[tokio::test]
+async fn audit_jobs_are_created_under_the_audit_calls_rules() {
+    let env = TestEnv::start_with(Options { worker: false, ..Options::default() }).await;
+    let acme = env.customer("acme").await;
+    let beta = env.customer("beta").await;
+    let mut jobs = acme.jobs();
+
+    refused(
+        "all customers from a customer token",
+        create_job(&mut jobs, audit_request(0, false)).await,
+        Code::PermissionDenied,
+    );
+    refused(
+        "another customer",
+        create_job(&mut jobs, audit_request(beta.id.0, false)).await,
+        Code::PermissionDenied,
+    );
+    let mut half = audit_request(acme.id.0, false);
+    if let Some(JobPayload { payload: Some(Payload::Audit(p)) }) = half.payload.as_mut() {
+        p.start_time = ts(T0);
+    }
+    assert_invalid("a window without its end", create_job(&mut jobs, half).await, "end_time");
+    assert_no_jobs(&env, "refused audit jobs").await;
+
+    let job = created(&mut jobs, audit_request(acme.id.0, true)).await;
+    assert_eq!(job.r#type, JobType::Audit as i32);
+    assert_eq!(activities(&job), ["audit", "repair", "verify"]);
+    match job.payload.and_then(|p| p.payload) {
+        Some(Payload::Audit(p)) => assert_eq!((p.customer_id, p.repair), (acme.id.0, true)),
+        other => panic!("the audit job answered with payload {other:?}"),
+    }
+    let admin = env.admin(&acme).await;
+    let all = created(&mut admin.jobs(), audit_request(0, false)).await;
+    assert_eq!((all.customer_id, activities(&all)), (0, vec!["audit"]));
+    refused(
+        "an unknown customer",
+        create_job(&mut admin.jobs(), audit_request(999_999, false)).await,
+        Code::InvalidArgument,
+    );
 }
