@@ -52,6 +52,14 @@ impl Failure {
     }
 }
 
+/// A live token as Postgres answered it, with the cache epoch read before
+/// the lookup (what [`TokenCache::insert`] needs to refuse a stale entry).
+struct Found {
+    id: TokenId,
+    principal: Principal,
+    before: Epoch,
+}
+
 pub struct Authenticator {
     store: Store,
     cache: Arc<TokenCache>,
@@ -98,23 +106,22 @@ impl Authenticator {
         if let Some(principal) = self.cache.get(&key) {
             return Ok(principal);
         }
-        let (id, (before, principal)) = self.look_up(token, peer).await?;
+        let found = self.look_up(token, peer).await?;
         // Cached only if no revocation was heard since the lookup began.
-        self.cache.insert(key, id, principal, before);
-        Ok(principal)
+        self.cache.insert(key, found.id, found.principal, found.before);
+        Ok(found.principal)
     }
 
     /// Checks `token`, presented from `peer`, as every call's token is
     /// checked (same refusals, counted and throttled the same), without
     /// the cache: for a console login, which needs the token's id.
     pub async fn check_token(&self, token: &str, peer: Option<IpAddr>) -> ApiResult<(TokenId, Principal)> {
-        let (id, (_, principal)) = self.look_up(token.trim(), peer).await?;
-        Ok((id, principal))
+        let found = self.look_up(token.trim(), peer).await?;
+        Ok((found.id, found.principal))
     }
 
-    /// Looks `token` up in Postgres, within the throttle of `peer`: its id,
-    /// and the cache epoch read before the lookup with its principal.
-    async fn look_up(&self, token: &str, peer: Option<IpAddr>) -> ApiResult<(TokenId, (Epoch, Principal))> {
+    /// Looks `token` up in Postgres, within the throttle of `peer`.
+    async fn look_up(&self, token: &str, peer: Option<IpAddr>) -> ApiResult<Found> {
         let prefix = tenants::public_prefix(token);
         if !self.throttle.try_acquire(peer) {
             return Err(self.refuse(Failure::Throttled, peer, prefix));
@@ -130,7 +137,7 @@ impl Authenticator {
         match found {
             TokenLookup::Live { id, principal } => {
                 self.throttle.refund(peer);
-                Ok((id, (before, principal)))
+                Ok(Found { id, principal, before })
             }
             TokenLookup::Revoked { .. } => Err(self.refuse(Failure::Revoked, peer, prefix)),
             TokenLookup::Unknown if prefix.is_none() => Err(self.refuse(Failure::Malformed, peer, None)),
