@@ -56,7 +56,8 @@ pub async fn list(
         }
     };
     let request = ListJobsRequest {
-        state: filter_word("state", &filter.state, views::state_of_word)?.map_or(0, |s| s as i32),
+        state: filter_word("state", &filter.state, scorekeeper_proto::words::job_state_of)?
+            .map_or(0, |s| s as i32),
         r#type: filter_word("type", &filter.job_type, views::type_of_word)?.map_or(0, |t| t as i32),
         customer_id,
         page_size: PAGE_SIZE,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use scorekeeper_proto::coaching::ScorecardTemplateType;
 use scorekeeper_proto::v1::job_payload::Payload;
-use scorekeeper_proto::v1::{Job, JobState, JobType};
+use scorekeeper_proto::v1::{Job, JobType};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -74,35 +74,12 @@ fn time(t: Option<&Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| scorekeeper_proto::time::from_timestamp(t).ok())
 }
 
-pub fn job_type_word(t: i32) -> &'static str {
+fn job_type_word(t: i32) -> &'static str {
     match JobType::try_from(t) {
         Ok(JobType::ReindexConversations) => "reindex",
         Ok(JobType::Audit) => "audit",
         _ => "unknown",
     }
-}
-
-pub fn state_word(s: i32) -> &'static str {
-    match JobState::try_from(s) {
-        Ok(JobState::Queued) => "queued",
-        Ok(JobState::Running) => "running",
-        Ok(JobState::Succeeded) => "succeeded",
-        Ok(JobState::Failed) => "failed",
-        Ok(JobState::Cancelled) => "cancelled",
-        _ => "unknown",
-    }
-}
-
-/// The state of `word` on the wire, for a filter; `None` for no filter.
-pub fn state_of_word(word: &str) -> Option<JobState> {
-    Some(match word {
-        "queued" => JobState::Queued,
-        "running" => JobState::Running,
-        "succeeded" => JobState::Succeeded,
-        "failed" => JobState::Failed,
-        "cancelled" => JobState::Cancelled,
-        _ => return None,
-    })
 }
 
 pub fn type_of_word(word: &str) -> Option<JobType> {
@@ -140,7 +117,7 @@ impl From<&Job> for JobView {
             id: job.id.clone(),
             customer_id,
             job_type: job_type_word(job.r#type),
-            state: state_word(job.state),
+            state: scorekeeper_proto::words::job_state(job.state),
             scorecard_types,
             repair,
             created_at: time(job.created_at.as_ref()),

@@ -1,10 +1,12 @@
 //! Generated code for the scorekeeper gRPC contract (`proto/`), the
 //! encoded file descriptor set that server reflection serves, and the
-//! conversions of the wire's well-known types ([`time`]), and the codec the
-//! generated code uses ([`codec`]).
+//! conversions of the wire's well-known types ([`time`]), the codec the
+//! generated code uses ([`codec`]), and the words of the job states
+//! ([`words`]).
 
 pub mod codec;
 pub mod time;
+pub mod words;
 
 #[allow(clippy::all, missing_docs)]
 pub mod scorekeeper {

@@ -1,8 +1,8 @@
 //! Jobs as `scorekeeper reindex` and `scorekeeper jobs` print them.
 
 use scorekeeper_proto::coaching::ScorecardTemplateType;
+use scorekeeper_proto::v1::Job;
 use scorekeeper_proto::v1::job_payload::Payload;
-use scorekeeper_proto::v1::{Job, JobState};
 use serde::Serialize;
 
 use super::rfc3339;
@@ -65,16 +65,7 @@ pub struct ErrorView {
 }
 
 /// The word for a job state, as the CLI prints it.
-pub fn state_word(state: i32) -> &'static str {
-    match JobState::try_from(state) {
-        Ok(JobState::Queued) => "queued",
-        Ok(JobState::Running) => "running",
-        Ok(JobState::Succeeded) => "succeeded",
-        Ok(JobState::Failed) => "failed",
-        Ok(JobState::Cancelled) => "cancelled",
-        _ => "unknown",
-    }
-}
+pub use scorekeeper_proto::words::job_state as state_word;
 
 impl From<&Job> for JobView {
     fn from(job: &Job) -> JobView {
