@@ -5,12 +5,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use scorekeeper_proto::v1::ListJobsRequest;
+use scorekeeper_proto::words;
 use serde::{Deserialize, Serialize};
 
 use crate::Console;
 use crate::error::ConsoleResult;
 use crate::session::Session;
-use crate::views::{self, JobView};
+use crate::views::JobView;
 
 /// Jobs a page of the list holds.
 const PAGE_SIZE: i32 = 50;
@@ -56,9 +57,8 @@ pub async fn list(
         }
     };
     let request = ListJobsRequest {
-        state: filter_word("state", &filter.state, scorekeeper_proto::words::job_state_of)?
-            .map_or(0, |s| s as i32),
-        r#type: filter_word("type", &filter.job_type, views::type_of_word)?.map_or(0, |t| t as i32),
+        state: filter_word("state", &filter.state, words::job_state_of)?.map_or(0, |s| s as i32),
+        r#type: filter_word("type", &filter.job_type, words::job_type_of)?.map_or(0, |t| t as i32),
         customer_id,
         page_size: PAGE_SIZE,
         page_token: filter.page_token,

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use scorekeeper_proto::coaching::ScorecardTemplateType;
+use scorekeeper_proto::v1::Job;
 use scorekeeper_proto::v1::job_payload::Payload;
-use scorekeeper_proto::v1::{Job, JobType};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -74,22 +74,6 @@ fn time(t: Option<&Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| scorekeeper_proto::time::from_timestamp(t).ok())
 }
 
-fn job_type_word(t: i32) -> &'static str {
-    match JobType::try_from(t) {
-        Ok(JobType::ReindexConversations) => "reindex",
-        Ok(JobType::Audit) => "audit",
-        _ => "unknown",
-    }
-}
-
-pub fn type_of_word(word: &str) -> Option<JobType> {
-    Some(match word {
-        "reindex" => JobType::ReindexConversations,
-        "audit" => JobType::Audit,
-        _ => return None,
-    })
-}
-
 impl From<&Job> for JobView {
     fn from(job: &Job) -> JobView {
         let payload = job.payload.as_ref().and_then(|p| p.payload.as_ref());
@@ -116,7 +100,7 @@ impl From<&Job> for JobView {
         JobView {
             id: job.id.clone(),
             customer_id,
-            job_type: job_type_word(job.r#type),
+            job_type: scorekeeper_proto::words::job_type(job.r#type),
             state: scorekeeper_proto::words::job_state(job.state),
             scorecard_types,
             repair,
