@@ -5,8 +5,6 @@
 
 use std::net::IpAddr;
 
-use scorekeeper_domain::CustomerId;
-use scorekeeper_domain::Invalid;
 use scorekeeper_proto::v1::{
     CancelJobRequest, CreateJobRequest, GetJobRequest, Job, ListJobsRequest, ListJobsResponse,
 };
@@ -69,28 +67,16 @@ impl Calls {
     /// refuses it); an admin token every audit, or `customer_id`'s when
     /// it is not 0.
     pub async fn recent_audits(&self, principal: Principal, customer_id: i64) -> ApiResult<Vec<StoredAudit>> {
-        if customer_id < 0 {
-            return Err(Invalid::new("customer_id", "must not be negative").into());
-        }
-        let customer = match principal.is_admin {
-            false if customer_id == 0 || customer_id == principal.customer_id.0 => {
-                Some(principal.customer_id)
-            }
-            false => {
-                return Err(Invalid::new("customer_id", "a customer token lists only its own audits").into());
-            }
-            true => (customer_id > 0).then_some(CustomerId(customer_id)),
-        };
+        let customer = jobs::listed_customer(principal, customer_id, "audits")?;
         Ok(self.0.store.recent_audits(customer, AUDITS_LISTED).await?)
     }
 
     /// The stored audit `id`, if `principal` may see it (a customer token:
     /// its own customer's; another's is not found, as GetJob answers).
     pub async fn stored_audit(&self, principal: Principal, id: i64) -> ApiResult<StoredAudit> {
-        let visible = (!principal.is_admin).then_some(principal.customer_id);
         self.0
             .store
-            .stored_audit(id, visible)
+            .stored_audit(id, jobs::visible_customer(principal))
             .await?
             .ok_or(ApiError::NotFound { what: "audit", id: id.to_string() })
     }

@@ -26,9 +26,29 @@ pub struct Jobs(pub ApiState);
 /// Largest batch size a payload may ask for.
 const MAX_BATCH_SIZE: i32 = 100_000;
 
-/// Which customer's jobs the caller may see: `None` for an admin (all).
-fn visible_customer(principal: Principal) -> Option<CustomerId> {
+/// Which customer's jobs (and stored audits) the caller may see: `None`
+/// for an admin (all).
+pub(crate) fn visible_customer(principal: Principal) -> Option<CustomerId> {
     (!principal.is_admin).then_some(principal.customer_id)
+}
+
+/// The customer a list asks for as `customer_id` (0: no filter), as
+/// `principal` may list `what`: a customer token lists its own, whatever
+/// it asks for, and asking for another is refused; an admin lists any one
+/// customer, or all.
+pub(crate) fn listed_customer(
+    principal: Principal,
+    customer_id: i64,
+    what: &str,
+) -> Checked<Option<CustomerId>> {
+    if customer_id < 0 {
+        return Err(Invalid::new("customer_id", "must not be negative"));
+    }
+    match visible_customer(principal) {
+        Some(own) if customer_id == 0 || customer_id == own.0 => Ok(Some(own)),
+        Some(_) => Err(Invalid::new("customer_id", format!("a customer token lists only its own {what}"))),
+        None => Ok((customer_id > 0).then_some(CustomerId(customer_id))),
+    }
 }
 
 /// A field of the reindex payload, as the client spells it.
@@ -300,17 +320,7 @@ fn jobs_page(principal: Principal, r: &ListJobsRequest) -> Checked<JobsPage> {
         JobType::Unspecified => None,
         t => Some(t as i16),
     };
-    if r.customer_id < 0 {
-        return Err(Invalid::new("customer_id", "must not be negative"));
-    }
-    let customer_id = match visible_customer(principal) {
-        // A customer token lists its own jobs, whatever it asks for.
-        Some(own) if r.customer_id == 0 || r.customer_id == own.0 => Some(own),
-        Some(_) => {
-            return Err(Invalid::new("customer_id", "a customer token lists only its own jobs"));
-        }
-        None => (r.customer_id > 0).then_some(CustomerId(r.customer_id)),
-    };
+    let customer_id = listed_customer(principal, r.customer_id, "jobs")?;
     let (size, _) = validate::page(r.page_size, "")?;
     Ok(JobsPage {
         filter: JobFilter { state, job_type, customer_id },
